@@ -1,0 +1,149 @@
+"""Batched, streaming embedding: decode on worker threads while the model runs, cache by content."""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .cache import EmbeddingCache, content_digest
+from .images import ImageError, load_image
+
+
+@dataclass
+class Batch:
+    """Vectors for `positions` (indexes into the input list); rows in the same order."""
+
+    positions: list[int]
+    vectors: np.ndarray
+
+
+@dataclass
+class EmbedReport:
+    embedded: int = 0
+    from_cache: int = 0
+    failures: list[ImageError] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = f"{self.embedded} embedded, {self.from_cache} from cache, {len(self.failures)} skipped"
+        if self.failures:
+            text += ":\n" + "\n".join(f"  {f.path}: {f.reason}" for f in self.failures)
+        return text
+
+
+def bounded_map(fn: Callable, items: Iterable, workers: int, ahead: int) -> Iterator:
+    """`map` on a thread pool that keeps at most `ahead` results in flight (bounded memory)."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _read(path: str) -> tuple[str, bytes | ImageError]:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return path, ImageError(path, f"cannot read file ({exc.strerror or exc})")
+    return path, data
+
+
+def iter_embeddings(
+    paths: Sequence[str | Path],
+    embedder,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 16,
+    workers: int = 2,
+    report: EmbedReport | None = None,
+    progress: bool = True,
+) -> Iterator[Batch]:
+    """Yield embeddings for `paths` batch by batch; unreadable images are skipped into `report`.
+
+    Only one batch of decoded images (plus a short read-ahead) is held in memory at a time.
+    """
+    report = report if report is not None else EmbedReport()
+    paths = [str(p) for p in paths]
+    bar = tqdm(total=len(paths), desc=f"embed {embedder.name}", unit="img", disable=not progress)
+    pending: list[tuple[int, str, bytes]] = []
+
+    def flush_pending() -> Iterator[Batch]:
+        yield from _embed_misses(pending, embedder, cache, batch_size, workers, report, bar)
+        pending.clear()
+
+    for start in range(0, len(paths), 4 * batch_size):
+        chunk = list(enumerate(paths[start : start + 4 * batch_size], start=start))
+        hits, misses = _look_up(chunk, embedder, cache, report)
+        if hits.positions:
+            bar.update(len(hits.positions))
+            yield hits
+        pending.extend(misses)
+        if len(pending) >= batch_size:
+            yield from flush_pending()
+    yield from flush_pending()
+    bar.close()
+
+
+def _look_up(chunk, embedder, cache, report) -> tuple[Batch, list]:
+    """Read a chunk of files; return the cached vectors and the (position, path, bytes) misses."""
+    read = [(pos, *_read(path)) for pos, path in chunk]
+    for _, _, data in read:
+        if isinstance(data, ImageError):
+            report.failures.append(data)
+    readable = [(pos, path, data) for pos, path, data in read if not isinstance(data, ImageError)]
+    digests = [content_digest(data) for _, _, data in readable]
+    found = cache.get_many(embedder.key, digests) if cache else {}
+    hit_rows = [(pos, found[d]) for (pos, _, _), d in zip(readable, digests) if d in found]
+    misses = [item for item, d in zip(readable, digests) if d not in found]
+    report.from_cache += len(hit_rows)
+    vectors = np.stack([v for _, v in hit_rows]) if hit_rows else np.empty((0, embedder.dim), np.float32)
+    return Batch([p for p, _ in hit_rows], vectors), misses
+
+
+def _embed_misses(items, embedder, cache, batch_size, workers, report, bar) -> Iterator[Batch]:
+    def prepare(item):
+        pos, path, data = item
+        try:
+            return pos, content_digest(data), embedder.preprocess(load_image(path, data=data, min_side=embedder.min_side))
+        except ImageError as exc:
+            return pos, None, exc
+
+    positions, digests, tensors = [], [], []
+    for pos, digest, tensor in bounded_map(prepare, items, workers, ahead=2 * batch_size):
+        bar.update(1)
+        if isinstance(tensor, ImageError):
+            report.failures.append(tensor)
+            continue
+        positions.append(pos), digests.append(digest), tensors.append(tensor)
+        if len(tensors) == batch_size:
+            yield _run_model(positions, digests, tensors, embedder, cache, report)
+            positions, digests, tensors = [], [], []
+    if tensors:
+        yield _run_model(positions, digests, tensors, embedder, cache, report)
+
+
+def _run_model(positions, digests, tensors, embedder, cache, report) -> Batch:
+    vectors = embedder.embed(torch.stack(tensors))
+    if cache:
+        cache.put_many(embedder.key, digests, vectors)
+    report.embedded += len(positions)
+    return Batch(list(positions), vectors)
+
+
+def embed_paths(paths, embedder, cache=None, batch_size=16, progress=True) -> tuple[np.ndarray, list[int], EmbedReport]:
+    """Embed all `paths`: (vectors in input order, positions that succeeded, report)."""
+    report = EmbedReport()
+    batches = list(iter_embeddings(paths, embedder, cache, batch_size, report=report, progress=progress))
+    positions = [p for b in batches for p in b.positions]
+    if not positions:
+        return np.empty((0, embedder.dim), np.float32), [], report
+    vectors = np.concatenate([b.vectors for b in batches])
+    order = np.argsort(positions, kind="stable")
+    return vectors[order], sorted(positions), report

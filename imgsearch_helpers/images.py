@@ -1,0 +1,100 @@
+"""The one image decoder of the package: any file in, an upright RGB image out, or a clear error."""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# 64 megapixels: a 8000 x 8000 photo passes, a decompression bomb does not.
+MAX_PIXELS = 64_000_000
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as an image; names the file and the reason."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def load_image(
+    path, data: bytes | None = None, max_pixels: int = MAX_PIXELS, min_side: int | None = None
+) -> Image.Image:
+    """Decode `path` (or its already-read bytes `data`) to an upright RGB image.
+
+    `min_side` lets large JPEGs decode at a reduced scale (never below `min_side` pixels on the
+    short side), which is much faster and loses nothing a 224-pixel model can see.
+    """
+    path = Path(path)
+    if data is None:
+        _check_file(path)
+    elif not data:
+        raise ImageError(path, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data) if data is not None else path)
+            _check_size(path, image, max_pixels)
+            if min_side:
+                _reduce_while_decoding(image, min_side)
+            image.load()
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(path, "not an image file (unrecognised format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(path, f"image too large ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(path, f"corrupt or truncated image ({exc})") from None
+    return to_rgb(ImageOps.exif_transpose(image))
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise ImageError(path, "file not found")
+    if not path.is_file():
+        raise ImageError(path, "not a file")
+    if path.stat().st_size == 0:
+        raise ImageError(path, "empty file (0 bytes)")
+
+
+def _check_size(path: Path, image: Image.Image, max_pixels: int) -> None:
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageError(path, f"image too large: {width} x {height} pixels (limit {max_pixels:,})")
+    if width == 0 or height == 0:
+        raise ImageError(path, f"image has no pixels ({width} x {height})")
+
+
+def _reduce_while_decoding(image: Image.Image, min_side: int) -> None:
+    if image.format != "JPEG":
+        return
+    scale = min(image.size) // min_side  # JPEG decoders can shrink by 1/2, 1/4, 1/8
+    if scale >= 2:
+        image.draft("RGB", (image.size[0] // scale, image.size[1] // scale))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to RGB: transparency onto white, 16-bit and float scaled to 8-bit."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return _scale_to_8bit(image).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+
+
+def _scale_to_8bit(image: Image.Image) -> Image.Image:
+    pixels = np.asarray(image, dtype=np.float64)
+    low, high = float(pixels.min()), float(pixels.max())
+    span = high - low if high > low else 1.0
+    return Image.fromarray(((pixels - low) / span * 255.0).round().astype(np.uint8), mode="L")

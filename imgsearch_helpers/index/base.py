@@ -1,0 +1,63 @@
+"""The small interface every index engine implements, and helpers they share."""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+METRICS = ("L2", "IP", "COSINE")
+
+
+class IndexError_(RuntimeError):
+    """Base class for index problems the user can act on."""
+
+
+class DimensionMismatchError(IndexError_):
+    pass
+
+
+class EngineUnavailableError(IndexError_):
+    pass
+
+
+class SearchEngine(Protocol):
+    name: str
+    metric: str
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Insert or replace rows by id (re-adding an id replaces it: ingest is idempotent)."""
+
+    def commit(self) -> None:
+        """Make everything added searchable through the index (flush, build, load)."""
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k ids and distances per query row; missing hits are id -1."""
+
+    def count(self) -> int: ...
+
+    def drop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def as_matrix(vectors, dim: int | None = None) -> np.ndarray:
+    """2-D C-contiguous float32, with a clear error for a wrong width."""
+    matrix = np.ascontiguousarray(np.atleast_2d(np.asarray(vectors, dtype=np.float32)))
+    if matrix.ndim != 2:
+        raise ValueError(f"expected a 2-D array of vectors, got shape {matrix.shape}")
+    if dim is not None and matrix.shape[1] != dim:
+        raise DimensionMismatchError(f"vectors have dimension {matrix.shape[1]}, the index expects {dim}")
+    return matrix
+
+
+def check_metric(metric: str) -> str:
+    metric = metric.upper()
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
+    return metric
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)

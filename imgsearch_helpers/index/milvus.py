@@ -1,0 +1,192 @@
+"""Milvus through MilvusClient: a local path runs embedded Milvus Lite, an http(s) URI any server."""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from ..config import is_milvus_lite
+from .base import DimensionMismatchError, EngineUnavailableError, IndexError_, as_matrix, check_metric
+
+ID_FIELD, VECTOR_FIELD = "id", "embedding"
+INSERT_ROWS = 512
+# Build parameters each index type accepts, and the search parameter that tunes it.
+BUILD_PARAMS = {"FLAT": (), "IVF_FLAT": ("nlist",), "IVF_SQ8": ("nlist",), "HNSW": ("M", "efConstruction"),
+                "HNSW_SQ": ("M", "efConstruction"), "AUTOINDEX": ()}
+SEARCH_PARAMS = {"IVF_FLAT": ("nprobe",), "IVF_SQ8": ("nprobe",), "HNSW": ("ef",), "HNSW_SQ": ("ef",)}
+
+
+class DatabaseLockedError(IndexError_):
+    pass
+
+
+class MilvusEngine:
+    """One collection: id (INT64 primary key) + embedding (FLOAT_VECTOR).
+
+    `add` upserts by id, so ingesting the same images again replaces rows instead of duplicating
+    them. Milvus builds an index only over flushed data, so `commit` flushes, then (re)builds the
+    index when the requested one differs from what `describe_index` reports, then loads.
+    """
+
+    name = "milvus"
+
+    def __init__(self, uri: str, collection: str = "reverse_image_search", index_type: str = "IVF_FLAT",
+                 metric: str = "L2", build_params: dict | None = None, search_params: dict | None = None,
+                 token: str = "", timeout: float = 10.0):
+        self.uri, self.collection, self.timeout = str(uri), collection, timeout
+        self.index_type = index_type.upper()
+        self.metric = check_metric(metric)
+        self.build_params = _checked(build_params or {}, BUILD_PARAMS, self.index_type, "build")
+        self.search_params = _checked(search_params or {}, SEARCH_PARAMS, self.index_type, "search")
+        self.client = connect(self.uri, token, timeout)
+        self._dim = self._existing_dim()
+        self._dirty = False
+
+    @property
+    def is_lite(self) -> bool:
+        return is_milvus_lite(self.uri)
+
+    def _existing_dim(self) -> int | None:
+        if not self.client.has_collection(self.collection):
+            return None
+        fields = self.client.describe_collection(self.collection)["fields"]
+        return next(int(f["params"]["dim"]) for f in fields if f["name"] == VECTOR_FIELD)
+
+    def _create(self, dim: int) -> None:
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field(ID_FIELD, DataType.INT64, is_primary=True)
+        schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dim)
+        self.client.create_collection(self.collection, schema=schema)
+        self._dim = dim
+
+    def add(self, ids, vectors) -> None:
+        vectors = as_matrix(vectors)
+        ids = np.asarray(ids, dtype=np.int64)
+        if self._dim is None:
+            self._create(vectors.shape[1])
+        elif vectors.shape[1] != self._dim:
+            raise DimensionMismatchError(
+                f"collection {self.collection!r} at {self.uri} stores {self._dim}-d vectors, these are "
+                f"{vectors.shape[1]}-d (a different model?). Use a fresh collection name, e.g. "
+                f"'{self.collection}_{vectors.shape[1]}d', or drop the old collection."
+            )
+        for start in range(0, len(ids), INSERT_ROWS):
+            rows = [{ID_FIELD: int(i), VECTOR_FIELD: v} for i, v in
+                    zip(ids[start:start + INSERT_ROWS], vectors[start:start + INSERT_ROWS].tolist())]
+            self.client.upsert(self.collection, rows)
+        self._dirty = True
+
+    def commit(self) -> None:
+        if self._dim is None:
+            return
+        self.client.flush(self.collection)
+        if self.describe_index() != self._wanted_index():
+            self._rebuild_index()
+        self.client.load_collection(self.collection)
+        self._dirty = False
+
+    def _wanted_index(self) -> dict:
+        return {"index_type": self.index_type, "metric_type": self.metric, "params": self.build_params}
+
+    def describe_index(self) -> dict | None:
+        """What the server reports for the vector index (None if there is none)."""
+        if VECTOR_FIELD not in self.client.list_indexes(self.collection):
+            return None
+        info = self.client.describe_index(self.collection, VECTOR_FIELD)
+        params = info.get("params", {k: v for k, v in info.items() if k in BUILD_PARAMS[self.index_type]})
+        return {"index_type": info["index_type"], "metric_type": info["metric_type"],
+                "params": {k: int(v) for k, v in params.items()}}
+
+    def _rebuild_index(self) -> None:
+        if VECTOR_FIELD in self.client.list_indexes(self.collection):
+            self.client.release_collection(self.collection)
+            self.client.drop_index(self.collection, VECTOR_FIELD)
+        index = self.client.prepare_index_params()
+        # Nested under "params": sent as one JSON value, the form Milvus Lite and servers both read.
+        # Flat keyword params (nlist=...) are silently dropped by Milvus Lite.
+        index.add_index(field_name=VECTOR_FIELD, index_type=self.index_type, metric_type=self.metric,
+                        index_name=VECTOR_FIELD, params={"params": self.build_params})
+        self.client.create_index(self.collection, index)
+        reported = self.describe_index()
+        if reported != self._wanted_index():
+            raise IndexError_(f"Milvus reports index {reported}, but {self._wanted_index()} was requested")
+
+    def search(self, vectors, k: int):
+        if self._dim is None:
+            raise IndexError_(f"collection {self.collection!r} is empty: add vectors before searching")
+        queries = as_matrix(vectors, self._dim)
+        if self._dirty or not self._is_loaded():
+            self.commit()
+        hits = self.client.search(self.collection, data=queries.tolist(), limit=k, anns_field=VECTOR_FIELD,
+                                  search_params={"metric_type": self.metric, "params": self.search_params})
+        ids = np.full((len(queries), k), -1, np.int64)
+        dists = np.full((len(queries), k), np.nan, np.float32)
+        for row, found in enumerate(hits):
+            ids[row, :len(found)] = [h["id"] for h in found]
+            dists[row, :len(found)] = [h["distance"] for h in found]
+        return ids, dists
+
+    def _is_loaded(self) -> bool:
+        return str(self.client.get_load_state(self.collection).get("state")).endswith("Loaded")
+
+    def count(self) -> int:
+        if self._dim is None:
+            return 0
+        return int(self.client.query(self.collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
+
+    def drop(self) -> None:
+        if self.client.has_collection(self.collection):
+            self.client.drop_collection(self.collection)
+        self._dim = None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _checked(params: dict, allowed: dict, index_type: str, kind: str) -> dict:
+    if index_type not in BUILD_PARAMS:
+        raise ValueError(f"unsupported index type {index_type!r}: choose one of {', '.join(BUILD_PARAMS)}")
+    unknown = set(params) - set(allowed.get(index_type, ()))
+    if unknown:
+        raise ValueError(f"{index_type} takes {kind} params {allowed.get(index_type, ())}, not {sorted(unknown)}")
+    return {k: int(v) for k, v in params.items()}
+
+
+def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:
+    """Open a client, turning the usual failures into messages that say what to do."""
+    is_lite = is_milvus_lite(uri)
+    if is_lite:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return MilvusClient(uri=uri, token=token, timeout=timeout)
+    except MilvusException as exc:
+        if is_lite and _lock_is_held(Path(uri)):
+            raise DatabaseLockedError(
+                f"Milvus Lite database {uri} is in use by another process (only one may open it). "
+                "Shut down the other notebook kernel or app using it, or set MILVUS_URI to another path."
+            ) from None
+        where = "Milvus Lite at" if is_lite else "Milvus server at"
+        raise EngineUnavailableError(f"cannot connect to {where} {uri}: {exc.message or exc}") from None
+
+
+def _lock_is_held(db: Path) -> bool:
+    lock = db / "LOCK"
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+logging.getLogger("grpc._server").setLevel(logging.CRITICAL)  # "Method not implemented!" noise from Lite

@@ -1,0 +1,33 @@
+"""Metric rows recorded as JSON, so tests, the README and the run summary read the same values."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .config import Settings, get_settings
+
+
+def record(name: str, rows, settings: Settings | None = None) -> Path:
+    """Write `rows` (a dict, a list of dicts or a DataFrame) to `<results_dir>/<name>.json`."""
+    settings = settings or get_settings()
+    if isinstance(rows, pd.DataFrame):
+        rows = rows.to_dict(orient="records")
+    elif isinstance(rows, dict):
+        rows = [rows]
+    path = settings.results_dir / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"name": name, "slice": settings.slice, "rows": rows}
+    path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    return path
+
+
+def load(name: str, settings: Settings | None = None) -> dict:
+    settings = settings or get_settings()
+    return json.loads((settings.results_dir / f"{name}.json").read_text())
+
+
+def table(rows) -> pd.DataFrame:
+    """Rows as a DataFrame with floats rounded for display."""
+    return pd.DataFrame(rows).round(3)

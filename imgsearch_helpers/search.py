@@ -1,0 +1,72 @@
+"""The engine's three verbs on top of embeddings and an index: ingest, search, evaluate."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .cache import EmbeddingCache
+from .embed import EmbedReport, embed_paths, iter_embeddings
+from .index import SearchEngine
+from .metrics import evaluate
+
+
+@dataclass
+class IngestReport:
+    added: int
+    seconds: float
+    embed: EmbedReport = field(default_factory=EmbedReport)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.added / self.seconds if self.seconds else float("nan")
+
+    def __str__(self) -> str:
+        return f"ingested {self.added} images in {self.seconds:.1f} s ({self.images_per_s:.1f} img/s); {self.embed.summary()}"
+
+
+def ingest(catalog: pd.DataFrame, embedder, engine: SearchEngine, cache: EmbeddingCache | None = None,
+           batch_size: int = 16, progress: bool = True) -> IngestReport:
+    """Embed the catalog's images batch by batch and add each batch under the catalog's ids.
+
+    Bad files are skipped and listed in the report; rows already in the index are kept.
+    """
+    start = time.perf_counter()
+    report = EmbedReport()
+    ids = catalog["id"].to_numpy()
+    added = 0
+    for batch in iter_embeddings(catalog["path"].tolist(), embedder, cache, batch_size, report=report, progress=progress):
+        if batch.positions:
+            engine.add(ids[batch.positions], batch.vectors)
+            added += len(batch.positions)
+    engine.commit()
+    return IngestReport(added, time.perf_counter() - start, report)
+
+
+def search_paths(paths, embedder, engine: SearchEngine, k: int = 10, cache: EmbeddingCache | None = None,
+                 transform=None, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (ids, distances) for each query image; raises if an image cannot be read."""
+    vectors, positions, report = embed_paths(paths, embedder, cache, progress=progress)
+    if report.failures:
+        raise report.failures[0]
+    if transform is not None:
+        vectors = transform(vectors)
+    return engine.search(vectors, k)
+
+
+def evaluate_engine(queries: pd.DataFrame, ground_truth, embedder, engine: SearchEngine, k: int = 10,
+                    cache: EmbeddingCache | None = None, transform=None, **columns) -> dict:
+    """Search every query image and score the results: one table row with timing."""
+    vectors, _, report = embed_paths(queries["path"].tolist(), embedder, cache, progress=False)
+    if report.failures:
+        raise report.failures[0]
+    if transform is not None:
+        vectors = transform(vectors)
+    start = time.perf_counter()
+    ids, _ = engine.search(vectors, k)
+    seconds = time.perf_counter() - start
+    row = evaluate(ground_truth, ids.tolist(), k, model=embedder.name, engine=engine.name, **columns)
+    row["search_ms_per_query"] = 1000 * seconds / len(queries)
+    return row
