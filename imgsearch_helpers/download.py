@@ -6,7 +6,7 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: no widget state in saved notebooks
 
 
 class DownloadError(RuntimeError):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: no widget state in saved notebooks
 
 from .cache import EmbeddingCache, content_digest
 from .images import ImageError, load_image

@@ -45,6 +45,9 @@ class Embedder:
     fast: bool = True  # run a frozen, BN-folded trace (about 2x faster on CPU than eager)
     _traced: object = field(default=None, repr=False)
 
+    def __deepcopy__(self, memo):
+        return self  # a handle on shared state (a model, a connection): Towhee copies operator args
+
     @property
     def dim(self) -> int:
         return self.model.num_features

@@ -33,6 +33,9 @@ class SearchEngine(Protocol):
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k ids and distances per query row; missing hits are id -1."""
 
+    def describe_index(self) -> dict | None:
+        """Index type, metric and build parameters as the engine reports them."""
+
     def count(self) -> int: ...
 
     def drop(self) -> None: ...

@@ -18,6 +18,9 @@ class ExactEngine:
         self._matrix = np.empty((0, 0), np.float32)
         self._dirty = False
 
+    def __deepcopy__(self, memo):
+        return self  # a handle on shared state (a model, a connection): Towhee copies operator args
+
     def add(self, ids, vectors) -> None:
         dim = len(next(iter(self._rows.values()))) if self._rows else None
         vectors = as_matrix(vectors, dim)
@@ -49,6 +52,9 @@ class ExactEngine:
         picked = np.take_along_axis(scores, top, axis=1)
         dists[:, :k_eff] = -picked if self.metric == "L2" else picked
         return ids, dists
+
+    def describe_index(self) -> dict:
+        return {"index_type": "FLAT (numpy, exact)", "metric_type": self.metric, "params": {}}
 
     def count(self) -> int:
         return len(self._rows)

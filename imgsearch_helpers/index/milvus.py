@@ -47,6 +47,9 @@ class MilvusEngine:
         self._dim = self._existing_dim()
         self._dirty = False
 
+    def __deepcopy__(self, memo):
+        return self  # a handle on shared state (a model, a connection): Towhee copies operator args
+
     @property
     def is_lite(self) -> bool:
         return is_milvus_lite(self.uri)

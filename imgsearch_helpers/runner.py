@@ -1,0 +1,78 @@
+"""Execute the notebooks in order through a real kernel and print the recorded results.
+
+    python -m imgsearch_helpers.runner            # executed copies into <results_dir>/notebooks
+    python -m imgsearch_helpers.runner --in-place # refresh the committed notebooks' outputs
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+from nbclient import NotebookClient
+
+from .config import get_settings
+from .results import load
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+TIMEOUT_S = 3600
+
+
+def execute(path: Path, out: Path) -> float:
+    notebook = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(notebook, timeout=TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    clean(notebook)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, out)
+    return time.perf_counter() - start
+
+
+def clean(notebook) -> None:
+    """Keep saved notebooks small and stable: no widget state, progress bars as their last state."""
+    notebook.metadata.pop("widgets", None)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                output["text"] = collapse_carriage_returns(output["text"])
+
+
+def collapse_carriage_returns(text: str) -> str:
+    """What a terminal would show: for each line, the text after its last carriage return."""
+    return "\n".join(line.rstrip("\r").split("\r")[-1] for line in text.split("\n"))
+
+
+def summary(settings) -> str:
+    parts = []
+    for path in sorted(settings.results_dir.glob("*.json")):
+        result = load(path.stem, settings)
+        frame = pd.DataFrame(result["rows"]).round(3)
+        parts.append(f"== {result['name']} (slice: {result['slice']})\n{frame.to_string(index=False)}")
+    return "\n\n".join(parts) or "no results recorded"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--in-place", action="store_true", help="write outputs into notebooks/ itself")
+    parser.add_argument("names", nargs="*", help="notebook name prefixes to run (default: all, in order)")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    print(settings.describe(), flush=True)
+    notebooks = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")
+                       if not args.names or any(p.name.startswith(n) for n in args.names))
+    for path in notebooks:
+        out = path if args.in_place else settings.results_dir / "notebooks" / path.name
+        print(f"running {path.name} ...", flush=True)
+        seconds = execute(path, out)
+        print(f"  done in {seconds:.0f} s -> {out}", flush=True)
+    print("\n" + summary(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
