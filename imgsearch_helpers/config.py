@@ -18,12 +18,36 @@ ENV = {
 SLICES = ("tiny", "full")
 
 
+def repo_dir() -> Path | None:
+    """The checkout holding this package when it is installed editable, else None."""
+    repo = Path(__file__).resolve().parents[1]
+    return repo if (repo / "pyproject.toml").is_file() else None
+
+
 def project_dir() -> Path:
     """The repo's `data/` for an editable install, else a per-user cache folder."""
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "pyproject.toml").is_file():
-        return repo / "data"
-    return Path.home() / ".cache" / "imgsearch"
+    repo = repo_dir()
+    return repo / "data" if repo else Path.home() / ".cache" / "imgsearch"
+
+
+def resolve_path(value) -> Path:
+    """Relative paths are taken from the repo root (else the working directory), so a notebook
+    kernel, which runs in notebooks/, sees the same folder as the shell that set the variable."""
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = (repo_dir() or Path.cwd()) / path
+    return path.resolve()
+
+
+def display_path(path) -> str:
+    """A path as shown to readers: relative to the repo (or its parent folder) when it is inside."""
+    path = Path(path).resolve()
+    repo = repo_dir()
+    for base, prefix in ((repo, ""), (repo.parent, "../")) if repo else ():
+        if path.is_relative_to(base):
+            return prefix + str(path.relative_to(base))
+    home = Path.home()
+    return "~/" + str(path.relative_to(home)) if path.is_relative_to(home) else str(path)
 
 
 def is_milvus_lite(uri: str) -> bool:
@@ -47,7 +71,9 @@ class Settings:
 
     def describe(self) -> str:
         token = "(set)" if self.milvus_token else "(none)"
-        rows = [(f.name, getattr(self, f.name)) for f in fields(self) if f.name != "milvus_token"]
+        rows = [(f.name, display_path(getattr(self, f.name)) if isinstance(getattr(self, f.name), Path)
+                 else getattr(self, f.name)) for f in fields(self) if f.name not in ("milvus_token", "milvus_uri")]
+        rows.append(("milvus_uri", display_path(self.milvus_uri) if self.uses_milvus_lite else self.milvus_uri))
         rows.append(("milvus_token", token))
         return "\n".join(f"{name:>12}: {value}" for name, value in rows)
 
@@ -77,7 +103,7 @@ def get_settings(**overrides) -> Settings:
         elif os.environ.get(var):
             values[name] = os.environ[var]
     for name in ("data_dir", "cache_dir", "weights_dir", "results_dir"):
-        values[name] = Path(values[name]).expanduser().resolve()
+        values[name] = resolve_path(values[name])
     if not values["milvus_uri"]:
         values["milvus_uri"] = str(values["cache_dir"] / "milvus" / "imgsearch.db")
     if values["slice"] not in SLICES:

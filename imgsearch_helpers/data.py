@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import Settings, get_settings
+from .config import Settings, display_path, get_settings
 from .download import download, safe_extract
 
 DATASET_URL = "https://github.com/towhee-io/examples/releases/download/data/reverse_image_search.zip"
@@ -102,6 +102,11 @@ def load_queries(folder: Path | str | None = None, settings: Settings | None = N
     if queries.empty:
         raise DatasetError(f"no query images found under {folder} (expected <label>/<image> files)")
     return queries
+
+
+def short_paths(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` with its paths shown relative to the repo, for display."""
+    return frame.assign(path=frame["path"].map(display_path))
 
 
 def ground_truth(catalog: pd.DataFrame, queries: pd.DataFrame) -> list[set]:

@@ -22,9 +22,13 @@ def download(url: str, dest: Path, timeout: float = 30.0) -> Path:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}") as bar:
+                received = 0
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
+                    received += len(chunk)
                     bar.update(len(chunk))
+            if total is not None and received != total:
+                raise OSError(f"transfer ended after {received:,} of {total:,} bytes")
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise DownloadError(f"could not download {url}: {exc}") from exc

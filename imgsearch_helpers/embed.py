@@ -111,7 +111,8 @@ def _embed_misses(items, embedder, cache, batch_size, workers, report, bar) -> I
     def prepare(item):
         pos, path, data = item
         try:
-            return pos, content_digest(data), embedder.preprocess(load_image(path, data=data, min_side=embedder.min_side))
+            image = load_image(path, data=data, min_side=embedder.min_side)
+            return pos, content_digest(data), embedder.preprocess(image)
         except ImageError as exc:
             return pos, None, exc
 

@@ -37,11 +37,12 @@ def load_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data) if data is not None else path)
-            _check_size(path, image, max_pixels)
-            if min_side:
-                _reduce_while_decoding(image, min_side)
-            image.load()
+            with Image.open(io.BytesIO(data) if data is not None else path) as opened:
+                _check_size(path, opened, max_pixels)
+                if min_side:
+                    _reduce_while_decoding(opened, min_side)
+                opened.load()
+                image = ImageOps.exif_transpose(opened)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -50,7 +51,7 @@ def load_image(
         raise ImageError(path, f"image too large ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(path, f"corrupt or truncated image ({exc})") from None
-    return to_rgb(ImageOps.exif_transpose(image))
+    return to_rgb(image)
 
 
 def _check_file(path: Path) -> None:

@@ -13,9 +13,10 @@ import numpy as np
 
 
 def _precision_sum(relevant: set, ranked: Sequence) -> tuple[float, int]:
-    hits, total = 0, 0.0
+    hits, total, seen = 0, 0.0, set()
     for rank, item in enumerate(ranked, start=1):
-        if item in relevant:
+        if item in relevant and item not in seen:  # a repeated id counts once
+            seen.add(item)
             hits += 1
             total += hits / rank
     return total, hits
@@ -29,7 +30,10 @@ def hit_ratio(relevant: Iterable, ranked: Sequence, k: int) -> float:
 
 
 def towhee_ap(relevant: Iterable, ranked: Sequence, k: int) -> float:
-    total, hits = _precision_sum(set(relevant), ranked[:k])
+    relevant = set(relevant)
+    if not relevant:
+        raise ValueError("a query needs at least one relevant item")
+    total, hits = _precision_sum(relevant, ranked[:k])
     return total / hits if hits else 0.0
 
 

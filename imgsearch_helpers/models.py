@@ -9,6 +9,7 @@ Embeddings are the pooled features just before the classifier ("pre-logits").
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import socket
@@ -101,7 +102,8 @@ def available_models() -> list[str]:
     return list(LITE_PACKAGES)
 
 
-def build_embedder(name: str = "efficientnet_lite0", pretrained: bool = True, settings: Settings | None = None) -> Embedder:
+def build_embedder(name: str = "efficientnet_lite0", pretrained: bool = True,
+                   settings: Settings | None = None) -> Embedder:
     """Build `name` with its pretrained weights (or seeded random weights for tests)."""
     settings = settings or get_settings()
     if not pretrained:
@@ -148,12 +150,13 @@ _TOP_NAMES = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head
 def lite_to_timm_keys(state: dict, model: torch.nn.Module) -> dict:
     """Rename an EfficientNet-Lite state dict from lukemelas-style keys to timm's."""
     flat_blocks = [f"blocks.{s}.{b}" for s, stage in enumerate(model.blocks) for b in range(len(stage))]
+    first_is_separable = type(model.blocks[0][0]).__name__ == "DepthwiseSeparableConv"
     renamed = {}
     for key, value in state.items():
         parts = key.split(".")
         if parts[0] == "_blocks":
             index, layer = int(parts[1]), parts[2]
-            names = _FIRST_BLOCK_NAMES if type(model.blocks[0][0]).__name__ == "DepthwiseSeparableConv" and index == 0 else _BLOCK_NAMES
+            names = _FIRST_BLOCK_NAMES if first_is_separable and index == 0 else _BLOCK_NAMES
             renamed[".".join([flat_blocks[index], names[layer], *parts[3:]])] = value
         else:
             renamed[".".join([_TOP_NAMES[parts[0]], *parts[1:]])] = value
@@ -172,7 +175,8 @@ def _load_timm(name: str, weights_dir: Path) -> tuple[torch.nn.Module, str, str]
     local = local_weights(name, weights_dir)
     if local:
         model = _create(name, pretrained=True, pretrained_cfg_overlay={"file": str(local)})
-        return model, f"{name}@{local.name}", f"local file {local}"
+        digest = hashlib.sha256(local.read_bytes()).hexdigest()[:12]  # a replaced file is a new key
+        return model, f"{name}@{local.name}-{digest}", f"local file {local}"
     hub_id = _create(name, pretrained=False).pretrained_cfg.get("hf_hub_id", name)
     _require_hub(name, hub_id, weights_dir)
     try:
@@ -184,7 +188,9 @@ def _load_timm(name: str, weights_dir: Path) -> tuple[torch.nn.Module, str, str]
 
 def _require_hub(name: str, hub_id: str, weights_dir: Path) -> None:
     """Fail in milliseconds when the hub cannot be reached, instead of retrying for a minute."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:  # read once at import: the variable set later does not count
         return  # the hub library itself answers from its local cache or fails at once
     endpoint = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     try:

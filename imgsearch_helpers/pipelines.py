@@ -19,8 +19,11 @@ with warnings.catch_warnings():
 
 @register(name="imgsearch/decode")
 class Decode:
+    def __init__(self, min_side: int | None = None):
+        self.min_side = min_side  # the same reduced-scale decoding as the batched path
+
     def __call__(self, path):
-        return load_image(path)
+        return load_image(path, min_side=self.min_side)
 
 
 @register(name="imgsearch/embed")
@@ -54,7 +57,7 @@ class Search:
 def insert_pipeline(embedder, engine):
     """(id, path) -> decoded, embedded and inserted; call `engine.commit()` after the last one."""
     return (pipe.input("id", "path")
-            .map("path", "img", ops.imgsearch.decode())
+            .map("path", "img", ops.imgsearch.decode(min_side=embedder.min_side))
             .map("img", "vec", ops.imgsearch.embed(embedder=embedder))
             .map(("id", "vec"), (), ops.imgsearch.insert(engine=engine))
             .output())
@@ -63,7 +66,7 @@ def insert_pipeline(embedder, engine):
 def search_pipeline(embedder, engine, k: int = 10):
     """path -> [(id, distance), ...] best first."""
     return (pipe.input("path")
-            .map("path", "img", ops.imgsearch.decode())
+            .map("path", "img", ops.imgsearch.decode(min_side=embedder.min_side))
             .map("img", "vec", ops.imgsearch.embed(embedder=embedder))
             .map("vec", "result", ops.imgsearch.search(engine=engine, k=k))
             .output("path", "result"))

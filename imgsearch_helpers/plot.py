@@ -9,6 +9,18 @@ from .images import load_image
 THUMB = 160  # thumbnails keep committed notebooks small
 
 
+def use_jpeg_figures(quality: int = 80) -> None:
+    """Inline figures as JPEG: grids of photos are several times smaller than as PNG."""
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:
+        return
+    set_matplotlib_formats("jpeg", pil_kwargs={"quality": quality})
+
+
+use_jpeg_figures()
+
+
 def thumbnail(path):
     image = load_image(path, min_side=THUMB)
     image.thumbnail((THUMB, THUMB))

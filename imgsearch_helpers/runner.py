@@ -24,7 +24,8 @@ TIMEOUT_S = 3600
 def execute(path: Path, out: Path) -> float:
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(notebook, timeout=TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    resources = {"metadata": {"path": str(path.parent)}}  # the kernel runs in notebooks/
+    NotebookClient(notebook, timeout=TIMEOUT_S, kernel_name="python3", resources=resources).execute()
     clean(notebook)
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, out)
@@ -37,9 +38,24 @@ def clean(notebook) -> None:
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream":
-                output["text"] = collapse_carriage_returns(output["text"])
+        if "outputs" in cell:
+            cell.outputs = merge_streams(cell.outputs)
+            for output in cell.outputs:
+                if output.get("output_type") == "stream":
+                    output["text"] = collapse_carriage_returns(output["text"])
+
+
+def merge_streams(outputs: list) -> list:
+    """Join consecutive outputs of the same stream (a progress bar arrives as many small ones)."""
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and previous is not None
+                and previous.get("output_type") == "stream" and previous.get("name") == output.get("name")):
+            previous["text"] += output["text"]
+        else:
+            merged.append(output)
+    return merged
 
 
 def collapse_carriage_returns(text: str) -> str:

@@ -24,7 +24,8 @@ class IngestReport:
         return self.added / self.seconds if self.seconds else float("nan")
 
     def __str__(self) -> str:
-        return f"ingested {self.added} images in {self.seconds:.1f} s ({self.images_per_s:.1f} img/s); {self.embed.summary()}"
+        rate = f"{self.images_per_s:.1f} img/s"
+        return f"ingested {self.added} images in {self.seconds:.1f} s ({rate}); {self.embed.summary()}"
 
 
 def ingest(catalog: pd.DataFrame, embedder, engine: SearchEngine, cache: EmbeddingCache | None = None,
@@ -37,7 +38,8 @@ def ingest(catalog: pd.DataFrame, embedder, engine: SearchEngine, cache: Embeddi
     report = EmbedReport()
     ids = catalog["id"].to_numpy()
     added = 0
-    for batch in iter_embeddings(catalog["path"].tolist(), embedder, cache, batch_size, report=report, progress=progress):
+    paths = catalog["path"].tolist()
+    for batch in iter_embeddings(paths, embedder, cache, batch_size, report=report, progress=progress):
         if batch.positions:
             engine.add(ids[batch.positions], batch.vectors)
             added += len(batch.positions)

@@ -1,0 +1,357 @@
+"""imgsearch_helpers.data (dataset checks, catalog, queries, ground truth, slices) and .download."""
+import hashlib
+import http.server
+import os
+import random
+import shutil
+import threading
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from imgsearch_helpers import data
+from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.data import (
+    DatasetError,
+    ground_truth,
+    load_catalog,
+    load_queries,
+    slice_labels,
+    verify_dataset,
+)
+from imgsearch_helpers.download import DownloadError, download, safe_extract
+
+# The mirror next to the repo, unless IMGSEARCH_DATA_DIR names another (get_settings resolves it).
+REAL_DATA_DIR = os.environ.get("IMGSEARCH_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def write_jpeg(path, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), (seed * 40 % 256, 80, 160)).save(path)
+    return path
+
+
+# ---------------------------------------------------------------- a fake dataset for verify_dataset
+
+
+def make_fake_dataset(root, labels=("ant", "bee", "cat"), per_label=2):
+    """The real layout in miniature: train/<label>/*.JPEG, test/<label>/*.JPEG and the CSV."""
+    rows = ["id,path,label"]
+    for i, label in enumerate(labels):
+        for j in range(per_label):
+            name = f"n{i:04d}_{j}.JPEG"
+            write_jpeg(root / "train" / label / name, seed=i)
+            rows.append(f"{len(rows) - 1},./train/{label}/{name},{label}")
+        write_jpeg(root / "test" / label / f"n{i:04d}_q.JPEG", seed=i)
+    (root / data.CSV_NAME).write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture
+def fake_root(tmp_path):
+    return make_fake_dataset(tmp_path / data.DATASET_DIR)
+
+
+@pytest.fixture
+def fake_root_accepted(fake_root, monkeypatch):
+    """The fake dataset with the pinned hash and counts swapped for its own."""
+    digest = hashlib.sha256((fake_root / data.CSV_NAME).read_bytes()).hexdigest()
+    monkeypatch.setattr(data, "CSV_SHA256", digest)
+    monkeypatch.setattr(data, "EXPECTED_FILES", {"train": 6, "test": 3})
+    return fake_root
+
+
+def test_fake_csv_fails_the_pinned_hash(fake_root):
+    csv = fake_root / data.CSV_NAME
+    with pytest.raises(DatasetError) as info:
+        verify_dataset(fake_root)
+    message = str(info.value)
+    assert str(csv) in message and "sha256" in message
+    assert hashlib.sha256(csv.read_bytes()).hexdigest() in message
+    assert data.CSV_SHA256 in message
+
+
+def test_missing_csv(fake_root):
+    (fake_root / data.CSV_NAME).unlink()
+    with pytest.raises(DatasetError, match="is missing"):
+        verify_dataset(fake_root)
+
+
+def test_fake_dataset_passes_with_its_own_hash_and_counts(fake_root_accepted):
+    verify_dataset(fake_root_accepted)  # no error: the checks below fail for one reason each
+
+
+def test_wrong_train_count(fake_root_accepted):
+    next((fake_root_accepted / "train" / "bee").iterdir()).unlink()
+    with pytest.raises(DatasetError) as info:
+        verify_dataset(fake_root_accepted)
+    assert str(fake_root_accepted / "train") in str(info.value)
+    assert "holds 5 images, expected 6" in str(info.value)
+
+
+def test_wrong_test_count(fake_root_accepted):
+    write_jpeg(fake_root_accepted / "test" / "cat" / "extra.jpg")
+    with pytest.raises(DatasetError, match="holds 4 images, expected 3") as info:
+        verify_dataset(fake_root_accepted)
+    assert str(fake_root_accepted / "test") in str(info.value)
+
+
+def test_non_image_files_are_not_counted(fake_root_accepted):
+    (fake_root_accepted / "train" / "ant" / "notes.txt").write_text("x")
+    (fake_root_accepted / "train" / "ant" / ".DS_Store").write_bytes(b"x")
+    verify_dataset(fake_root_accepted)
+
+
+def test_dataset_root_without_download_reports_missing_dataset(tmp_path):
+    settings = get_settings(data_dir=tmp_path, slice="full")
+    with pytest.raises(DatasetError, match="dataset not found"):
+        data.dataset_root(settings, download_missing=False)
+
+
+# ---------------------------------------------------------------- the real dataset
+
+
+@pytest.fixture(scope="module")
+def real_settings():
+    settings = {name: get_settings(data_dir=REAL_DATA_DIR, slice=name) for name in ("full", "tiny")}
+    if not (settings["full"].data_dir / data.DATASET_DIR / data.CSV_NAME).is_file():
+        pytest.skip(f"real dataset not found under {settings['full'].data_dir}")  # never download in tests
+    return settings
+
+
+def test_real_dataset_verifies(real_settings):
+    verify_dataset(real_settings["full"].data_dir / data.DATASET_DIR)
+
+
+def test_full_slice(real_settings):
+    catalog = load_catalog(real_settings["full"])
+    queries = load_queries(settings=real_settings["full"])
+    assert list(catalog.columns) == ["id", "path", "label"]
+    assert len(catalog) == 1000 and catalog["id"].is_unique
+    assert catalog["label"].nunique() == 100
+    assert (catalog.groupby("label").size() == 10).all()
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in catalog["path"])
+    assert all(Path(p).parent.name == label for p, label in zip(catalog["path"], catalog["label"]))
+    assert list(queries.columns) == ["path", "label"]
+    assert len(queries) == 100 and queries["label"].nunique() == 100
+    assert all(Path(p).parent.name == label for p, label in zip(queries["path"], queries["label"]))
+
+
+def test_ground_truth_of_the_full_slice(real_settings):
+    catalog = load_catalog(real_settings["full"])
+    queries = load_queries(settings=real_settings["full"])
+    truth = ground_truth(catalog, queries)
+    label_of = dict(zip(catalog["id"], catalog["label"]))
+    assert len(truth) == len(queries) == 100
+    for ids, label in zip(truth, queries["label"]):
+        assert len(ids) == 10
+        assert {label_of[i] for i in ids} == {label}
+
+
+def test_tiny_slice(real_settings):
+    full = load_catalog(real_settings["full"])
+    catalog = load_catalog(real_settings["tiny"])
+    queries = load_queries(settings=real_settings["tiny"])
+    expected_labels = sorted(set(full["label"]))[::10]
+    assert sorted(set(catalog["label"])) == expected_labels
+    assert len(catalog) == 100
+    assert sorted(queries["label"]) == expected_labels
+    assert len(ground_truth(catalog, queries)) == 10
+    pd.testing.assert_frame_equal(load_catalog(real_settings["tiny"]), catalog)
+    pd.testing.assert_frame_equal(load_queries(settings=real_settings["tiny"]), queries)
+
+
+# ---------------------------------------------------------------- slices, queries, ground truth
+
+
+def test_slice_labels_is_deterministic_and_order_free():
+    labels = [f"label_{i:03d}" for i in range(100)] * 3
+    shuffled = labels.copy()
+    random.Random(0).shuffle(shuffled)
+    tiny = slice_labels(labels, "tiny")
+    assert tiny == slice_labels(shuffled, "tiny") == [f"label_{i:03d}" for i in range(0, 100, 10)]
+    assert slice_labels(shuffled, "full") == sorted(set(labels))
+
+
+def test_slice_labels_rejects_unknown_slice():
+    with pytest.raises(ValueError, match="huge"):
+        slice_labels(["a"], "huge")
+
+
+def test_load_queries_from_a_folder(tmp_path):
+    folder = tmp_path / "my queries"
+    write_jpeg(folder / "cat" / "a.jpg")
+    write_jpeg(folder / "cat" / "b.PNG")
+    write_jpeg(folder / "dog" / "c.jpeg")
+    write_jpeg(folder / "loose.jpg")  # not inside a <label>/ folder: ignored
+    (folder / "dog" / "readme.txt").write_text("not an image")
+    queries = load_queries(folder)
+    assert sorted(zip(queries["label"], [Path(p).name for p in queries["path"]])) == [
+        ("cat", "a.jpg"),
+        ("cat", "b.PNG"),
+        ("dog", "c.jpeg"),
+    ]
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in queries["path"])
+    assert load_queries(str(folder)).equals(queries)
+
+
+def test_load_queries_from_real_test_images_copied_to_a_folder(real_settings, tmp_path):
+    test_dir = real_settings["full"].data_dir / data.DATASET_DIR / "test"
+    labels = sorted(p.name for p in test_dir.iterdir())[:3]
+    for label in labels:
+        shutil.copytree(test_dir / label, tmp_path / "q" / label)
+    queries = load_queries(tmp_path / "q", settings=real_settings["tiny"])  # a folder ignores the slice
+    assert sorted(queries["label"]) == labels
+
+
+def test_load_queries_folder_without_images(tmp_path):
+    folder = tmp_path / "empty queries"
+    (folder / "cat").mkdir(parents=True)
+    (folder / "cat" / "notes.txt").write_text("x")
+    with pytest.raises(DatasetError, match="no query images") as info:
+        load_queries(folder)
+    assert str(folder) in str(info.value)
+
+
+def test_load_queries_missing_folder(tmp_path):
+    folder = tmp_path / "nowhere"
+    with pytest.raises(DatasetError, match="not found") as info:
+        load_queries(folder)
+    assert str(folder) in str(info.value)
+
+
+def test_ground_truth_by_label():
+    catalog = pd.DataFrame({"id": [0, 1, 2, 3], "label": ["cat", "dog", "cat", "eel"]})
+    queries = pd.DataFrame({"label": ["dog", "cat", "cat"]})
+    assert ground_truth(catalog, queries) == [{1}, {0, 2}, {0, 2}]
+
+
+def test_ground_truth_names_an_unknown_query_label():
+    catalog = pd.DataFrame({"id": [0, 1], "label": ["cat", "dog"]})
+    queries = pd.DataFrame({"label": ["cat", "zebra"]})
+    with pytest.raises(DatasetError, match="1 query label.*zebra"):
+        ground_truth(catalog, queries)
+
+
+# ---------------------------------------------------------------- download and safe_extract
+
+
+def make_zip(path, entries):
+    """entries: (name or ZipInfo, content) pairs."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in entries:
+            archive.writestr(name, content)
+    return path
+
+
+def symlink_entry(name):
+    info = zipfile.ZipInfo(name)
+    info.external_attr = 0o120777 << 16
+    return info
+
+
+def files_under(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("../evil.txt", "unsafe path"),
+        ("ok/../../evil.txt", "unsafe path"),
+        ("ABSOLUTE", "unsafe path"),
+        ("C:/evil.txt", "unsafe path"),
+        (symlink_entry("link"), "symbolic link"),
+    ],
+)
+def test_safe_extract_refuses_unsafe_members(tmp_path, entry, reason):
+    work = tmp_path / "work"
+    work.mkdir()
+    if entry == "ABSOLUTE":
+        entry = str(tmp_path / "absolute_evil.txt")
+    archive = make_zip(work / "bad.zip", [("good.txt", "fine"), (entry, "../outside_target")])
+    before = files_under(tmp_path)
+    with pytest.raises(DownloadError, match=reason) as info:
+        safe_extract(archive, work / "dest")
+    assert str(archive) in str(info.value)
+    assert files_under(tmp_path) == before  # nothing written anywhere, not even inside dest
+
+
+def test_safe_extract_good_zip_replaces_dest(tmp_path):
+    archive = make_zip(tmp_path / "good.zip", [("a.txt", "alpha"), ("sub/b.txt", "beta")])
+    dest = tmp_path / "dest"
+    (dest / "stale").mkdir(parents=True)
+    assert safe_extract(archive, dest) == dest
+    assert (dest / "a.txt").read_text() == "alpha"
+    assert (dest / "sub" / "b.txt").read_text() == "beta"
+    assert files_under(dest) == ["a.txt", "sub", "sub/b.txt"]  # old content gone
+    assert not (tmp_path / "dest.extracting").exists()
+
+
+def test_download_file_url(tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(bytes(range(256)) * 100)
+    dest = tmp_path / "sub" / "copy.bin"
+    assert download(source.as_uri(), dest) == dest
+    assert dest.read_bytes() == source.read_bytes()
+    assert not dest.with_name("copy.bin.part").exists()
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    """Talk to 127.0.0.1 directly even where the environment sets a proxy."""
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/x", "file:///nonexistent/imgsearch/missing.zip"])
+def test_download_failure_leaves_nothing(tmp_path, no_proxy, url):
+    dest = tmp_path / "out.zip"
+    with pytest.raises(DownloadError, match="could not download") as info:
+        download(url, dest, timeout=5)
+    assert url in str(info.value)
+    assert files_under(tmp_path) == []
+
+
+class PartialSender(http.server.BaseHTTPRequestHandler):
+    """Promises 100,000 bytes and sends 1,000; on /stall it then waits instead of closing."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        self.wfile.write(b"x" * 1000)
+        self.wfile.flush()
+        if self.path == "/stall":
+            self.server.release.wait(10)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def partial_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PartialSender)
+    server.daemon_threads = True
+    server.release = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_stalled_mid_transfer_removes_the_part_file(tmp_path, partial_server, no_proxy):
+    with pytest.raises(DownloadError, match="timed out"):
+        download(partial_server + "/stall", tmp_path / "out.zip", timeout=0.3)
+    assert files_under(tmp_path) == []
+
+
+def test_download_shorter_than_content_length_is_an_error(tmp_path, partial_server, no_proxy):
+    with pytest.raises(DownloadError):
+        download(partial_server + "/short", tmp_path / "out.zip", timeout=5)
+    assert files_under(tmp_path) == []

@@ -1,0 +1,151 @@
+"""The Milvus engine against real Milvus Lite: parameters reach the index, ingest is idempotent,
+bad input fails clearly and keeps what is stored."""
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.index import (
+    DatabaseLockedError,
+    DimensionMismatchError,
+    EngineUnavailableError,
+    ExactEngine,
+    MilvusEngine,
+    open_engine,
+)
+
+
+def clustered(n=2000, dim=32, seed=0):
+    """Vectors in 20 tight clusters, so IVF probing matters and exact neighbours are unambiguous."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(20, dim)) * 5
+    return (centres[rng.integers(0, 20, n)] + rng.normal(size=(n, dim))).astype(np.float32)
+
+
+@pytest.fixture
+def uri(tmp_path):
+    return str(tmp_path / "milvus" / "test.db")
+
+
+def recall(found, expected):
+    return np.mean([len(set(f) & set(e)) / len(e) for f, e in zip(found, expected)])
+
+
+def test_ivf_params_reach_the_index_and_nprobe_changes_results(uri):
+    vectors, ids = clustered(), np.arange(2000)
+    exact = ExactEngine()
+    exact.add(ids, vectors)
+    expected, _ = exact.search(vectors[:100], 10)
+    recalls = {}
+    for nprobe in (1, 32):
+        engine = MilvusEngine(uri, collection="ivf", build_params={"nlist": 32}, search_params={"nprobe": nprobe})
+        if nprobe == 1:
+            engine.add(ids, vectors)
+            engine.commit()
+        assert engine.describe_index() == {"index_type": "IVF_FLAT", "metric_type": "L2", "params": {"nlist": 32}}
+        found, _ = engine.search(vectors[:100], 10)
+        recalls[nprobe] = recall(found, expected)
+        engine.close()
+    assert recalls[32] == 1.0  # probing every list is exact
+    assert recalls[1] < 0.95  # one list of 32 misses neighbours: nprobe really reached the search
+
+
+def test_hnsw_params_reach_the_index(uri):
+    engine = MilvusEngine(uri, collection="hnsw", index_type="HNSW", build_params={"M": 8, "efConstruction": 40},
+                          search_params={"ef": 64})
+    engine.add(np.arange(500), clustered(500))
+    engine.commit()
+    assert engine.describe_index()["params"] == {"M": 8, "efConstruction": 40}
+
+
+def test_changed_build_params_rebuild_the_index(uri):
+    first = MilvusEngine(uri, collection="c", build_params={"nlist": 8})
+    first.add(np.arange(500), clustered(500))
+    first.commit()
+    first.close()
+    second = MilvusEngine(uri, collection="c", build_params={"nlist": 4})
+    second.commit()
+    assert second.describe_index()["params"] == {"nlist": 4}
+    assert second.count() == 500
+
+
+def test_milvus_matches_exact_search(uri):
+    vectors, ids = clustered(800), np.arange(100, 900)
+    engine = MilvusEngine(uri, collection="flat", index_type="FLAT")
+    exact = ExactEngine()
+    for each in (engine, exact):
+        each.add(ids, vectors)
+    found, dist = engine.search(vectors[:20], 5)
+    want, want_dist = exact.search(vectors[:20], 5)
+    np.testing.assert_array_equal(found, want)
+    np.testing.assert_allclose(dist, want_dist, rtol=1e-4, atol=1e-3)
+
+
+def test_reingesting_the_same_ids_is_idempotent(uri):
+    vectors, ids = clustered(300), np.arange(300)
+    engine = MilvusEngine(uri, collection="idem", build_params={"nlist": 4}, search_params={"nprobe": 4})
+    engine.add(ids, vectors)
+    engine.commit()
+    before, _ = engine.search(vectors[:5], 3)
+    engine.add(ids, vectors)
+    engine.commit()
+    after, _ = engine.search(vectors[:5], 3)
+    assert engine.count() == 300
+    np.testing.assert_array_equal(before, after)
+    engine.add(ids[:10], vectors[:10] + 100)  # same ids, new vectors: replaced, not duplicated
+    assert engine.count() == 300
+
+
+def test_dimension_mismatch_is_clear_and_keeps_rows(uri):
+    engine = MilvusEngine(uri, collection="dims", build_params={"nlist": 4})
+    engine.add(np.arange(50), clustered(50, dim=16))
+    engine.commit()
+    engine.close()
+    reopened = open_engine("milvus", collection="dims", build_params={"nlist": 4},
+                           settings=get_settings(milvus_uri=uri))
+    with pytest.raises(DimensionMismatchError, match="16-d.*32-d.*fresh collection name"):
+        reopened.add(np.arange(5), clustered(5, dim=32))
+    assert reopened.count() == 50
+
+
+def test_unknown_index_parameters_are_refused(uri):
+    with pytest.raises(ValueError, match="nlist"):
+        MilvusEngine(uri, index_type="HNSW", build_params={"nlist": 8})
+    with pytest.raises(ValueError, match="unsupported index type"):
+        MilvusEngine(uri, index_type="DISKANN")
+
+
+def test_database_held_by_another_process(uri):
+    Path(uri).parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from pymilvus import MilvusClient
+            MilvusClient({uri!r})
+            print("ready", flush=True)
+            time.sleep(60)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        start = time.monotonic()
+        with pytest.raises(DatabaseLockedError, match="in use by another process") as err:
+            MilvusEngine(uri)
+        assert uri in str(err.value)
+        assert time.monotonic() - start < 15
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_server_that_is_down_fails_fast():
+    start = time.monotonic()
+    with pytest.raises(EngineUnavailableError, match="127.0.0.1:9"):
+        MilvusEngine("http://127.0.0.1:9", timeout=3)
+    assert time.monotonic() - start < 15

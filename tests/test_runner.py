@@ -1,0 +1,62 @@
+"""imgsearch_helpers.runner: saved notebooks are cleaned of widget state and progress-bar redraws."""
+import nbformat
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+from imgsearch_helpers.runner import clean, collapse_carriage_returns
+
+
+def test_collapse_keeps_last_state_per_line():
+    assert collapse_carriage_returns("a\r b\r c\nx") == " c\nx"
+
+
+def test_collapse_handles_trailing_carriage_return_and_plain_text():
+    assert collapse_carriage_returns("10%\r50%\r100%\r\ndone\n") == "100%\ndone\n"
+    assert collapse_carriage_returns("no bars\nhere\n") == "no bars\nhere\n"
+    assert collapse_carriage_returns("") == ""
+
+
+def notebook_with_noise():
+    bar = "embed:  10%|#  |\rembed:  50%|## |\rembed: 100%|###|\n"
+    cell = new_code_cell(
+        "run()",
+        execution_count=1,
+        metadata={"execution": {"iopub.status.busy": "2024-01-01T00:00:00Z"}, "tags": ["keep-me"]},
+        outputs=[
+            new_output("stream", name="stderr", text=bar + "ingested 5 images\n"),
+            new_output("execute_result", data={"text/plain": "a\rb"}, execution_count=1),
+        ],
+    )
+    notebook = new_notebook(cells=[cell, new_code_cell("pass", metadata={})])
+    notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    notebook.metadata["language_info"] = {"name": "python"}
+    notebook.metadata["kernelspec"] = {"name": "my-venv", "display_name": "My venv", "language": "python"}
+    return notebook
+
+
+def test_clean_removes_widgets_and_execution_metadata():
+    notebook = notebook_with_noise()
+    clean(notebook)
+    assert "widgets" not in notebook.metadata
+    assert notebook.metadata["language_info"] == {"name": "python"}  # other metadata stays
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+    assert "execution" not in notebook.cells[0].metadata
+    assert notebook.cells[0].metadata["tags"] == ["keep-me"]
+    nbformat.validate(notebook)
+
+
+def test_clean_collapses_stream_outputs_only():
+    notebook = notebook_with_noise()
+    clean(notebook)
+    stream, result = notebook.cells[0].outputs
+    assert stream["text"] == "embed: 100%|###|\ningested 5 images\n"
+    assert result["data"]["text/plain"] == "a\rb"  # not a stream: left alone
+
+
+def test_clean_survives_a_write_read_round_trip(tmp_path):
+    notebook = notebook_with_noise()
+    clean(notebook)
+    path = tmp_path / "clean.ipynb"
+    nbformat.write(notebook, path)
+    again = nbformat.read(path, as_version=4)
+    assert "\r" not in again.cells[0].outputs[0]["text"]
+    assert "widgets" not in again.metadata
