@@ -38,6 +38,9 @@ class EmbedReport:
 
 def bounded_map(fn: Callable, items: Iterable, workers: int, ahead: int) -> Iterator:
     """`map` on a thread pool that keeps at most `ahead` results in flight (bounded memory)."""
+    if workers < 1:
+        yield from map(fn, items)
+        return
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending = deque()
         for item in items:
@@ -117,6 +120,7 @@ def _embed_misses(items, embedder, cache, batch_size, workers, report, bar) -> I
             return pos, None, exc
 
     positions, digests, tensors = [], [], []
+    workers = workers if len(items) > 1 else 0  # one query image: no thread hand-off
     for pos, digest, tensor in bounded_map(prepare, items, workers, ahead=2 * batch_size):
         bar.update(1)
         if isinstance(tensor, ImageError):

@@ -13,6 +13,9 @@ from .index import SearchEngine
 from .metrics import evaluate
 
 
+ROWS_PER_ADD = 256  # rows sent to the engine per call
+
+
 @dataclass
 class IngestReport:
     added: int
@@ -37,14 +40,24 @@ def ingest(catalog: pd.DataFrame, embedder, engine: SearchEngine, cache: Embeddi
     start = time.perf_counter()
     report = EmbedReport()
     ids = catalog["id"].to_numpy()
-    added = 0
+    added, pending = 0, []
     paths = catalog["path"].tolist()
     for batch in iter_embeddings(paths, embedder, cache, batch_size, report=report, progress=progress):
-        if batch.positions:
-            engine.add(ids[batch.positions], batch.vectors)
-            added += len(batch.positions)
+        pending.append(batch)
+        if sum(len(b.positions) for b in pending) >= ROWS_PER_ADD:
+            added += _add_batches(engine, ids, pending)
+    added += _add_batches(engine, ids, pending)
     engine.commit()
     return IngestReport(added, time.perf_counter() - start, report)
+
+
+def _add_batches(engine: SearchEngine, ids: np.ndarray, batches: list) -> int:
+    """Add the pending batches as one call (fewer round trips to the server) and clear them."""
+    positions = [p for b in batches for p in b.positions]
+    if positions:
+        engine.add(ids[positions], np.concatenate([b.vectors for b in batches if b.positions]))
+    batches.clear()
+    return len(positions)
 
 
 def search_paths(paths, embedder, engine: SearchEngine, k: int = 10, cache: EmbeddingCache | None = None,

@@ -46,6 +46,7 @@ class MilvusEngine:
         self.client = connect(self.uri, token, timeout)
         self._dim = self._existing_dim()
         self._dirty = False
+        self._loaded = False
 
     def __deepcopy__(self, memo):
         return self  # a handle on shared state (a model, a connection): Towhee copies operator args
@@ -92,6 +93,7 @@ class MilvusEngine:
             self._rebuild_index()
         self.client.load_collection(self.collection)
         self._dirty = False
+        self._loaded = True
 
     def _wanted_index(self) -> dict:
         return {"index_type": self.index_type, "metric_type": self.metric, "params": self.build_params}
@@ -123,8 +125,9 @@ class MilvusEngine:
         if self._dim is None:
             raise IndexError_(f"collection {self.collection!r} is empty: add vectors before searching")
         queries = as_matrix(vectors, self._dim)
-        if self._dirty or not self._is_loaded():
+        if self._dirty or not (self._loaded or self._is_loaded()):
             self.commit()
+        self._loaded = True  # asked once per engine: a load-state call per search costs ~2 ms
         hits = self.client.search(self.collection, data=queries.tolist(), limit=k, anns_field=VECTOR_FIELD,
                                   search_params={"metric_type": self.metric, "params": self.search_params})
         ids = np.full((len(queries), k), -1, np.int64)
@@ -146,6 +149,7 @@ class MilvusEngine:
         if self.client.has_collection(self.collection):
             self.client.drop_collection(self.collection)
         self._dim = None
+        self._loaded = False
 
     def close(self) -> None:
         self.client.close()
