@@ -12,7 +12,6 @@ from .embed import EmbedReport, embed_paths, iter_embeddings
 from .index import SearchEngine
 from .metrics import evaluate
 
-
 ROWS_PER_ADD = 256  # rows sent to the engine per call
 
 
