@@ -91,7 +91,7 @@ def trace_for_inference(module: torch.nn.Module, example: torch.Tensor):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             traced = torch.jit.freeze(torch.jit.trace(module, example, check_trace=False))
-        same = torch.allclose(traced(example), module(example), rtol=1e-3, atol=1e-3)
+            same = torch.allclose(traced(example), module(example), rtol=1e-3, atol=1e-3)
     except (RuntimeError, torch.jit.Error):
         return None
     return traced if same else None
