@@ -1,7 +1,6 @@
 """imgsearch_helpers.data (dataset checks, catalog, queries, ground truth, slices) and .download."""
 import hashlib
 import http.server
-import os
 import random
 import shutil
 import threading
@@ -25,7 +24,6 @@ from imgsearch_helpers.data import (
 from imgsearch_helpers.download import DownloadError, download, safe_extract
 
 # The mirror next to the repo, unless IMGSEARCH_DATA_DIR names another (get_settings resolves it).
-REAL_DATA_DIR = os.environ.get("IMGSEARCH_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def write_jpeg(path, seed=0):
@@ -115,11 +113,8 @@ def test_dataset_root_without_download_reports_missing_dataset(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def real_settings():
-    settings = {name: get_settings(data_dir=REAL_DATA_DIR, slice=name) for name in ("full", "tiny")}
-    if not (settings["full"].data_dir / data.DATASET_DIR / data.CSV_NAME).is_file():
-        pytest.skip(f"real dataset not found under {settings['full'].data_dir}")  # never download in tests
-    return settings
+def real_settings(real_dataset):
+    return {name: get_settings(data_dir=real_dataset.parent, slice=name) for name in ("full", "tiny")}
 
 
 def test_real_dataset_verifies(real_settings):

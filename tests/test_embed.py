@@ -1,5 +1,4 @@
 """imgsearch_helpers.embed and .search with the real efficientnet_lite0 model on real images."""
-import os
 import shutil
 import threading
 import time
@@ -10,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from realdata import ROOT
 
 from imgsearch_helpers.cache import EmbeddingCache
 from imgsearch_helpers.data import ground_truth
@@ -17,11 +17,8 @@ from imgsearch_helpers.embed import bounded_map, embed_paths, iter_embeddings
 from imgsearch_helpers.images import ImageError, load_image
 from imgsearch_helpers.index import ExactEngine
 from imgsearch_helpers.metrics import evaluate
-from imgsearch_helpers.models import build_embedder
 from imgsearch_helpers.search import evaluate_engine, ingest, search_paths
 
-REAL_DATA_DIR = Path(os.environ.get("IMGSEARCH_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
-ROOT = REAL_DATA_DIR / "reverse_image_search"
 CLASSES = ("Afghan_hound", "ambulance", "brain_coral")  # gallery: the first two images of each
 EXTRA_CLASS = "apiary"  # a later, second ingest
 DIM = 1280
@@ -32,21 +29,14 @@ def first_images(split: str, label: str, n: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def embedder():
-    if not ROOT.is_dir():
-        pytest.skip(f"real dataset not found under {REAL_DATA_DIR}")
-    return build_embedder("efficientnet_lite0")
-
-
-@pytest.fixture(scope="module")
 def good():
     return [p for label in CLASSES for p in first_images("train", label, 2)]
 
 
 @pytest.fixture(scope="module")
-def reference(embedder, good):
+def reference(lite0, good):
     """Each good image embedded on its own, straight through the model: path -> vector."""
-    vectors = [embedder.embed(embedder.preprocess(load_image(p, min_side=embedder.min_side))[None])[0] for p in good]
+    vectors = [lite0.embed(lite0.preprocess(load_image(p, min_side=lite0.min_side))[None])[0] for p in good]
     return dict(zip(good, vectors))
 
 
@@ -72,15 +62,15 @@ def mixed(good, bad):
 
 
 @pytest.fixture(scope="module")
-def cold(embedder, mixed):
-    return embed_paths(mixed[0], embedder, batch_size=4, progress=False)
+def cold(lite0, mixed):
+    return embed_paths(mixed[0], lite0, batch_size=4, progress=False)
 
 
 @pytest.fixture(scope="module")
-def warm_cache(tmp_path_factory, embedder, mixed):
+def warm_cache(tmp_path_factory, lite0, mixed):
     """A cache filled by one run over the mixed list; returns (cache, that run's result)."""
     cache = EmbeddingCache(tmp_path_factory.mktemp("cache") / "embeddings.sqlite")
-    first = embed_paths(mixed[0], embedder, cache, batch_size=4, progress=False)
+    first = embed_paths(mixed[0], lite0, cache, batch_size=4, progress=False)
     yield cache, first
     cache.close()
 
@@ -115,8 +105,8 @@ def test_embed_paths_reports_every_bad_file(cold, bad):
     assert all(path in report.summary() for path in bad.values())
 
 
-def test_embed_paths_with_only_bad_files(embedder, bad):
-    vectors, positions, report = embed_paths([bad["empty"], bad["missing"]], embedder, progress=False)
+def test_embed_paths_with_only_bad_files(lite0, bad):
+    vectors, positions, report = embed_paths([bad["empty"], bad["missing"]], lite0, progress=False)
     assert vectors.shape == (0, DIM) and positions == []
     assert len(report.failures) == 2
 
@@ -124,58 +114,58 @@ def test_embed_paths_with_only_bad_files(embedder, bad):
 # ---------------------------------------------------------------- the embedding cache
 
 
-def test_first_run_fills_cache(warm_cache, embedder, good, cold):
+def test_first_run_fills_cache(warm_cache, lite0, good, cold):
     cache, (vectors, positions, report) = warm_cache
     assert report.embedded == len(good) and report.from_cache == 0
-    assert cache.count(embedder.key) == len(good)
+    assert cache.count(lite0.key) == len(good)
     np.testing.assert_allclose(vectors, cold[0], atol=1e-4, rtol=0)
 
 
-def test_second_run_is_all_from_cache(warm_cache, embedder, mixed, good):
+def test_second_run_is_all_from_cache(warm_cache, lite0, mixed, good):
     cache, (first_vectors, first_positions, _) = warm_cache
-    vectors, positions, report = embed_paths(mixed[0], embedder, cache, batch_size=4, progress=False)
+    vectors, positions, report = embed_paths(mixed[0], lite0, cache, batch_size=4, progress=False)
     assert report.embedded == 0
     assert report.from_cache == len(good)
     assert len(report.failures) == 4  # bad files are still reported
     assert positions == first_positions
     assert np.array_equal(vectors, first_vectors)
-    assert cache.count(embedder.key) == len(good)
+    assert cache.count(lite0.key) == len(good)
 
 
-def test_renamed_copy_is_a_cache_hit(warm_cache, embedder, good, tmp_path):
+def test_renamed_copy_is_a_cache_hit(warm_cache, lite0, good, tmp_path):
     cache, (first_vectors, _, _) = warm_cache
     copy = tmp_path / "renamed.jpeg"
     shutil.copyfile(good[2], copy)
-    vectors, _, report = embed_paths([copy], embedder, cache, progress=False)
+    vectors, _, report = embed_paths([copy], lite0, cache, progress=False)
     assert (report.embedded, report.from_cache) == (0, 1)
     assert np.array_equal(vectors[0], first_vectors[2])
 
 
-def test_partly_cached_run_keeps_input_order(embedder, good, reference, tmp_path):
+def test_partly_cached_run_keeps_input_order(lite0, good, reference, tmp_path):
     """Cache hits come back before the misses of their chunk: the result must still be in input order."""
     with EmbeddingCache(tmp_path / "embeddings.sqlite") as cache:
-        embed_paths([good[4], good[1]], embedder, cache, progress=False)
-        vectors, positions, report = embed_paths(good, embedder, cache, batch_size=2, progress=False)
+        embed_paths([good[4], good[1]], lite0, cache, progress=False)
+        vectors, positions, report = embed_paths(good, lite0, cache, batch_size=2, progress=False)
     assert (report.embedded, report.from_cache) == (len(good) - 2, 2)
     assert positions == list(range(len(good)))
     assert_rows_match(vectors, good, reference)
 
 
-def test_edited_image_is_recomputed(warm_cache, embedder, good, tmp_path):
+def test_edited_image_is_recomputed(warm_cache, lite0, good, tmp_path):
     cache, _ = warm_cache
     edited = tmp_path / "edited.jpg"
     Image.open(good[0]).rotate(90, expand=True).save(edited, quality=90)
-    _, _, report = embed_paths([edited], embedder, cache, progress=False)
+    _, _, report = embed_paths([edited], lite0, cache, progress=False)
     assert (report.embedded, report.from_cache) == (1, 0)
-    assert cache.count(embedder.key) == len(good) + 1
+    assert cache.count(lite0.key) == len(good) + 1
 
 
 # ---------------------------------------------------------------- streaming
 
 
-def test_iter_embeddings_batches_are_bounded(embedder, mixed, reference):
+def test_iter_embeddings_batches_are_bounded(lite0, mixed, reference):
     paths, good_positions = mixed
-    batches = list(iter_embeddings(paths, embedder, batch_size=2, progress=False))
+    batches = list(iter_embeddings(paths, lite0, batch_size=2, progress=False))
     assert all(len(b.positions) <= 2 for b in batches)
     assert max(len(b.positions) for b in batches) == 2
     assert all(b.vectors.shape == (len(b.positions), DIM) for b in batches)
@@ -234,38 +224,38 @@ def all_ids(engine):
     return set(ids[0][ids[0] >= 0].tolist())
 
 
-def test_ingest_skips_bad_files_and_keeps_rows(embedder, good, bad, ingest_cache):
+def test_ingest_skips_bad_files_and_keeps_rows(lite0, good, bad, ingest_cache):
     engine = ExactEngine()
     first = catalog_of([*good[:3], bad["truncated"]], first_id=100)
-    report = ingest(first, embedder, engine, ingest_cache, batch_size=2, progress=False)
+    report = ingest(first, lite0, engine, ingest_cache, batch_size=2, progress=False)
     assert report.added == 3 and engine.count() == 3
     assert [f.path for f in report.embed.failures] == [bad["truncated"]]
     assert all_ids(engine) == {100, 101, 102}
 
     more = catalog_of(first_images("train", EXTRA_CLASS, 2), first_id=200)
-    ingest(more, embedder, engine, ingest_cache, batch_size=2, progress=False)
+    ingest(more, lite0, engine, ingest_cache, batch_size=2, progress=False)
     assert engine.count() == 5
     assert all_ids(engine) == {100, 101, 102, 200, 201}
-    ids, distances = search_paths([good[1]], embedder, engine, k=1)
+    ids, distances = search_paths([good[1]], lite0, engine, k=1)
     assert ids[0, 0] == 101 and distances[0, 0] < 1e-3  # the first rows are intact
 
-    again = ingest(first, embedder, engine, ingest_cache, batch_size=2, progress=False)
+    again = ingest(first, lite0, engine, ingest_cache, batch_size=2, progress=False)
     assert again.added == 3 and again.embed.from_cache == 3
     assert engine.count() == 5
 
 
 @pytest.fixture(scope="module")
-def gallery(embedder, good, ingest_cache):
+def gallery(lite0, good, ingest_cache):
     catalog = catalog_of(good, first_id=10)
     engine = ExactEngine()
-    ingest(catalog, embedder, engine, ingest_cache, progress=False)
+    ingest(catalog, lite0, engine, ingest_cache, progress=False)
     return catalog, engine
 
 
-def test_search_paths_finds_gallery_image_itself(embedder, gallery):
+def test_search_paths_finds_gallery_image_itself(lite0, gallery):
     catalog, engine = gallery
     for row in catalog.iloc[[0, 3]].itertuples():
-        ids, distances = search_paths([row.path], embedder, engine, k=3)
+        ids, distances = search_paths([row.path], lite0, engine, k=3)
         assert ids.shape == distances.shape == (1, 3)
         assert ids[0, 0] == row.id
         assert distances[0, 0] == pytest.approx(0, abs=1e-3)
@@ -273,29 +263,29 @@ def test_search_paths_finds_gallery_image_itself(embedder, gallery):
         assert np.all(np.diff(distances[0]) >= 0)
 
 
-def test_search_paths_raises_on_bad_query(embedder, gallery, bad):
+def test_search_paths_raises_on_bad_query(lite0, gallery, bad):
     with pytest.raises(ImageError, match="x.jpg"):
-        search_paths([bad["text"]], embedder, gallery[1], k=3)
+        search_paths([bad["text"]], lite0, gallery[1], k=3)
 
 
-def test_evaluate_engine_scores_real_queries(embedder, gallery):
+def test_evaluate_engine_scores_real_queries(lite0, gallery):
     catalog, engine = gallery
     queries = pd.DataFrame([(path, label) for label in CLASSES for path in first_images("test", label, 1)],
                            columns=["path", "label"])
     truth = ground_truth(catalog, queries)
-    row = evaluate_engine(queries, truth, embedder, engine, k=2, slice="test")
+    row = evaluate_engine(queries, truth, lite0, engine, k=2, slice="test")
     assert row["model"] == "efficientnet_lite0" and row["engine"] == "exact" and row["slice"] == "test"
     assert row["queries"] == 3 and row["k"] == 2
     for key in ("mhr@2", "towhee_map@2", "ap@2"):
         assert 0.0 <= row[key] <= 1.0
     assert row["query_ms"] >= row["search_ms"] > 0
-    ids, _ = search_paths(queries["path"], embedder, engine, k=2)
+    ids, _ = search_paths(queries["path"], lite0, engine, k=2)
     expected = evaluate(truth, ids.tolist(), 2)
     assert row["mhr@2"] == pytest.approx(expected["mhr@2"])
     assert row["ap@2"] == pytest.approx(expected["ap@2"])
     assert row["mhr@2"] >= 0.5  # three unrelated classes: a pretrained model finds most neighbours
 
 
-def test_embedder_batches_are_float32(embedder):
-    out = embedder.embed(torch.zeros(1, 3, 224, 224))
+def test_embedder_batches_are_float32(lite0):
+    out = lite0.embed(torch.zeros(1, 3, 224, 224))
     assert out.dtype == np.float32 and out.shape == (1, DIM)

@@ -1,6 +1,5 @@
 """imgsearch_helpers.models: weight sources, the traced fast path, and fast, helpful offline failures."""
 import importlib
-import os
 import time
 from pathlib import Path
 
@@ -10,29 +9,21 @@ import pytest
 import safetensors.torch
 import timm
 import torch
+from realdata import TRAIN
 from timm.data import ImageNetInfo
 
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.images import load_image
 from imgsearch_helpers.models import ModelWeightsUnavailable, build_embedder, lite_to_timm_keys
 
-REAL_DATA_DIR = Path(os.environ.get("IMGSEARCH_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
-TRAIN = REAL_DATA_DIR / "reverse_image_search" / "train"
 # One image from each of four unrelated classes; file names start with the ImageNet synset.
 IMAGES = ["Afghan_hound/n02088094_1045.JPEG", "ambulance/n02701002_11033.JPEG",
           "brain_coral/n01917289_1079.JPEG", "apiary/n02727426_14658.JPEG"]
 
 
 @pytest.fixture(scope="module")
-def lite0():
-    return build_embedder("efficientnet_lite0")
-
-
-@pytest.fixture(scope="module")
 def batch(lite0):
     """The four real images, preprocessed the way the embedding pipeline does it."""
-    if not TRAIN.is_dir():
-        pytest.skip(f"real dataset not found under {REAL_DATA_DIR}")
     return torch.stack([lite0.preprocess(load_image(TRAIN / name, min_side=lite0.min_side)) for name in IMAGES])
 
 

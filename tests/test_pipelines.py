@@ -1,37 +1,26 @@
 """imgsearch_helpers.pipelines: the Towhee insert/search pipelines with locally registered operators."""
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from realdata import TRAIN
 
 from imgsearch_helpers.index import ExactEngine
-from imgsearch_helpers.models import build_embedder
 from imgsearch_helpers.pipelines import insert_pipeline, search_pipeline
 from imgsearch_helpers.search import search_paths
 
-REAL_DATA_DIR = Path(os.environ.get("IMGSEARCH_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
-TRAIN = REAL_DATA_DIR / "reverse_image_search" / "train"
 LABELS = ("Afghan_hound", "African_crocodile", "ambulance", "apiary", "brain_coral")
 LARGE_JPEG = "American_egret/n02009912_8563.JPEG"  # 1600 x 1200: the batched path decodes it at 1/4 scale
 
 
 @pytest.fixture(scope="module")
-def embedder():
-    if not TRAIN.is_dir():
-        pytest.skip(f"real dataset not found under {REAL_DATA_DIR}")
-    return build_embedder("efficientnet_lite0")
-
-
-@pytest.fixture(scope="module")
-def images(embedder):
+def images(lite0):
     """One image per class whose short side is below 2 x min_side, so both decode paths read full size."""
     chosen = []
     for label in LABELS:
         for path in sorted((TRAIN / label).glob("*.JPEG")):
             with Image.open(path) as image:
-                if min(image.size) < 2 * embedder.min_side:
+                if min(image.size) < 2 * lite0.min_side:
                     chosen.append(str(path))
                     break
     assert len(chosen) == len(LABELS)
@@ -39,9 +28,9 @@ def images(embedder):
 
 
 @pytest.fixture(scope="module")
-def inserted(embedder, images):
+def inserted(lite0, images):
     engine = ExactEngine()
-    insert = insert_pipeline(embedder, engine)
+    insert = insert_pipeline(lite0, engine)
     ids = list(range(500, 500 + len(images)))
     for row_id, path in zip(ids, images):
         insert(row_id, path)
@@ -56,9 +45,9 @@ def test_insert_pipeline_adds_every_image(inserted, images):
     assert set(found[0][found[0] >= 0].tolist()) == set(ids)
 
 
-def test_search_pipeline_finds_each_image_itself(embedder, inserted, images):
+def test_search_pipeline_finds_each_image_itself(lite0, inserted, images):
     engine, ids = inserted
-    search = search_pipeline(embedder, engine, k=3)
+    search = search_pipeline(lite0, engine, k=3)
     for row_id, path in zip(ids, images):
         out_path, result = search(path).get()
         assert out_path == path
@@ -68,19 +57,19 @@ def test_search_pipeline_finds_each_image_itself(embedder, inserted, images):
         assert result[1][1] > 1.0
 
 
-def test_pipeline_results_equal_search_paths(embedder, inserted, images):
+def test_pipeline_results_equal_search_paths(lite0, inserted, images):
     engine, _ = inserted
-    search = search_pipeline(embedder, engine, k=5)
-    ids, distances = search_paths(images, embedder, engine, k=5)
+    search = search_pipeline(lite0, engine, k=5)
+    ids, distances = search_paths(images, lite0, engine, k=5)
     for row, path in enumerate(images):
         result = search(path).get()[1]
         assert [i for i, _ in result] == ids[row].tolist()
         np.testing.assert_allclose([d for _, d in result], distances[row], rtol=1e-4, atol=1e-3)
 
 
-def test_large_jpeg_embeds_the_same_in_pipeline_and_batched_path(embedder):
+def test_large_jpeg_embeds_the_same_in_pipeline_and_batched_path(lite0):
     engine = ExactEngine()
-    insert_pipeline(embedder, engine)(1, str(TRAIN / LARGE_JPEG))
+    insert_pipeline(lite0, engine)(1, str(TRAIN / LARGE_JPEG))
     engine.commit()
-    _, distances = search_paths([TRAIN / LARGE_JPEG], embedder, engine, k=1)
+    _, distances = search_paths([TRAIN / LARGE_JPEG], lite0, engine, k=1)
     assert distances[0, 0] < 1e-2
