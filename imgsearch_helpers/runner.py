@@ -86,7 +86,9 @@ def main(argv=None) -> int:
         print(f"running {path.name} ...", flush=True)
         seconds = execute(path, out)
         print(f"  done in {seconds:.0f} s -> {out}", flush=True)
-    print("\n" + summary(settings))
+    text = summary(settings)
+    (settings.results_dir / "summary.txt").write_text(text + "\n")
+    print(f"\n{text}\n\n(saved to {settings.results_dir / 'summary.txt'})")
     return 0
 
 

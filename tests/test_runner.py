@@ -60,3 +60,18 @@ def test_clean_survives_a_write_read_round_trip(tmp_path):
     again = nbformat.read(path, as_version=4)
     assert "\r" not in again.cells[0].outputs[0]["text"]
     assert "widgets" not in again.metadata
+
+
+def test_summary_lists_every_recorded_table(tmp_path):
+    from imgsearch_helpers.config import get_settings
+    from imgsearch_helpers.results import load, record
+    from imgsearch_helpers.runner import summary
+
+    settings = get_settings(results_dir=tmp_path, slice="tiny")
+    record("01_build_engine", [{"engine": "milvus", "mhr@10": 0.4839}], settings)
+    record("02_other", {"engine": "exact", "mhr@10": 0.5}, settings)
+    assert load("01_build_engine", settings)["rows"] == [{"engine": "milvus", "mhr@10": 0.4839}]
+    text = summary(settings)
+    assert "== 01_build_engine (slice: tiny)" in text and "== 02_other (slice: tiny)" in text
+    assert "0.484" in text and "exact" in text
+    assert summary(get_settings(results_dir=tmp_path / "empty")) == "no results recorded"
