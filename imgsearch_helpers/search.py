@@ -31,9 +31,10 @@ class IngestReport:
 
 
 def ingest(catalog: pd.DataFrame, embedder, engine: SearchEngine, cache: EmbeddingCache | None = None,
-           batch_size: int = 16, progress: bool = True) -> IngestReport:
+           batch_size: int = 16, progress: bool = True, transform=None) -> IngestReport:
     """Embed the catalog's images batch by batch and add each batch under the catalog's ids.
 
+    `transform` (e.g. `l2_normalize`) is applied to the vectors before they are stored.
     Bad files are skipped and listed in the report; rows already in the index are kept.
     """
     start = time.perf_counter()
@@ -44,17 +45,18 @@ def ingest(catalog: pd.DataFrame, embedder, engine: SearchEngine, cache: Embeddi
     for batch in iter_embeddings(paths, embedder, cache, batch_size, report=report, progress=progress):
         pending.append(batch)
         if sum(len(b.positions) for b in pending) >= ROWS_PER_ADD:
-            added += _add_batches(engine, ids, pending)
-    added += _add_batches(engine, ids, pending)
+            added += _add_batches(engine, ids, pending, transform)
+    added += _add_batches(engine, ids, pending, transform)
     engine.commit()
     return IngestReport(added, time.perf_counter() - start, report)
 
 
-def _add_batches(engine: SearchEngine, ids: np.ndarray, batches: list) -> int:
+def _add_batches(engine: SearchEngine, ids: np.ndarray, batches: list, transform=None) -> int:
     """Add the pending batches as one call (fewer round trips to the server) and clear them."""
     positions = [p for b in batches for p in b.positions]
     if positions:
-        engine.add(ids[positions], np.concatenate([b.vectors for b in batches if b.positions]))
+        vectors = np.concatenate([b.vectors for b in batches if b.positions])
+        engine.add(ids[positions], transform(vectors) if transform is not None else vectors)
     batches.clear()
     return len(positions)
 

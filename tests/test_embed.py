@@ -289,3 +289,17 @@ def test_evaluate_engine_scores_real_queries(lite0, gallery):
 def test_embedder_batches_are_float32(lite0):
     out = lite0.embed(torch.zeros(1, 3, 224, 224))
     assert out.dtype == np.float32 and out.shape == (1, DIM)
+
+
+def test_ingest_transform_applies_to_stored_vectors(lite0, good):
+    from imgsearch_helpers.index import l2_normalize
+
+    catalog = pd.DataFrame({"id": range(len(good)), "path": good, "label": ["x"] * len(good)})
+    raw, normalized = ExactEngine(), ExactEngine(metric="IP")
+    ingest(catalog, lite0, raw, progress=False)
+    ingest(catalog, lite0, normalized, progress=False, transform=l2_normalize)
+    query = embed_paths(good[:1], lite0, progress=False)[0]
+    _, similarity = normalized.search(l2_normalize(query), 1)
+    assert similarity[0, 0] == pytest.approx(1.0, abs=1e-4)  # unit vectors: an image's IP with itself is 1
+    _, distance = raw.search(query, 1)
+    assert distance[0, 0] == pytest.approx(0.0, abs=1e-2)

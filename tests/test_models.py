@@ -69,8 +69,7 @@ def test_lite0_classifies_real_images(lite0, batch):
 def test_traced_fast_path_matches_eager(lite0, batch):
     fast = lite0.embed(batch[:3])
     assert lite0.fast and lite0._traced is not None  # the trace really ran (it falls back silently)
-    eager = build_embedder("efficientnet_lite0")
-    eager.fast = False
+    eager = build_embedder("efficientnet_lite0", fast=False)
     slow = eager.embed(batch[:3])
     assert eager._traced is None
     assert fast.shape == (3, 1280) and fast.dtype == np.float32
