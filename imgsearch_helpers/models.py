@@ -15,6 +15,7 @@ import os
 import socket
 import urllib.parse
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,10 +66,23 @@ class Embedder:
                 self._traced = trace_for_inference(PreLogits(self.model), batch)
                 self.fast = self._traced is not None
             forward = self._traced if self.fast else PreLogits(self.model)
-            return forward(batch).float().numpy()
+            if len(batch) > 1:
+                return forward(batch).float().numpy()
+            with one_thread():  # measured: one image runs faster on one thread than split over two
+                return forward(batch).float().numpy()
 
     def __repr__(self) -> str:
         return f"Embedder({self.name}, dim={self.dim}, params={self.parameters:,}, weights={self.weights})"
+
+
+@contextmanager
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class PreLogits(torch.nn.Module):
@@ -119,9 +133,7 @@ def build_embedder(name: str = "efficientnet_lite0", pretrained: bool = True,
     model.eval()
     config = resolve_data_config({}, model=model)
     min_side = int(config["input_size"][-1] / config["crop_pct"])
-    embedder = Embedder(name, key, model, create_transform(**config), min_side, weights, fast=fast)
-    embedder.embed(torch.zeros(2, *config["input_size"]))  # trace now, so no timed call pays for it
-    return embedder
+    return Embedder(name, key, model, create_transform(**config), min_side, weights, fast=fast)
 
 
 def _create(name: str, **kwargs) -> torch.nn.Module:
