@@ -51,10 +51,6 @@ class MilvusEngine:
     def __deepcopy__(self, memo):
         return self  # a handle on shared state (a model, a connection): Towhee copies operator args
 
-    @property
-    def is_lite(self) -> bool:
-        return is_milvus_lite(self.uri)
-
     def _existing_dim(self) -> int | None:
         if not self.client.has_collection(self.collection):
             return None
