@@ -30,7 +30,7 @@ def dataset_root(settings: Settings | None = None, download_missing: bool = True
     if not root.exists():
         if not download_missing:
             raise DatasetError(f"dataset not found at {root}")
-        fetch_dataset(settings.data_dir)
+        return fetch_dataset(settings.data_dir)  # verifies what it extracted
     verify_dataset(root)
     return root
 

@@ -75,7 +75,7 @@ def iter_embeddings(
     report = report if report is not None else EmbedReport()
     paths = [str(p) for p in paths]
     bar = tqdm(total=len(paths), desc=f"embed {embedder.name}", unit="img", disable=not progress)
-    pending: list[tuple[int, str, bytes]] = []
+    pending: list[tuple[int, str, bytes, str]] = []
 
     def flush_pending() -> Iterator[Batch]:
         yield from _embed_misses(pending, embedder, cache, batch_size, workers, report, bar)
@@ -95,7 +95,7 @@ def iter_embeddings(
 
 
 def _look_up(chunk, embedder, cache, report) -> tuple[Batch, list]:
-    """Read a chunk of files; return the cached vectors and the (position, path, bytes) misses."""
+    """Read a chunk of files; return the cached vectors and the (position, path, bytes, digest) misses."""
     read = [(pos, *_read(path)) for pos, path in chunk]
     for _, _, data in read:
         if isinstance(data, ImageError):
@@ -104,7 +104,7 @@ def _look_up(chunk, embedder, cache, report) -> tuple[Batch, list]:
     digests = [content_digest(data) for _, _, data in readable]
     found = cache.get_many(embedder.key, digests) if cache else {}
     hit_rows = [(pos, found[d]) for (pos, _, _), d in zip(readable, digests) if d in found]
-    misses = [item for item, d in zip(readable, digests) if d not in found]
+    misses = [(*item, d) for item, d in zip(readable, digests) if d not in found]
     report.from_cache += len(hit_rows)
     vectors = np.stack([v for _, v in hit_rows]) if hit_rows else np.empty((0, embedder.dim), np.float32)
     return Batch([p for p, _ in hit_rows], vectors), misses
@@ -112,12 +112,11 @@ def _look_up(chunk, embedder, cache, report) -> tuple[Batch, list]:
 
 def _embed_misses(items, embedder, cache, batch_size, workers, report, bar) -> Iterator[Batch]:
     def prepare(item):
-        pos, path, data = item
+        pos, path, data, digest = item
         try:
-            image = load_image(path, data=data, min_side=embedder.min_side)
-            return pos, content_digest(data), embedder.preprocess(image)
+            return pos, digest, embedder.preprocess(load_image(path, data=data, min_side=embedder.min_side))
         except ImageError as exc:
-            return pos, None, exc
+            return pos, digest, exc
 
     positions, digests, tensors = [], [], []
     workers = workers if len(items) > 1 else 0  # one query image: no thread hand-off

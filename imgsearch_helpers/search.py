@@ -61,15 +61,19 @@ def _add_batches(engine: SearchEngine, ids: np.ndarray, batches: list, transform
     return len(positions)
 
 
+def embed_queries(paths, embedder, cache: EmbeddingCache | None = None, transform=None,
+                  progress: bool = False) -> np.ndarray:
+    """Query vectors in input order; a query image that cannot be read is an error, not a skip."""
+    vectors, _, report = embed_paths(paths, embedder, cache, progress=progress)
+    if report.failures:
+        raise report.failures[0]
+    return transform(vectors) if transform is not None else vectors
+
+
 def search_paths(paths, embedder, engine: SearchEngine, k: int = 10, cache: EmbeddingCache | None = None,
                  transform=None, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Top-k (ids, distances) for each query image; raises if an image cannot be read."""
-    vectors, positions, report = embed_paths(paths, embedder, cache, progress=progress)
-    if report.failures:
-        raise report.failures[0]
-    if transform is not None:
-        vectors = transform(vectors)
-    return engine.search(vectors, k)
+    return engine.search(embed_queries(paths, embedder, cache, transform, progress), k)
 
 
 def evaluate_engine(queries: pd.DataFrame, ground_truth, embedder, engine: SearchEngine, k: int = 10,
@@ -79,13 +83,10 @@ def evaluate_engine(queries: pd.DataFrame, ground_truth, embedder, engine: Searc
     Queries are embedded without the cache, so `query_ms` is what one search costs a user
     (decode + embed + search, averaged over a batched run); `search_ms` is the index alone.
     """
-    embed_paths(queries["path"].tolist()[:1], embedder, None, progress=False)  # one-time trace, not timed
+    paths = queries["path"].tolist()
+    embed_queries(paths[:1], embedder)  # one-time trace, not timed
     start = time.perf_counter()
-    vectors, _, report = embed_paths(queries["path"].tolist(), embedder, None, progress=False)
-    if report.failures:
-        raise report.failures[0]
-    if transform is not None:
-        vectors = transform(vectors)
+    vectors = embed_queries(paths, embedder, transform=transform)
     searched = time.perf_counter()
     ids, _ = engine.search(vectors, k)
     done = time.perf_counter()
