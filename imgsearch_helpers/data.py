@@ -117,3 +117,19 @@ def ground_truth(catalog: pd.DataFrame, queries: pd.DataFrame) -> list[set]:
         shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
         raise DatasetError(f"{len(unknown)} query label(s) have no gallery images: {shown}")
     return [ids_by_label[label] for label in queries["label"]]
+
+
+def holdout_split(catalog: pd.DataFrame, fold: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(gallery, queries): the `fold`-th image of each class (by path) becomes a query, the rest stay.
+
+    A query set no evaluation has used, for checking that a configuration was not tuned on the
+    test queries; the chosen images are removed from the gallery, so none finds itself.
+    """
+    rank = catalog.sort_values("path").groupby("label").cumcount().reindex(catalog.index)
+    smallest = int(catalog.groupby("label").size().min())
+    if smallest < 2:
+        raise ValueError("every class needs at least 2 images to hold one out as a query")
+    if not 0 <= fold < smallest:
+        raise ValueError(f"fold must be between 0 and {smallest - 1} (the smallest class has {smallest} images)")
+    held = rank == fold
+    return catalog[~held].reset_index(drop=True), catalog.loc[held, ["path", "label"]].reset_index(drop=True)

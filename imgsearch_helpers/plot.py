@@ -63,3 +63,17 @@ def show_results(queries: pd.DataFrame, ids, distances, catalog: pd.DataFrame, k
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def plot_quality_speed(rows, quality: str = "mhr10", speed: str = "images_per_s", size=(7.5, 4.5)):
+    """Scatter of search quality against embedding speed, one labelled point per row."""
+    fig, ax = plt.subplots(figsize=size)
+    for row in rows:
+        ax.scatter(row[speed], row[quality], color="tab:red" if row.get("imagenet_only") else "tab:blue")
+        label = f"{row['model'].replace('efficientnet_', '')}: {row['technique']}"
+        ax.annotate(label, (row[speed], row[quality]), fontsize=7, xytext=(4, 2), textcoords="offset points")
+    ax.set(xlabel="images embedded per second (CPU, cold)", ylabel=quality.replace("10", "@10"), xscale="log",
+           title="quality against speed (red: relies on ImageNet classes)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

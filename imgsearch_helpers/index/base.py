@@ -33,6 +33,9 @@ class SearchEngine(Protocol):
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k ids and distances per query row; missing hits are id -1."""
 
+    def fetch(self, ids) -> np.ndarray:
+        """Stored vectors for `ids`, rows in the order asked; id -1 (no hit) gives a zero row."""
+
     def describe_index(self) -> dict | None:
         """Index type, metric and build parameters as the engine reports them."""
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import as_matrix, check_metric, l2_normalize
+from .base import IndexError_, as_matrix, check_metric, l2_normalize
 
 
 class ExactEngine:
@@ -52,6 +52,14 @@ class ExactEngine:
         picked = np.take_along_axis(scores, top, axis=1)
         dists[:, :k_eff] = -picked if self.metric == "L2" else picked
         return ids, dists
+
+    def fetch(self, ids) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        if not self._rows:
+            raise IndexError_("the index is empty: add vectors before fetching them")
+        zero = np.zeros_like(next(iter(self._rows.values())))
+        rows = [self._rows.get(i, zero) for i in ids.ravel().tolist()]
+        return np.asarray(rows, np.float32).reshape(*ids.shape, len(zero))
 
     def describe_index(self) -> dict:
         return {"index_type": "FLAT (numpy, exact)", "metric_type": self.metric, "params": {}}

@@ -133,6 +133,17 @@ class MilvusEngine:
             dists[row, :len(found)] = [h["distance"] for h in found]
         return ids, dists
 
+    def fetch(self, ids) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        wanted = sorted({i for i in ids.ravel().tolist() if i >= 0})
+        found = {}
+        for start in range(0, len(wanted), INSERT_ROWS):
+            rows = self.client.get(self.collection, ids=wanted[start:start + INSERT_ROWS], output_fields=[VECTOR_FIELD])
+            found.update((int(r[ID_FIELD]), r[VECTOR_FIELD]) for r in rows)
+        zero = np.zeros(self._dim or 0, np.float32)
+        rows = [found.get(i, zero) for i in ids.ravel().tolist()]
+        return np.asarray(rows, np.float32).reshape(*ids.shape, self._dim or 0)
+
     def _is_loaded(self) -> bool:
         return str(self.client.get_load_state(self.collection).get("state")).endswith("Loaded")
 

@@ -1,0 +1,100 @@
+"""Search quality of every recipe in `QUALITY_RECIPES` (the rows of notebook 03), one JSON row each.
+
+    python benchmarks/quality.py                              # the dataset's 100 test queries
+    python benchmarks/quality.py --holdout 0 --out FILE       # unseen queries: image 0 of each class
+    python benchmarks/quality.py --queries DIR --out FILE     # any <label>/<image> folder
+
+Query labels are used only to score. `--holdout N` moves the N-th gallery image of each class
+(sorted by path) out of the gallery and uses those 100 images as queries. Each recipe gets a
+fresh Milvus Lite collection (IVF_FLAT, nlist 16, nprobe 8) in a temporary folder; embeddings go
+through the configured embedding cache; `images_per_s` is measured separately, without it, on
+up to 100 query images (each model pass timed once, best of 3, and summed over a recipe's passes).
+Then `python benchmarks/readme_table.py` rewrites the README's quality table from the file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from imgsearch_helpers.cache import EmbeddingCache
+from imgsearch_helpers.config import display_path, get_settings
+from imgsearch_helpers.data import ground_truth, holdout_split, load_catalog, load_queries
+from imgsearch_helpers.index import open_engine
+from imgsearch_helpers.recipes import QUALITY_RECIPES, run_recipe
+
+INDEX = {"index_type": "IVF_FLAT", "build_params": {"nlist": 16}, "search_params": {"nprobe": 8}}
+RESULTS = Path(__file__).parent / "results"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--queries", type=Path, help="folder of <label>/<image> query images")
+    chosen.add_argument("--holdout", type=int, metavar="N", help="use the N-th gallery image of each class as queries")
+    parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
+    return parser.parse_args()
+
+
+def query_set(args, settings):
+    """(gallery, queries, description) for the chosen query set."""
+    catalog = load_catalog(settings)
+    if args.holdout is not None:
+        gallery, queries = holdout_split(catalog, args.holdout)
+        return gallery, queries, f"holdout {args.holdout}: image {args.holdout} of each class, removed from the gallery"
+    if args.queries is not None:
+        return catalog, load_queries(args.queries, settings), f"folder {display_path(args.queries)}"
+    return catalog, load_queries(settings=settings), "the dataset's test/ folder"
+
+
+def main() -> None:
+    args = parse_args()
+    settings = get_settings()
+    gallery, queries, description = query_set(args, settings)
+    truth = ground_truth(gallery, queries)
+    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+    embedders, timings, rows = {}, {}, []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        bench = get_settings(milvus_uri=str(Path(scratch) / "quality.db"))
+
+        def engine_factory(metric, collection):
+            return open_engine("milvus", metric=metric, collection=collection, settings=bench, **INDEX)
+
+        for recipe in QUALITY_RECIPES:
+            row = run_recipe(recipe, gallery, queries, truth, engine_factory, cache, embedders,
+                             speed_paths=queries["path"][:100], timings=timings)
+            rows.append(row)
+            print(f"{row['mhr10']:.3f} mHR@10  {row['ap10']:.3f} AP@10  {row['images_per_s']:5.1f} img/s  "
+                  f"{row['model']}: {row['technique']}", flush=True)
+    result = {
+        "command": "python benchmarks/quality.py " + " ".join(_given(args)),
+        "queries": description,
+        "query_count": len(queries),
+        "gallery": len(gallery),
+        "slice": settings.slice,
+        "index": INDEX,
+        "seconds": round(time.perf_counter() - start, 1),
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "processor": platform.processor() or platform.machine(), "torch": torch.__version__},
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {display_path(args.out)}")
+
+
+def _given(args) -> list[str]:
+    given = [f"--queries {display_path(args.queries)}"] if args.queries else []
+    given += [f"--holdout {args.holdout}"] if args.holdout is not None else []
+    return given + [f"--out {display_path(args.out)}"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""The committed quality benchmark covers every recipe, and the README's table is generated from it."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imgsearch_helpers.recipes import QUALITY_RECIPES
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+COLUMNS = {"model", "technique", "mhr10", "towhee_map10", "ap10", "images_per_s"}
+
+
+@pytest.mark.parametrize("name", ["quality.json", "quality_holdout.json"])
+def test_results_have_one_row_per_recipe(name):
+    result = json.loads((RESULTS / name).read_text())
+    assert result["slice"] == "full" and result["query_count"] == 100
+    assert [(r["model"], r["technique"]) for r in result["rows"]] == [(r.model, r.technique) for r in QUALITY_RECIPES]
+    for row in result["rows"]:
+        assert COLUMNS <= set(row) and 0 <= row["ap10"] <= row["towhee_map10"] <= 1 and row["images_per_s"] > 0
+
+
+def test_readme_table_matches_the_results():
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "readme_table.py"), "--check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
