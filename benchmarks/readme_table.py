@@ -18,8 +18,9 @@ END = "<!-- end of quality table -->"
 
 def render(quality: dict, holdout: dict | None) -> str:
     unseen = {(r["model"], r["technique"]): r["mhr10"] for r in holdout["rows"]} if holdout else {}
-    lines = ["| model | technique | works for | mHR@10 | unseen queries mHR@10 | Towhee mAP@10 | AP@10 | images/s | dim |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    header = ["model", "technique", "works for", "mHR@10", "unseen queries mHR@10", "Towhee mAP@10", "AP@10",
+              "images/s", "dim"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in quality["rows"]:
         model = row["model"].replace("efficientnet_lite", "EfficientNet-Lite")
         scope = "ImageNet classes" if row["imagenet_only"] else "any collection"

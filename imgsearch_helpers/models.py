@@ -80,7 +80,7 @@ class Embedder:
             with one_thread() if len(batch) == 1 else nullcontext():
                 return forward(batch).float().numpy()
 
-    def mirrored(self) -> "Embedder":
+    def mirrored(self) -> Embedder:
         """The same model (and trace) embedding mirrored images, cached under its own key."""
         return replace(self, key=f"{self.key}/mirrored", mirror=True)
 

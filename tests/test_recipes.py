@@ -3,14 +3,20 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from realdata import TRAIN
 
 from imgsearch_helpers.cache import EmbeddingCache
 from imgsearch_helpers.data import ground_truth, holdout_split
 from imgsearch_helpers.embed import embed_paths
 from imgsearch_helpers.index import ExactEngine, MilvusEngine
-from imgsearch_helpers.recipes import (QUALITY_RECIPES, Recipe, RecipeEmbedder, collection_name, run_recipe,
-                                       search_vectors)
-from realdata import TRAIN
+from imgsearch_helpers.recipes import (
+    QUALITY_RECIPES,
+    Recipe,
+    RecipeEmbedder,
+    collection_name,
+    run_recipe,
+    search_vectors,
+)
 
 LABELS = ["goldfish", "Rhodesian_ridgeback", "warplane"]
 
