@@ -133,3 +133,17 @@ def holdout_split(catalog: pd.DataFrame, fold: int = 0) -> tuple[pd.DataFrame, p
         raise ValueError(f"fold must be between 0 and {smallest - 1} (the smallest class has {smallest} images)")
     held = rank == fold
     return catalog[~held].reset_index(drop=True), catalog.loc[held, ["path", "label"]].reset_index(drop=True)
+
+
+COCO_URL = "http://images.cocodataset.org/val2017/{:012d}.jpg"
+OBJECT_PHOTOS = (9769, 206831, 409247)  # COCO val2017 ids: a street with a truck, a dog, a desk
+
+
+def object_photos(settings: Settings | None = None) -> list[Path]:
+    """The object-detection photos in `<data_dir>/object/`, downloaded from COCO when missing."""
+    settings = settings or get_settings()
+    paths = [settings.data_dir / "object" / f"{photo:012d}.jpg" for photo in OBJECT_PHOTOS]
+    for photo, path in zip(OBJECT_PHOTOS, paths):
+        if not path.is_file():
+            download(COCO_URL.format(photo), path)
+    return paths

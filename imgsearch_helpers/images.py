@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,20 +33,21 @@ def load_image(
         _check_file(path)
     elif not data:
         raise ImageError(path, "empty file (0 bytes)")
+    # No warnings.catch_warnings here: images are decoded on worker threads, and that context
+    # manager swaps the process-wide filters (threads would undo each other's and the caller's).
+    # Pillow may still print its bomb warning (past 89 MP) just before _check_size rejects the image.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data) if data is not None else path) as opened:
-                _check_size(path, opened, max_pixels)
-                if min_side:
-                    _reduce_while_decoding(opened, min_side)
-                opened.load()
-                image = ImageOps.exif_transpose(opened)
+        with Image.open(io.BytesIO(data) if data is not None else path) as opened:
+            _check_size(path, opened, max_pixels)
+            if min_side:
+                _reduce_while_decoding(opened, min_side)
+            opened.load()
+            image = ImageOps.exif_transpose(opened)
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(path, "not an image file (unrecognised format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageError(path, f"image too large ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(path, f"corrupt or truncated image ({exc})") from None

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.patches import Rectangle
+from PIL import Image
 
+from .detect import largest_box
 from .images import load_image
 
 THUMB = 160  # thumbnails keep committed notebooks small
@@ -22,7 +25,8 @@ use_jpeg_figures()
 
 
 def thumbnail(path):
-    image = load_image(path, min_side=THUMB)
+    """A small copy of an image file (or of a PIL image) for a grid."""
+    image = path.copy() if isinstance(path, Image.Image) else load_image(path, min_side=THUMB)
     image.thumbnail((THUMB, THUMB))
     return image
 
@@ -42,10 +46,11 @@ def show_images(paths, titles=None, ncols: int = 5, size: float = 2.2):
     return fig
 
 
-def show_results(queries: pd.DataFrame, ids, distances, catalog: pd.DataFrame, k: int = 5, size: float = 2.0):
+def show_results(queries: pd.DataFrame, ids, distances, catalog: pd.DataFrame, k: int = 5, size: float = 2.0,
+                 judge: bool = True):
     """One row per query: the query image, then its top-k results with label and distance.
 
-    A result whose label matches the query's is titled in green, otherwise red.
+    With `judge`, a result whose label matches the query's is titled in green, otherwise red.
     """
     by_id = catalog.set_index("id")
     fig, axes = plt.subplots(len(queries), k + 1, figsize=(size * (k + 1), size * len(queries)), squeeze=False)
@@ -57,7 +62,7 @@ def show_results(queries: pd.DataFrame, ids, distances, catalog: pd.DataFrame, k
                 continue
             hit = by_id.loc[rid]
             axes[row, col].imshow(thumbnail(hit.path))
-            color = "green" if hit.label == query.label else "red"
+            color = ("green" if hit.label == query.label else "red") if judge else "black"
             axes[row, col].set_title(f"{hit.label}\n{dist:.3f}", fontsize=8, color=color)
     for ax in axes.flat:
         ax.axis("off")
@@ -75,5 +80,23 @@ def plot_quality_speed(rows, quality: str = "mhr10", speed: str = "images_per_s"
     ax.set(xlabel="images embedded per second (CPU, cold)", ylabel=quality.replace("10", "@10"), xscale="log",
            title="quality against speed (red: relies on ImageNet classes)")
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def show_detections(images, boxes_per_image, titles=None, size: float = 4.0):
+    """Photos with their detected boxes; the largest box (the one that gets cropped) in red."""
+    fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size * 0.8), squeeze=False)
+    for ax, image, boxes, title in zip(axes.flat, images, boxes_per_image, titles or [""] * len(images)):
+        ax.imshow(image)
+        biggest = largest_box(boxes)
+        for box in boxes:
+            color, width = ("red", 2.5) if box is biggest else ("yellow", 1.2)
+            ax.add_patch(Rectangle((box.x1, box.y1), box.x2 - box.x1, box.y2 - box.y1, fill=False,
+                                   edgecolor=color, linewidth=width))
+            ax.text(box.x1, box.y1, f"{box.label} {box.score:.2f}", color="black", fontsize=7,
+                    bbox={"facecolor": color, "alpha": 0.8, "pad": 1})
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
     fig.tight_layout()
     return fig

@@ -137,7 +137,7 @@ def test_database_held_by_another_process(uri):
         start = time.monotonic()
         with pytest.raises(DatabaseLockedError, match="in use by another process") as err:
             MilvusEngine(uri)
-        assert uri in str(err.value)
+        assert uri in str(err.value) and f"PID {holder.pid}" in str(err.value)
         assert time.monotonic() - start < 15
     finally:
         holder.kill()

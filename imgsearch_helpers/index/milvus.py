@@ -1,7 +1,6 @@
 """Milvus through MilvusClient: a local path runs embedded Milvus Lite, an http(s) URI any server."""
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 from pathlib import Path
@@ -179,28 +178,32 @@ def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:
     try:
         return MilvusClient(uri=uri, token=token, timeout=timeout)
     except MilvusException as exc:
-        if is_lite and _lock_is_held(Path(uri)):
+        holder = lock_holder(Path(uri)) if is_lite else None
+        if holder is not None and holder != os.getpid():
             raise DatabaseLockedError(
-                f"Milvus Lite database {uri} is in use by another process (only one may open it). "
-                "Shut down the other notebook kernel or app using it, or set MILVUS_URI to another path."
+                f"Milvus Lite database {uri} is in use by another process (PID {holder}; only one may open "
+                "it). Shut down the other notebook kernel or app using it, or set MILVUS_URI to another path."
             ) from None
         where = "Milvus Lite at" if is_lite else "Milvus server at"
         raise EngineUnavailableError(f"cannot connect to {where} {uri}: {exc.message or exc}") from None
 
 
-def _lock_is_held(db: Path) -> bool:
-    lock = db / "LOCK"
-    if not lock.exists():
-        return False
-    fd = os.open(lock, os.O_RDWR)
+def lock_holder(db: Path) -> int | None:
+    """The PID holding Milvus Lite's lock on `db` (None if it is free or the holder is unknown).
+
+    Read from /proc/locks by the lock file's inode: a trial flock cannot tell another process
+    from this one, since flock locks belong to open files, not processes.
+    """
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
+        inode = (db / "LOCK").stat().st_ino
+        lines = Path("/proc/locks").read_text().splitlines()
     except OSError:
-        return True
-    finally:
-        os.close(fd)
+        return None
+    for line in lines:
+        fields = line.split()  # "1: FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> 0 EOF"
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
+            return int(fields[4])
+    return None
 
 
 logging.getLogger("grpc._server").setLevel(logging.CRITICAL)  # "Method not implemented!" noise from Lite

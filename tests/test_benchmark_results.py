@@ -1,4 +1,5 @@
-"""The committed quality benchmark covers every recipe, and the README's table is generated from it."""
+"""Committed benchmark results: the quality benchmark covers every recipe (and the README's table is
+generated from it); the detection benchmark holds what its issue asks for."""
 import json
 import subprocess
 import sys
@@ -26,3 +27,14 @@ def test_readme_table_matches_the_results():
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "readme_table.py"), "--check"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_detection_results_hold_both_setups_and_the_photos():
+    result = json.loads((RESULTS / "detect.json").read_text())
+    assert result["slice"] == "full" and result["queries"] == 100
+    for key in ("test_mhr10_whole", "test_mhr10_crop", "test_mhr10_crop_both"):
+        assert 0 < result[key] <= 1
+    assert result["detection_images_per_s"] > 0
+    photos = {p["photo"]: p for p in result["object_photos"]}
+    assert [photos[name]["detected"] for name in sorted(photos)] == ["truck", "dog", "laptop"]
+    assert all(len(p["top5_whole"]) == len(p["top5_crop"]) == 5 for p in photos.values())

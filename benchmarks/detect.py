@@ -1,0 +1,87 @@
+"""Cropping to the largest detected object: test-set quality with and without it, detector speed
+(50 query images, one at a time, decoded beforehand), and the three COCO photos' matches.
+
+    python benchmarks/detect.py [--detector yolov5n] [--model efficientnet_lite0] [--out FILE]
+
+Cosine search (unit vectors, IP) in Milvus Lite IVF_FLAT (nlist 16, nprobe 8) in a temporary
+folder; embeddings and crops go through the configured cache folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+
+from imgsearch_helpers.cache import EmbeddingCache
+from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.crop_search import compare_cropping, detection_speed, photo_matches
+from imgsearch_helpers.data import ground_truth, load_catalog, load_queries, object_photos
+from imgsearch_helpers.detect import load_detector
+from imgsearch_helpers.index import l2_normalize, open_engine
+from imgsearch_helpers.models import build_embedder
+from imgsearch_helpers.search import ingest
+
+INDEX = {"index_type": "IVF_FLAT", "build_params": {"nlist": 16}, "search_params": {"nprobe": 8}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--detector", default="yolov5n")
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "detect.json")
+    args = parser.parse_args()
+    settings = get_settings()
+    catalog, queries = load_catalog(settings), load_queries(settings=settings)
+    truth = ground_truth(catalog, queries)
+    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+    embedder = build_embedder(args.model, settings=settings)
+    detector = load_detector(args.detector, settings)
+    speed_fresh = detection_speed(queries["path"][:50], detector)  # before Milvus Lite runs in this process
+    with tempfile.TemporaryDirectory() as scratch:
+        bench = get_settings(milvus_uri=str(Path(scratch) / "detect.db"))
+
+        def engine_factory(metric, collection):
+            return open_engine("milvus", metric=metric, collection=collection, settings=bench, **INDEX)
+
+        rows, hits = compare_cropping(catalog, queries, truth, embedder, detector, engine_factory, settings, cache)
+        gallery = engine_factory("IP", "photos")
+        ingest(catalog, embedder, gallery, cache, progress=False, transform=l2_normalize)
+        photos, _, _ = photo_matches(object_photos(settings), catalog, embedder, detector, gallery, settings)
+        gallery.close()
+    by_setup = {row["setup"]: row for row in rows}
+    change = hits["cropped queries"] - hits["whole photos"]
+    result = {
+        "command": f"python benchmarks/detect.py --detector {args.detector} --model {args.model}",
+        "detector": args.detector,
+        "detector_sha256": detector.sha256,
+        "model": args.model,
+        "slice": settings.slice,
+        "queries": len(queries),
+        "test_mhr10_whole": round(by_setup["whole photos"]["mhr@10"], 4),
+        "test_mhr10_crop": round(by_setup["cropped queries"]["mhr@10"], 4),
+        "test_mhr10_crop_both": round(by_setup["cropped queries and gallery"]["mhr@10"], 4),
+        "test_ap10_whole": round(by_setup["whole photos"]["ap@10"], 4),
+        "test_ap10_crop": round(by_setup["cropped queries"]["ap@10"], 4),
+        "test_ap10_crop_both": round(by_setup["cropped queries and gallery"]["ap@10"], 4),
+        "queries_gained": int((change > 0).sum()),
+        "queries_lost": int((change < 0).sum()),
+        "detection_images_per_s": round(speed_fresh, 1),
+        # The same 50 images again after Milvus Lite built indexes in this process: its faiss
+        # threads share torch's OpenMP runtime, and small torch ops then run slower.
+        "detection_images_per_s_after_milvus": round(detection_speed(queries["path"][:50], detector), 1),
+        "object_photos": photos,
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "processor": platform.processor() or platform.machine(), "torch": torch.__version__},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Object detection: checksum before unpickling, largest-box choice, fallback, real detections, crop cache."""
+import hashlib
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from PIL import Image
+
+from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.data import object_photos
+from imgsearch_helpers.detect import (
+    CHECKPOINTS,
+    Box,
+    ChecksumMismatch,
+    DetectorError,
+    chosen_box,
+    crop_paths,
+    crop_to,
+    largest_box,
+    load_detector,
+    verify_checkpoint,
+)
+from imgsearch_helpers.images import ImageError, load_image
+
+
+class WritesAMarker:
+    """Unpickling this writes a file: proof that a checkpoint was (or was not) loaded."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return load_detector("yolov5n", get_settings())
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return object_photos(get_settings())
+
+
+def box(x1, y1, x2, y2, score=0.5, label="thing"):
+    return Box(x1, y1, x2, y2, score, label)
+
+
+def test_largest_box_by_area_then_score():
+    small, big, big_sure = box(0, 0, 10, 10), box(0, 0, 30, 20, 0.4), box(5, 5, 35, 25, 0.9)
+    assert largest_box([small, big]) is big
+    assert largest_box([big, big_sure, small]) is big_sure  # same area: the higher score
+    assert largest_box([]) is None
+    assert box(10, 10, 5, 5).area == 0
+
+
+def test_crop_to_clips_to_the_image_and_falls_back_to_the_whole_image():
+    image = Image.new("RGB", (100, 60), "white")
+    assert crop_to(image, None) is image
+    assert crop_to(image, box(-20, 10, 50, 200)).size == (50, 50)
+    assert crop_to(image, box(40, 40, 41, 41)) is image  # a box under 2 px is no crop
+
+
+def test_a_checkpoint_with_the_wrong_sha256_is_never_unpickled(tmp_path):
+    marker = tmp_path / "unpickled"
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "yolov5n.pt").write_bytes(pickle.dumps(WritesAMarker(marker)))
+    with pytest.raises(ChecksumMismatch, match=r"yolov5n\.pt has sha256 .* expected 4f180cf2"):
+        load_detector("yolov5n", get_settings(weights_dir=weights))
+    assert not marker.exists()
+
+
+def test_unpinned_checkpoint_needs_a_checksum_from_the_user(tmp_path, monkeypatch):
+    monkeypatch.delenv("IMGSEARCH_DETECTOR_SHA256", raising=False)
+    path = tmp_path / "yolov5s.pt"
+    path.write_bytes(b"not a checkpoint")
+    digest = hashlib.sha256(b"not a checkpoint").hexdigest()
+    assert CHECKPOINTS["yolov5s"].sha256 is None
+    with pytest.raises(DetectorError, match=f"sha256 {digest}.*IMGSEARCH_DETECTOR_SHA256={digest}"):
+        load_detector("yolov5s", get_settings(weights_dir=tmp_path))
+    verify_checkpoint(path, digest.upper())  # a matching value (any case) is accepted
+
+
+def test_unknown_detector_name():
+    with pytest.raises(ValueError, match="unknown detector 'yolo9000'"):
+        load_detector("yolo9000")
+
+
+def test_detector_finds_the_main_object_of_real_photos(detector, photos):
+    images = [load_image(p) for p in photos]
+    found = detector.detect(images)
+    assert len(found) == len(photos)
+    labels = [{b.label for b in boxes} for boxes in found]
+    assert "truck" in labels[0] and "dog" in labels[1] and "laptop" in labels[2]
+    dog = largest_box(found[1])
+    assert dog.label == "dog" and dog.score >= detector.confidence
+    assert 0 <= dog.x1 < dog.x2 <= images[1].width and 0 <= dog.y1 < dog.y2 <= images[1].height
+
+
+def test_crop_paths_cuts_the_largest_box_and_reuses_its_crops(detector, photos, tmp_path):
+    settings = get_settings(cache_dir=tmp_path)
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (320, 240), (128, 128, 128)).save(blank)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    crops = crop_paths([photos[1], blank, broken], detector, settings, progress=False)
+    dog = chosen_box(crops[0])
+    assert dog.label == "dog"
+    assert Image.open(crops[0]).size == (round(dog.x2) - int(dog.x1), round(dog.y2) - int(dog.y1))
+    assert chosen_box(crops[1]) is None and Image.open(crops[1]).size == (320, 240)  # nothing found: whole image
+    assert crops[2] == broken  # unreadable: left for the embedding step to report
+    stamp = crops[0].stat().st_mtime_ns
+    assert crop_paths([photos[1]], detector, settings, progress=False) == [crops[0]]
+    assert crops[0].stat().st_mtime_ns == stamp  # not detected and written again
+
+
+def test_loading_the_detector_keeps_pillows_errors_for_bad_files(detector, tmp_path):
+    """ultralytics (imported by yolov5) patches Image.open; a non-image must still be an ImageError."""
+    assert detector is not None
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("not an image")
+    with pytest.raises(ImageError, match="notes.jpg: not an image file"):
+        load_image(fake)
+
+
+def test_an_images_boxes_do_not_depend_on_the_other_images_passed_with_it(detector, photos):
+    truck, dog, desk = (load_image(p) for p in photos)
+    alone = detector.detect([truck])[0]
+    assert detector.detect([dog, truck, desk])[1] == alone
+    assert {b.label for b in alone} >= {"truck", "person"}
+
+
+def test_loading_the_detector_leaves_matplotlib_and_pillow_as_they_were():
+    """yolov5 switches matplotlib to Agg and ultralytics patches Image.open when imported."""
+    script = textwrap.dedent("""
+        import matplotlib
+        matplotlib.use("svg")
+        from PIL import Image
+        pillow_open = Image.open
+        from imgsearch_helpers.detect import load_detector
+        load_detector("yolov5n")
+        print(matplotlib.get_backend(), Image.open is pillow_open)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["svg", "True"]
