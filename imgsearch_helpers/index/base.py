@@ -67,3 +67,30 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
+
+
+def top_k(scores: np.ndarray, ids: np.ndarray, k: int, larger_is_closer: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of each row of `scores` (higher is better) as (ids, distances), padded with -1 / NaN.
+
+    Distances are reported as the engines report them: similarities when `larger_is_closer`,
+    else the negated score (a distance).
+    """
+    k_eff = min(k, scores.shape[1])
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k_eff]
+    out_ids = np.full((len(scores), k), -1, np.int64)
+    out_dists = np.full((len(scores), k), np.nan, np.float32)
+    out_ids[:, :k_eff] = ids[top]
+    picked = np.take_along_axis(scores, top, axis=1)
+    out_dists[:, :k_eff] = picked if larger_is_closer else -picked
+    return out_ids, out_dists
+
+
+def padded(ids: np.ndarray, dists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Widen (n, k_found) results to (n, k) with id -1 and distance NaN, the engines' "no hit"."""
+    ids, dists = np.asarray(ids, np.int64), np.asarray(dists, np.float32)
+    if ids.shape[1] == k:
+        return ids, dists
+    out_ids = np.full((len(ids), k), -1, np.int64)
+    out_dists = np.full((len(ids), k), np.nan, np.float32)
+    out_ids[:, :ids.shape[1]], out_dists[:, :ids.shape[1]] = ids, dists
+    return out_ids, out_dists

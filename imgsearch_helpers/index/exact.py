@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import IndexError_, as_matrix, check_metric, l2_normalize
+from .base import IndexError_, as_matrix, check_metric, l2_normalize, top_k
+from .store import VectorStore
 
 
 class ExactEngine:
@@ -13,62 +14,42 @@ class ExactEngine:
 
     def __init__(self, metric: str = "L2"):
         self.metric = check_metric(metric)
-        self._rows: dict[int, np.ndarray] = {}
-        self._ids = np.empty(0, np.int64)
+        self.store = VectorStore()
         self._matrix = np.empty((0, 0), np.float32)
-        self._dirty = False
 
     def __deepcopy__(self, memo):
         return self  # a handle on shared state (a model, a connection): Towhee copies operator args
 
     def add(self, ids, vectors) -> None:
-        dim = len(next(iter(self._rows.values()))) if self._rows else None
-        vectors = as_matrix(vectors, dim)
-        for i, v in zip(np.asarray(ids, dtype=np.int64).tolist(), vectors):
-            self._rows[i] = v
-        self._dirty = True
+        self.store.add(ids, vectors)
 
     def commit(self) -> None:
-        self._ids = np.fromiter(self._rows, dtype=np.int64, count=len(self._rows))
-        matrix = np.stack(list(self._rows.values())) if self._rows else np.empty((0, 0), np.float32)
+        self.store.consolidate()
+        matrix = self.store.matrix
         self._matrix = l2_normalize(matrix) if self.metric == "COSINE" and len(matrix) else matrix
-        self._dirty = False
 
     def search(self, vectors, k: int):
-        if self._dirty:
+        if self.store.dirty:
             self.commit()
-        queries = as_matrix(vectors, self._matrix.shape[1] if len(self._matrix) else None)
+        if not len(self.store.ids):
+            raise IndexError_("the index is empty: add vectors before searching")
+        queries = as_matrix(vectors, self._matrix.shape[1])
         if self.metric == "COSINE":
             queries = l2_normalize(queries)
-        if self.metric == "L2":
-            scores = -squared_l2(queries, self._matrix)
-        else:
-            scores = queries @ self._matrix.T
-        k_eff = min(k, scores.shape[1])
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k_eff]
-        ids = np.full((len(queries), k), -1, np.int64)
-        dists = np.full((len(queries), k), np.nan, np.float32)
-        ids[:, :k_eff] = self._ids[top]
-        picked = np.take_along_axis(scores, top, axis=1)
-        dists[:, :k_eff] = -picked if self.metric == "L2" else picked
-        return ids, dists
+        scores = -squared_l2(queries, self._matrix) if self.metric == "L2" else queries @ self._matrix.T
+        return top_k(scores, self.store.ids, k, larger_is_closer=self.metric != "L2")
 
     def fetch(self, ids) -> np.ndarray:
-        ids = np.asarray(ids, dtype=np.int64)
-        if not self._rows:
-            raise IndexError_("the index is empty: add vectors before fetching them")
-        zero = np.zeros_like(next(iter(self._rows.values())))
-        rows = [self._rows.get(i, zero) for i in ids.ravel().tolist()]
-        return np.asarray(rows, np.float32).reshape(*ids.shape, len(zero))
+        return self.store.rows(ids)
 
     def describe_index(self) -> dict:
         return {"index_type": "FLAT (numpy, exact)", "metric_type": self.metric, "params": {}}
 
     def count(self) -> int:
-        return len(self._rows)
+        return self.store.count()
 
     def drop(self) -> None:
-        self._rows.clear()
+        self.store.clear()
         self.commit()
 
     def close(self) -> None:

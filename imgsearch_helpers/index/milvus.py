@@ -11,13 +11,10 @@ from pymilvus.exceptions import MilvusException
 
 from ..config import is_milvus_lite
 from .base import DimensionMismatchError, EngineUnavailableError, IndexError_, as_matrix, check_metric
+from .params import BUILD_PARAMS, SEARCH_PARAMS, checked_params
 
 ID_FIELD, VECTOR_FIELD = "id", "embedding"
 INSERT_ROWS = 512
-# Build parameters each index type accepts, and the search parameter that tunes it.
-BUILD_PARAMS = {"FLAT": (), "IVF_FLAT": ("nlist",), "IVF_SQ8": ("nlist",), "HNSW": ("M", "efConstruction"),
-                "HNSW_SQ": ("M", "efConstruction"), "AUTOINDEX": ()}
-SEARCH_PARAMS = {"IVF_FLAT": ("nprobe",), "IVF_SQ8": ("nprobe",), "HNSW": ("ef",), "HNSW_SQ": ("ef",)}
 
 
 class DatabaseLockedError(IndexError_):
@@ -40,8 +37,8 @@ class MilvusEngine:
         self.uri, self.collection, self.timeout = str(uri), collection, timeout
         self.index_type = index_type.upper()
         self.metric = check_metric(metric)
-        self.build_params = _checked(build_params or {}, BUILD_PARAMS, self.index_type, "build")
-        self.search_params = _checked(search_params or {}, SEARCH_PARAMS, self.index_type, "search")
+        self.build_params = checked_params(build_params, BUILD_PARAMS, self.index_type, "build")
+        self.search_params = checked_params(search_params, SEARCH_PARAMS, self.index_type, "search")
         self.client = connect(self.uri, token, timeout)
         self._dim = self._existing_dim()
         self._dirty = False
@@ -159,15 +156,6 @@ class MilvusEngine:
 
     def close(self) -> None:
         self.client.close()
-
-
-def _checked(params: dict, allowed: dict, index_type: str, kind: str) -> dict:
-    if index_type not in BUILD_PARAMS:
-        raise ValueError(f"unsupported index type {index_type!r}: choose one of {', '.join(BUILD_PARAMS)}")
-    unknown = set(params) - set(allowed.get(index_type, ()))
-    if unknown:
-        raise ValueError(f"{index_type} takes {kind} params {allowed.get(index_type, ())}, not {sorted(unknown)}")
-    return {k: int(v) for k, v in params.items()}
 
 
 def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:

@@ -1,0 +1,72 @@
+"""Vectors kept in memory by id, for the in-process engines (exact, FAISS, hnswlib)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import DimensionMismatchError, IndexError_, as_matrix
+
+
+class VectorStore:
+    """Rows by id with upsert semantics: adding an id again replaces its row.
+
+    Adds are appended as chunks and merged once, in `consolidate`, so ingesting a million rows
+    in batches costs one concatenation rather than one per batch.
+    """
+
+    def __init__(self):
+        self.ids = np.empty(0, np.int64)
+        self.matrix = np.empty((0, 0), np.float32)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+
+    @property
+    def dim(self) -> int | None:
+        if self.matrix.shape[1]:
+            return self.matrix.shape[1]
+        return self._pending[0][1].shape[1] if self._pending else None
+
+    def add(self, ids, vectors) -> None:
+        vectors = as_matrix(vectors)
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        if len(ids) != len(vectors):
+            raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+        if self.dim is not None and vectors.shape[1] != self.dim:
+            raise DimensionMismatchError(f"vectors have dimension {vectors.shape[1]}, the index stores {self.dim}")
+        self._pending.append((ids, vectors.copy()))
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._pending)
+
+    def consolidate(self) -> None:
+        """Merge pending adds; for an id added more than once, the last row wins."""
+        if not self._pending:
+            return
+        ids = np.concatenate([self.ids, *(i for i, _ in self._pending)])
+        parts = [self.matrix] if len(self.ids) else []
+        matrix = np.concatenate(parts + [v for _, v in self._pending])
+        self._pending.clear()
+        last = len(ids) - 1 - np.unique(ids[::-1], return_index=True)[1]  # last occurrence of each id
+        keep = np.sort(last)  # in the order rows were first stored
+        self.ids, self.matrix = ids[keep], np.ascontiguousarray(matrix[keep])
+
+    def rows(self, ids) -> np.ndarray:
+        """Stored vectors for `ids` (any shape), a zero row where an id is unknown (e.g. -1)."""
+        self.consolidate()
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(self.ids):
+            raise IndexError_("the index is empty: add vectors before fetching them")
+        order = np.argsort(self.ids)
+        where = np.searchsorted(self.ids, ids.ravel(), sorter=order).clip(0, len(order) - 1)
+        found = self.ids[order[where]] == ids.ravel()
+        out = np.zeros((ids.size, self.dim), np.float32)
+        out[found] = self.matrix[order[where[found]]]
+        return out.reshape(*ids.shape, self.dim)
+
+    def count(self) -> int:
+        self.consolidate()
+        return len(self.ids)
+
+    def clear(self) -> None:
+        self.ids = np.empty(0, np.int64)
+        self.matrix = np.empty((0, 0), np.float32)
+        self._pending.clear()
