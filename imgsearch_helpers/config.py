@@ -14,6 +14,7 @@ ENV = {
     "slice": "IMGSEARCH_SLICE",
     "milvus_uri": "MILVUS_URI",
     "milvus_token": "MILVUS_TOKEN",
+    "feder_js": "IMGSEARCH_FEDER_JS",
 }
 SLICES = ("tiny", "full")
 
@@ -64,6 +65,7 @@ class Settings:
     slice: str  # "tiny" or "full"
     milvus_uri: str  # a local path runs Milvus Lite; http(s)://... targets a server
     milvus_token: str
+    feder_js: Path | None  # a local copy of Feder's script; None: data/feder/ if fetched, else the CDN
 
     @property
     def uses_milvus_lite(self) -> bool:
@@ -72,9 +74,11 @@ class Settings:
     def describe(self) -> str:
         token = "(set)" if self.milvus_token else "(none)"
         rows = [(f.name, display_path(getattr(self, f.name)) if isinstance(getattr(self, f.name), Path)
-                 else getattr(self, f.name)) for f in fields(self) if f.name not in ("milvus_token", "milvus_uri")]
+                 else getattr(self, f.name)) for f in fields(self)
+                if f.name not in ("milvus_token", "milvus_uri", "feder_js")]
         rows.append(("milvus_uri", display_path(self.milvus_uri) if self.uses_milvus_lite else self.milvus_uri))
         rows.append(("milvus_token", token))
+        rows.append(("feder_js", display_path(self.feder_js) if self.feder_js else "(default: data/feder/ or the CDN)"))
         return "\n".join(f"{name:>12}: {value}" for name, value in rows)
 
 
@@ -88,6 +92,7 @@ def _defaults() -> dict:
         "slice": "full",
         "milvus_uri": None,  # derived from cache_dir below
         "milvus_token": "",
+        "feder_js": None,
     }
 
 
@@ -102,8 +107,9 @@ def get_settings(**overrides) -> Settings:
             values[name] = overrides[name]
         elif os.environ.get(var):
             values[name] = os.environ[var]
-    for name in ("data_dir", "cache_dir", "weights_dir", "results_dir"):
-        values[name] = resolve_path(values[name])
+    for name in ("data_dir", "cache_dir", "weights_dir", "results_dir", "feder_js"):
+        if values[name] is not None:
+            values[name] = resolve_path(values[name])
     if not values["milvus_uri"]:
         values["milvus_uri"] = str(values["cache_dir"] / "milvus" / "imgsearch.db")
     if values["slice"] not in SLICES:

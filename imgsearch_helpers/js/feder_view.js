@@ -1,0 +1,45 @@
+// Draws one Feder view from data registered by feder_data.js (possibly by a later output).
+// feder.py replaces the SPEC placeholder below with a JSON object.
+(() => {
+  const spec = __SPEC__;
+  const root = document.getElementById(spec.element);
+  const registry = (window.imgsearchFeder = window.imgsearchFeder || {data: {}, modules: {}, waiting: {}});
+  const ready = registry.data[spec.key] ? Promise.resolve(registry.data[spec.key]) : new Promise((resolve, reject) => {
+    (registry.waiting[spec.key] = registry.waiting[spec.key] || []).push(resolve);
+    const missing = "this view's index data is not on the page: run the cell that shows the FederIndex";
+    setTimeout(() => reject(new Error(missing)), spec.waitMs);
+  });
+  const clickWhenShown = (label) => new Promise((resolve, reject) => {
+    const started = Date.now();
+    const poll = () => {
+      const option = [...root.querySelectorAll("*")]
+        .find((e) => e.childElementCount === 0 && e.textContent.trim() === label);
+      if (option) { option.click(); resolve(); }
+      else if (Date.now() - started > spec.waitMs) reject(new Error("Feder drew no option " + label));
+      else setTimeout(poll, 100);
+    };
+    poll();
+  });
+  ready.then(async (entry) => {
+    const { Feder } = await entry.module;
+    // Feder's fine-search panel calls mediaCallback even for an index without images
+    const viewParams = Object.assign({}, spec.viewParams, {mediaCallback: (id) => entry.media[id] || null});
+    if (Object.keys(entry.media).length) viewParams.mediaType = "img";
+    const feder = new Feder({
+      filePath: entry.indexUrl, source: entry.source, domSelector: "#" + spec.element, viewParams,
+    });
+    if (spec.action === "overview") {
+      feder.overview();
+    } else {
+      feder.setSearchParams(spec.params);
+      if (spec.action === "searchById") feder.searchById(spec.id);
+      else feder.search(spec.vector, spec.targetMedia);
+    }
+    if (spec.stage) await clickWhenShown(spec.stage);
+    root.dataset.status = "drawn";
+  }).catch((error) => {
+    root.dataset.status = "error";
+    root.textContent = "Feder view failed: " + error.message;
+    console.error(error);
+  });
+})();
