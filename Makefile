@@ -1,6 +1,7 @@
 # make run  : execute the notebooks in order (embedded Milvus Lite) and print the results summary
 # make test : unit tests + every notebook on the tiny slice (nbval)
 # make lab  : JupyterLab on the notebooks
+# make feder-js : a local copy of Feder's script (npm pack), so that Feder's views need no internet
 # Each target first creates .venv from requirements.txt if it is missing or out of date.
 PYTHON ?= python3.11
 VENV := .venv
@@ -9,7 +10,9 @@ STAMP := $(VENV)/.installed
 # Tests use their own cache and results so they never touch (or lock) the ones `make run` uses.
 TEST_ENV := IMGSEARCH_SLICE=tiny IMGSEARCH_CACHE_DIR=$(CURDIR)/data/test-cache IMGSEARCH_RESULTS_DIR=$(CURDIR)/data/test-runs
 
-.PHONY: venv run test unit lab clean-venv
+FEDER_JS := data/feder/feder-0.2.4.js
+
+.PHONY: venv run test unit lab feder-js chromium clean-venv
 
 venv: $(STAMP)
 
@@ -22,16 +25,31 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+feder-js: $(FEDER_JS)
+
+$(FEDER_JS): | $(STAMP)
+	$(BIN)/python -c "from imgsearch_helpers.feder_assets import fetch_feder_js; print(fetch_feder_js())"
+
+# run and lab work without npm too: Feder's views then load its script from the CDN.
 run: $(STAMP)
+	@$(MAKE) --no-print-directory feder-js || echo "no local copy of Feder's script: its views will load it from the CDN"
 	$(BIN)/python -m imgsearch_helpers.runner
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium; as root on Debian it is installed when missing.
+chromium:
+	@test -n "$$IMGSEARCH_CHROMIUM" || command -v chromium >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  { echo "the browser tests need Chromium: apt-get install chromium, or set IMGSEARCH_CHROMIUM"; exit 1; }
+
+test: $(STAMP) $(FEDER_JS) chromium
 	$(TEST_ENV) $(BIN)/python -m pytest tests --nbval-lax notebooks
 
 unit: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest tests
 
 lab: $(STAMP)
+	@$(MAKE) --no-print-directory feder-js || echo "no local copy of Feder's script: its views will load it from the CDN"
 	$(BIN)/jupyter lab notebooks
 
 clean-venv:

@@ -67,3 +67,22 @@ def open_offline(browser, path: Path, width: int = 1100, height: int = 800) -> O
     opened.page.on("pageerror", lambda error: opened.errors.append(str(error)))
     opened.page.goto(Path(path).resolve().as_uri())
     return opened
+
+
+def wait_until_still(page, selector: str, timeout_s: float = 90.0, every_s: float = 1.0) -> bool:
+    """Wait until the canvases inside `selector` stop changing (an animation has ended).
+
+    Returns False if they were still changing after `timeout_s`.
+    """
+    import time
+
+    probe = """(selector) => [...document.querySelectorAll(selector + ' canvas')]
+        .map((c) => { const d = c.toDataURL('image/jpeg', 0.3); return d.length + ':' + d.slice(-64); }).join('|')"""
+    deadline, last = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        frame = page.evaluate(probe, selector)
+        if frame and frame == last:
+            return True
+        last = frame
+        time.sleep(every_s)
+    return False

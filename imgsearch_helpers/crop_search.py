@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .cache import EmbeddingCache
@@ -12,6 +11,7 @@ from .config import Settings
 from .detect import Detector, chosen_box, crop_paths
 from .images import load_image
 from .index import l2_normalize
+from .metrics import relevant_found
 from .search import embed_queries, evaluate_engine, ingest
 
 # (name, crop the queries, crop the gallery)
@@ -52,7 +52,7 @@ def compare_cropping(catalog, queries, truth, embedder, detector: Detector, engi
         engine, query_set = engines[crop_gallery], query_sets[crop_queries]
         rows.append(evaluate_engine(query_set, truth, embedder, engine, k, transform=l2_normalize, setup=name))
         ids, _ = engine.search(embed_queries(query_set["path"].tolist(), embedder, cache, l2_normalize), k)
-        hits[name] = np.array([len(set(row) & relevant) for row, relevant in zip(ids.tolist(), truth)])
+        hits[name] = relevant_found(truth, ids)
     for engine in engines.values():
         engine.close()
     return rows, hits

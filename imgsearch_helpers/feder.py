@@ -39,7 +39,7 @@ class FederIndex:
     `media` maps ids to image files; each becomes a small inline JPEG that Feder's panels show.
     """
 
-    def __init__(self, path, media: dict | None = None, thumb_size: int = 64, settings: Settings | None = None,
+    def __init__(self, path, media: dict | None = None, thumb_size: int = 80, settings: Settings | None = None,
                  progress: bool = True):
         self.path = Path(path)
         head = self.path.read_bytes()[:1] if self.path.is_file() else b""
@@ -107,8 +107,9 @@ class FederIndex:
         return self._search(spec, self._vector_of(id), f"search by id {id}", k, nprobe, ef, stage, view_params)
 
     def search_by_vector(self, vector, k: int = 10, nprobe: int | None = None, ef: int | None = None,
-                         image=None, stage: str | None = None, **view_params) -> FederView:
-        """Search with any vector of the index's dimension; `image` is shown as the target."""
+                         image=None, name: str | None = None, stage: str | None = None, **view_params) -> FederView:
+        """Search with any vector of the index's dimension; `image` is shown as the target, and
+        `name` (default: the image's file name) names the query in the caption."""
         vector = np.asarray(vector, np.float32).ravel()
         if vector.shape[0] != self.info.dim:
             raise ValueError(f"the vector has dimension {vector.shape[0]}, the index {self.info.dim}")
@@ -116,7 +117,8 @@ class FederIndex:
             raise ValueError("the vector has NaN or infinite values")
         spec = {"action": "search", "vector": vector.tolist(),
                 "targetMedia": thumbnail_url(image, self.thumb_size) if image is not None else None}
-        what = f"search by vector ({Path(image).name})" if image is not None else "search by vector"
+        name = name or (Path(image).name if image is not None else None)
+        what = f"search by vector ({name})" if name else "search by vector"
         return self._search(spec, vector, what, k, nprobe, ef, stage, view_params)
 
     def _search(self, spec, vector, what, k, nprobe, ef, stage, view_params) -> FederView:
@@ -187,10 +189,11 @@ class FederView:
         element = f"imgsearch-feder-view-{uuid.uuid4().hex[:12]}"
         spec = {**self.spec, "element": element, "key": self.index.key, "waitMs": WAIT_FOR_DATA_MS}
         width, height = spec["viewParams"]["width"], spec["viewParams"]["height"]
-        return (f'<div class="imgsearch-feder-caption" style="font: 12px sans-serif; margin: 6px 0">'
+        return (f'<div class="imgsearch-feder" style="width: {width}px">\n'
+                f'<div class="imgsearch-feder-caption" style="font: 12px sans-serif; padding: 4px 0">'
                 f"{html.escape(self.caption)}</div>\n"
                 f'<div id="{element}" class="imgsearch-feder-view" data-status="waiting" '
-                f'style="width: {width}px; height: {height}px; background: #000"></div>\n'
+                f'style="width: {width}px; height: {height}px; background: #000"></div>\n</div>\n'
                 f"<script>{_script('feder_view.js', '__SPEC__', spec)}</script>")
 
     def _repr_mimebundle_(self, include=None, exclude=None):

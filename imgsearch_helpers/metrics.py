@@ -63,3 +63,9 @@ def evaluate(ground_truth: Sequence[Iterable], results: Sequence[Sequence], k: i
         f"towhee_map@{k}": float(np.mean([towhee_ap(g, r, k) for g, r in pairs])),
         f"ap@{k}": float(np.mean([average_precision(g, r, k) for g, r in pairs])),
     }
+
+
+def relevant_found(ground_truth: Sequence[Iterable], results) -> np.ndarray:
+    """How many relevant items each query's result row holds (to find who gains or loses)."""
+    rows = results.tolist() if hasattr(results, "tolist") else results
+    return np.array([len(set(relevant) & set(row)) for relevant, row in zip(ground_truth, rows)])

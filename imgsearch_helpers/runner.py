@@ -15,6 +15,7 @@ import pandas as pd
 from nbclient import NotebookClient
 
 from .config import get_settings
+from .feder_snapshots import snapshot_feder_outputs
 from .results import load
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -27,6 +28,9 @@ def execute(path: Path, out: Path) -> float:
     resources = {"metadata": {"path": str(path.parent)}}  # the kernel runs in notebooks/
     NotebookClient(notebook, timeout=TIMEOUT_S, kernel_name="python3", resources=resources).execute()
     clean(notebook)
+    feder = snapshot_feder_outputs(notebook)
+    if feder != "no Feder views":
+        print(f"  {feder}", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, out)
     return time.perf_counter() - start

@@ -1,7 +1,8 @@
 """imgsearch_helpers.metrics against cases worked out by hand (fractions in the comments)."""
+import numpy as np
 import pytest
 
-from imgsearch_helpers.metrics import average_precision, evaluate, hit_ratio, towhee_ap
+from imgsearch_helpers.metrics import average_precision, evaluate, hit_ratio, relevant_found, towhee_ap
 
 
 def scores(relevant, ranked, k):
@@ -116,3 +117,9 @@ def test_evaluate_rejects_mismatched_lengths():
 def test_evaluate_rejects_no_queries():
     with pytest.raises(ValueError, match="no queries"):
         evaluate([], [])
+
+
+def test_relevant_found_counts_each_querys_relevant_results():
+    truth = [{1, 2, 3}, {7}]
+    assert relevant_found(truth, np.array([[1, 9, 3], [8, 9, 5]])).tolist() == [2, 0]
+    assert relevant_found(truth, [[2, 2], [7]]).tolist() == [1, 1]  # a repeated id counts once

@@ -1,0 +1,69 @@
+"""Saved notebooks keep screenshots of Feder's views (drawn in headless Chromium), not megabytes of data."""
+import base64
+import io
+import json
+
+import nbformat
+import numpy as np
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+from PIL import Image
+
+from imgsearch_helpers.feder import FederIndex
+from imgsearch_helpers.feder_assets import fetch_feder_js
+from imgsearch_helpers.feder_snapshots import DATA_NOTE, snapshot_feder_outputs
+from imgsearch_helpers.index import open_engine
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    fetch_feder_js()
+    vectors = np.random.default_rng(5).normal(size=(400, 64)).astype(np.float32)
+    engine = open_engine("faiss", index_type="IVF_FLAT", build_params={"nlist": 16})
+    engine.add(np.arange(400), vectors)
+    return FederIndex.from_engine(engine, tmp_path_factory.mktemp("snap") / "ivf.index", progress=False)
+
+
+def output_of(shown) -> dict:
+    data, metadata = shown._repr_mimebundle_()
+    return new_output("display_data", data=data, metadata=metadata)
+
+
+def executed_notebook(index, views):
+    cells = [new_code_cell("index", outputs=[output_of(index)])]
+    cells += [new_code_cell("view", outputs=[output_of(view)]) for view in views]
+    return new_notebook(cells=cells)
+
+
+def test_views_become_screenshots_and_the_data_is_left_out(index):
+    notebook = executed_notebook(index, [index.overview(), index.search_by_id(3, k=5, nprobe=2, stage="fine")])
+    before = len(nbformat.writes(notebook))
+    summary = snapshot_feder_outputs(notebook)
+    assert summary == "2 Feder views saved as screenshots"
+    text = nbformat.writes(notebook)
+    assert "text/html" not in text and "<script" not in text and len(text) < before / 4
+    data_output, *view_outputs = [cell.outputs[0] for cell in notebook.cells]
+    assert data_output["data"]["text/plain"].endswith(DATA_NOTE)
+    for output, caption in zip(view_outputs, ["IVF_FLAT overview", "search by id 3: k=5, nprobe=2"]):
+        assert caption in output["data"]["text/plain"]
+        image = Image.open(io.BytesIO(base64.b64decode(output["data"]["image/jpeg"])))
+        assert image.width == 1000 and image.height > 600  # the caption above the 1000 x 600 view
+        pixels = np.asarray(image.convert("L"), dtype=float)
+        assert pixels.std() > 10  # something was drawn, not a blank frame
+    nbformat.validate(notebook)
+
+
+def test_without_a_browser_the_views_keep_only_their_caption(index, monkeypatch, tmp_path):
+    monkeypatch.setenv("IMGSEARCH_CHROMIUM", str(tmp_path / "no-chromium"))
+    notebook = executed_notebook(index, [index.overview()])
+    summary = snapshot_feder_outputs(notebook)
+    assert summary.startswith("Feder views not saved as screenshots: no Chromium found")
+    view = notebook.cells[1].outputs[0]
+    assert set(view["data"]) == {"text/plain"} and "no screenshot" in view["data"]["text/plain"]
+    assert "text/html" not in json.dumps(notebook)
+
+
+def test_a_notebook_without_feder_is_left_alone():
+    notebook = new_notebook(cells=[new_code_cell("1", outputs=[new_output("stream", name="stdout", text="1\n")])])
+    assert snapshot_feder_outputs(notebook) == "no Feder views"
+    assert notebook.cells[0].outputs[0]["text"] == "1\n"
