@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 from pathlib import Path
-
-import torch
 
 from imgsearch_helpers.cache import EmbeddingCache
 from imgsearch_helpers.config import get_settings
@@ -24,6 +20,7 @@ from imgsearch_helpers.data import ground_truth, load_catalog, load_queries, obj
 from imgsearch_helpers.detect import load_detector
 from imgsearch_helpers.index import l2_normalize, open_engine
 from imgsearch_helpers.models import build_embedder
+from imgsearch_helpers.results import write_benchmark
 from imgsearch_helpers.search import ingest
 
 INDEX = {"index_type": "IVF_FLAT", "build_params": {"nlist": 16}, "search_params": {"nprobe": 8}}
@@ -75,11 +72,8 @@ def main() -> None:
         # threads share torch's OpenMP runtime, and small torch ops then run slower.
         "detection_images_per_s_after_milvus": round(detection_speed(queries["path"][:50], detector), 1),
         "object_photos": photos,
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "processor": platform.processor() or platform.machine(), "torch": torch.__version__},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_benchmark(args.out, result)
     print(json.dumps(result, indent=2))
 
 

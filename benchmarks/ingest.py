@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from imgsearch_helpers.data import ground_truth, load_catalog, load_queries
 from imgsearch_helpers.images import load_image
 from imgsearch_helpers.index import open_engine
 from imgsearch_helpers.models import build_embedder
+from imgsearch_helpers.results import write_benchmark
 from imgsearch_helpers.search import evaluate_engine, ingest, search_paths
 
 INDEX = {"index_type": "IVF_FLAT", "build_params": {"nlist": 16}, "search_params": {"nprobe": 8}}
@@ -93,11 +92,8 @@ def main() -> None:
         "milvus_mhr10": milvus_row["mhr@10"],
         "exact_mhr10": exact_row["mhr@10"],
         "index": INDEX,
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "processor": platform.processor() or platform.machine(), "torch": torch.__version__},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_benchmark(args.out, result)
     print(json.dumps(result, indent=2))
 
 

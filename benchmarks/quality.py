@@ -14,20 +14,16 @@ Then `python benchmarks/readme_table.py` rewrites the README's quality table fro
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
-
-import torch
 
 from imgsearch_helpers.cache import EmbeddingCache
 from imgsearch_helpers.config import display_path, get_settings
 from imgsearch_helpers.data import ground_truth, holdout_split, load_catalog, load_queries
 from imgsearch_helpers.index import open_engine
 from imgsearch_helpers.recipes import QUALITY_RECIPES, run_recipe
+from imgsearch_helpers.results import write_benchmark
 
 INDEX = {"index_type": "IVF_FLAT", "build_params": {"nlist": 16}, "search_params": {"nprobe": 8}}
 RESULTS = Path(__file__).parent / "results"
@@ -81,12 +77,9 @@ def main() -> None:
         "slice": settings.slice,
         "index": INDEX,
         "seconds": round(time.perf_counter() - start, 1),
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "processor": platform.processor() or platform.machine(), "torch": torch.__version__},
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_benchmark(args.out, result)
     print(f"wrote {display_path(args.out)}")
 
 

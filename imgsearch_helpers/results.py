@@ -31,3 +31,22 @@ def load(name: str, settings: Settings | None = None) -> dict:
 def table(rows) -> pd.DataFrame:
     """Rows as a DataFrame with floats rounded for display."""
     return pd.DataFrame(rows).round(3)
+
+
+def machine() -> dict:
+    """What a benchmark ran on, stored beside its figures."""
+    import os
+    import platform
+
+    import torch
+
+    return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "processor": platform.processor() or platform.machine(), "torch": torch.__version__}
+
+
+def write_benchmark(path: Path, result: dict) -> Path:
+    """Write a benchmark's result file (JSON, the machine added) and return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**result, "machine": machine()}, indent=2) + "\n")
+    return path
