@@ -229,15 +229,24 @@ def _load_timm(name: str, weights_dir: Path) -> tuple[torch.nn.Module, str, str]
 
 def _require_hub(name: str, hub_id: str, weights_dir: Path) -> None:
     """Fail in milliseconds when the hub cannot be reached, instead of retrying for a minute."""
+    problem = hub_unreachable()
+    if problem is not None:
+        raise ModelWeightsUnavailable(_offline_message(name, hub_id, weights_dir, problem))
+
+
+def hub_unreachable() -> OSError | None:
+    """Why the Hugging Face hub cannot be reached (None: reachable, or HF_HUB_OFFLINE is set and
+    the hub library answers from its cache or fails at once by itself)."""
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:  # read once at import: the variable set later does not count
-        return  # the hub library itself answers from its local cache or fails at once
+        return None
     endpoint = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     try:
         socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=3).close()
     except OSError as exc:
-        raise ModelWeightsUnavailable(_offline_message(name, hub_id, weights_dir, exc)) from None
+        return exc
+    return None
 
 
 def _offline_message(name: str, hub_id: str, weights_dir: Path, exc: Exception) -> str:

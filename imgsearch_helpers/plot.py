@@ -52,22 +52,43 @@ def show_results(queries: pd.DataFrame, ids, distances, catalog: pd.DataFrame, k
 
     With `judge`, a result whose label matches the query's is titled in green, otherwise red.
     """
-    by_id = catalog.set_index("id")
-    fig, axes = plt.subplots(len(queries), k + 1, figsize=(size * (k + 1), size * len(queries)), squeeze=False)
+    fig, axes = _result_grid(len(queries), k, size)
     for row, (query, row_ids, row_dists) in enumerate(zip(queries.itertuples(), ids, distances)):
         axes[row, 0].imshow(thumbnail(query.path))
         axes[row, 0].set_title(f"query\n{query.label}", fontsize=8, fontweight="bold")
-        for col, (rid, dist) in enumerate(zip(row_ids[:k], row_dists[:k]), start=1):
-            if rid < 0:
-                continue
-            hit = by_id.loc[rid]
-            axes[row, col].imshow(thumbnail(hit.path))
-            color = ("green" if hit.label == query.label else "red") if judge else "black"
-            axes[row, col].set_title(f"{hit.label}\n{dist:.3f}", fontsize=8, color=color)
-    for ax in axes.flat:
-        ax.axis("off")
+        _show_hits(axes[row, 1:], row_ids[:k], row_dists[:k], catalog, query.label if judge else None)
     fig.tight_layout()
     return fig
+
+
+def show_text_results(sentences, ids, distances, catalog: pd.DataFrame, k: int = 5, size: float = 2.0):
+    """One row per sentence: the sentence, then its top-k images with label and similarity."""
+    fig, axes = _result_grid(len(sentences), k, size)
+    for row, (sentence, row_ids, row_dists) in enumerate(zip(sentences, ids, distances)):
+        axes[row, 0].text(0.5, 0.5, f"\u201c{sentence}\u201d", ha="center", va="center", wrap=True,
+                          fontsize=10, fontweight="bold", transform=axes[row, 0].transAxes)
+        _show_hits(axes[row, 1:], row_ids[:k], row_dists[:k], catalog, None)
+    fig.tight_layout()
+    return fig
+
+
+def _result_grid(rows: int, k: int, size: float):
+    fig, axes = plt.subplots(rows, k + 1, figsize=(size * (k + 1), size * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, axes
+
+
+def _show_hits(axes, ids, distances, catalog: pd.DataFrame, label=None) -> None:
+    """Result thumbnails titled with label and distance; green or red against `label` when given."""
+    by_id = catalog.set_index("id")
+    for ax, rid, dist in zip(axes, ids, distances):
+        if rid < 0:
+            continue
+        hit = by_id.loc[rid]
+        ax.imshow(thumbnail(hit.path))
+        color = "black" if label is None else ("green" if hit.label == label else "red")
+        ax.set_title(f"{hit.label}\n{dist:.3f}", fontsize=8, color=color)
 
 
 def plot_quality_speed(rows, quality: str = "mhr10", speed: str = "images_per_s", size=(7.5, 4.5)):

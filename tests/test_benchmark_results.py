@@ -38,3 +38,15 @@ def test_detection_results_hold_both_setups_and_the_photos():
     photos = {p["photo"]: p for p in result["object_photos"]}
     assert [photos[name]["detected"] for name in sorted(photos)] == ["truck", "dog", "laptop"]
     assert all(len(p["top5_whole"]) == len(p["top5_crop"]) == 5 for p in photos.values())
+
+
+def test_text_results_meet_the_offline_target_and_say_what_ran():
+    result = json.loads((RESULTS / "text.json").read_text())
+    assert result["slice"] == "full" and result["queries"] == 100 and result["gallery"] == 1000
+    assert result["offline_text_mhr10"] >= 0.80  # the target, on the full data
+    assert result["offline"]["path"].startswith("offline:")
+    assert 0 < result["offline_definitions_mhr10"] < result["offline_text_mhr10"]
+    if result["clip_mhr10"] is None:
+        assert "cannot be downloaded" in result["clip_note"]
+    else:
+        assert result["clip"]["path"].startswith("CLIP") and "RANDOM" not in result["clip"]["path"]

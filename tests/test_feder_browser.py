@@ -5,11 +5,9 @@ the images as thumbnails. Feder's own panels must report what was asked (nlist, 
 its search results must equal FAISS's and hnswlib's for the same parameters, and the console
 must stay clean. Screenshots land in <results_dir>/screenshots/.
 """
-import time
-
 import pytest
 
-from imgsearch_helpers.browser import headless_chromium, open_offline
+from imgsearch_helpers.browser import headless_chromium, open_offline, wait_until_still
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data import load_catalog
 from imgsearch_helpers.embed import embed_paths
@@ -61,7 +59,7 @@ def render(browser, index, views, tmp_path, name):
     opened.page.wait_for_function(
         "[...document.querySelectorAll('.imgsearch-feder-view')].every(e => e.dataset.status !== 'waiting')",
         timeout=120_000)
-    time.sleep(3)  # Feder animates its search views
+    wait_until_still(opened.page, ".imgsearch-feder-view")  # Feder animates its search views
     shots = get_settings().results_dir / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     opened.page.screenshot(path=str(shots / f"feder_{name}.png"), full_page=True)

@@ -9,17 +9,21 @@
     const missing = "this view's index data is not on the page: run the cell that shows the FederIndex";
     setTimeout(() => reject(new Error(missing)), spec.waitMs);
   });
-  const clickWhenShown = (label) => new Promise((resolve, reject) => {
+  // Resolves with condition()'s first truthy value, polled every 100 ms; rejects after spec.waitMs.
+  const waitFor = (condition, what) => new Promise((resolve, reject) => {
     const started = Date.now();
     const poll = () => {
-      const option = [...root.querySelectorAll("*")]
-        .find((e) => e.childElementCount === 0 && e.textContent.trim() === label);
-      if (option) { option.click(); resolve(); }
-      else if (Date.now() - started > spec.waitMs) reject(new Error("Feder drew no option " + label));
+      const value = condition();
+      if (value) resolve(value);
+      else if (Date.now() - started > spec.waitMs) reject(new Error("Feder did not " + what));
       else setTimeout(poll, 100);
     };
     poll();
   });
+  const option = (label) => [...root.querySelectorAll("*")]
+    .find((e) => e.childElementCount === 0 && e.textContent.trim() === label);
+  // Feder shows a spinner (#feder-loading) until its layout is computed and drawing starts.
+  const drawing = () => root.querySelector("canvas") && !root.querySelector("#feder-loading");
   ready.then(async (entry) => {
     const { Feder } = await entry.module;
     // Feder's fine-search panel calls mediaCallback even for an index without images
@@ -35,7 +39,8 @@
       if (spec.action === "searchById") feder.searchById(spec.id);
       else feder.search(spec.vector, spec.targetMedia);
     }
-    if (spec.stage) await clickWhenShown(spec.stage);
+    await waitFor(drawing, "finish its layout");
+    if (spec.stage) (await waitFor(() => option(spec.stage), "draw the option " + spec.stage)).click();
     root.dataset.status = "drawn";
   }).catch((error) => {
     root.dataset.status = "error";

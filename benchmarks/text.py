@@ -1,0 +1,88 @@
+"""Text-to-image search quality: each class name as a phrase is a query, its class's images the
+relevant set; the classes' WordNet definitions (which do not name them) as a harder query set.
+
+    python benchmarks/text.py [--out FILE]
+
+The offline path always runs; CLIP (ViT-B-32, OpenAI weights) runs when its weights load, else
+the file says why. Milvus Lite IVF_FLAT (nlist 16, nprobe 8), inner product, in a temporary
+folder; image vectors go through the configured embedding cache.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from imgsearch_helpers.cache import EmbeddingCache
+from imgsearch_helpers.clip import ClipUnavailable, load_clip
+from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.data import load_catalog
+from imgsearch_helpers.index import open_engine
+from imgsearch_helpers.results import write_benchmark
+from imgsearch_helpers.text import ClipTextPath, OfflineTextPath, class_queries, evaluate_text, index_images
+
+INDEX = {"index_type": "IVF_FLAT", "build_params": {"nlist": 16}, "search_params": {"nprobe": 8}}
+EXAMPLES = ["a white dog", "a black dog", "a red sports car", "a bowl of soup", "a bird on a branch"]
+
+
+def measure(path, catalog, cache, settings, name: str) -> dict:
+    """Index the gallery with `path`, score both query sets, and list the examples' top 5 labels."""
+    engine = open_engine("milvus", metric="IP", collection=f"text_{name}", settings=settings, **INDEX)
+    try:
+        engine.drop()
+        ingest = index_images(path, catalog, engine, cache, progress=True)
+        rows = {kind: evaluate_text(path, engine, catalog, class_queries(catalog, kind)) for kind in
+                ("names", "definitions")}
+        ids, _ = engine.search(path.text_vectors(EXAMPLES), 5)
+    finally:
+        engine.close()
+    labels = catalog.set_index("id")["label"]
+    return {
+        "path": path.name,
+        "mhr10": round(rows["names"]["mhr@10"], 4),
+        "towhee_map10": round(rows["names"]["towhee_map@10"], 4),
+        "ap10": round(rows["names"]["ap@10"], 4),
+        "definitions_mhr10": round(rows["definitions"]["mhr@10"], 4),
+        "definitions_ap10": round(rows["definitions"]["ap@10"], 4),
+        "query_ms": round(rows["names"]["query_ms"], 2),
+        "index_images_s": round(ingest.seconds, 1),
+        "examples_top5": {text: labels[row].tolist() for text, row in zip(EXAMPLES, ids.tolist())},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "text.json")
+    args = parser.parse_args()
+    settings = get_settings()
+    catalog = load_catalog(settings)
+    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        bench = get_settings(milvus_uri=str(Path(scratch) / "text.db"))
+        offline = measure(OfflineTextPath(settings=settings), catalog, cache, bench, "offline")
+        try:
+            clip, clip_note = measure(ClipTextPath(load_clip(settings=settings)), catalog, cache, bench, "clip"), None
+        except ClipUnavailable as exc:
+            clip, clip_note = None, str(exc)
+    result = {
+        "command": "python benchmarks/text.py",
+        "slice": settings.slice,
+        "queries": catalog["label"].nunique(),
+        "gallery": len(catalog),
+        "index": INDEX,
+        "offline_text_mhr10": offline["mhr10"],
+        "offline_text_ap10": offline["ap10"],
+        "offline_definitions_mhr10": offline["definitions_mhr10"],
+        "offline": offline,
+        "clip_mhr10": clip["mhr10"] if clip else None,
+        "clip": clip,
+        "clip_note": clip_note,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    print(write_benchmark(args.out, result).read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""CLIP through open_clip: images and sentences in one space, both as unit vectors.
+
+Weights: a local checkpoint `<weights_dir>/open_clip/<model>-<pretrained>.<ext>` if there is one,
+else open_clip downloads them (OpenAI's or LAION's, via the Hugging Face hub). Offline, loading
+raises `ClipUnavailable` at once with what to do. `pretrained=None` builds the architecture with
+seeded random weights, for tests only: its vectors mean nothing.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import Settings, display_path, get_settings
+from .index import l2_normalize
+from .models import WEIGHT_SUFFIXES, hub_unreachable
+
+DEFAULT_MODEL, DEFAULT_PRETRAINED = "ViT-B-32", "openai"
+
+
+class ClipUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class ClipImageEmbedder:
+    """CLIP's image tower with the interface `embed_paths` uses (batched, cached by content)."""
+
+    name: str
+    key: str
+    model: torch.nn.Module
+    preprocess: object
+    min_side: int
+    dim: int
+
+    def embed(self, batch: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return l2_normalize(self.model.encode_image(batch).float().numpy())
+
+
+@dataclass
+class Clip:
+    """A loaded CLIP model: `images` embeds pictures (via `embed_paths`), `texts` sentences."""
+
+    images: ClipImageEmbedder
+    tokenizer: object
+    weights: str
+
+    @property
+    def name(self) -> str:
+        return self.images.name
+
+    @property
+    def dim(self) -> int:
+        return self.images.dim
+
+    @property
+    def random(self) -> bool:
+        return self.weights.startswith("random")
+
+    def texts(self, sentences) -> np.ndarray:
+        """Unit vectors for sentences, in CLIP's joint space."""
+        with torch.no_grad():
+            tokens = self.tokenizer(list(sentences))
+            return l2_normalize(self.images.model.encode_text(tokens).float().numpy())
+
+    def __repr__(self) -> str:
+        return f"Clip({self.name}, dim={self.dim}, weights={self.weights})"
+
+
+def local_clip_weights(model: str, pretrained: str, weights_dir: Path) -> Path | None:
+    for suffix in WEIGHT_SUFFIXES:
+        candidate = Path(weights_dir) / "open_clip" / f"{model}-{pretrained}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_clip(model: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETRAINED,
+              settings: Settings | None = None) -> Clip:
+    """Build an open_clip model with its weights (local file, else download); see the module doc."""
+    import open_clip
+
+    settings = settings or get_settings()
+    if model not in open_clip.list_models():
+        raise ValueError(f"unknown open_clip model {model!r}; e.g. {DEFAULT_MODEL}, ViT-B-16, ViT-L-14")
+    if pretrained is None:
+        torch.manual_seed(0)
+        weights, source = "random (seed 0): for tests, not a CLIP model", None
+    else:
+        local = local_clip_weights(model, pretrained, settings.weights_dir)
+        source = str(local) if local else pretrained
+        weights = f"local file {display_path(local)}" if local else f"open_clip '{pretrained}' (downloaded)"
+        if local is None:
+            _require_download(model, pretrained, settings.weights_dir)
+    try:
+        logging.disable(logging.ERROR)  # open_clip logs a failed download itself; ours says what to do
+        network, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=source, device="cpu")
+    except RuntimeError as exc:
+        if "download" in str(exc).lower():
+            raise ClipUnavailable(_offline_message(model, pretrained, settings.weights_dir, exc)) from None
+        raise
+    finally:
+        logging.disable(logging.NOTSET)
+    network.eval()
+    size = network.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    key = f"clip/{model}@{pretrained or 'random-seed0'}"
+    embedder = ClipImageEmbedder(f"{model} ({pretrained or 'random'})", key, network, preprocess, int(size),
+                                 _output_dim(network, int(size)))
+    return Clip(embedder, open_clip.get_tokenizer(model), weights)
+
+
+def _output_dim(network, size: int) -> int:
+    with torch.no_grad():
+        return int(network.encode_image(torch.zeros(1, 3, size, size)).shape[1])
+
+
+def _require_download(model: str, pretrained: str, weights_dir: Path) -> None:
+    problem = hub_unreachable()
+    if problem is not None:
+        raise ClipUnavailable(_offline_message(model, pretrained, weights_dir, problem))
+
+
+def _offline_message(model: str, pretrained: str, weights_dir: Path, exc: Exception) -> str:
+    target = display_path(Path(weights_dir) / "open_clip" / f"{model}-{pretrained}.bin")
+    return (f"CLIP weights for {model} ({pretrained}) cannot be downloaded here ({type(exc).__name__}: "
+            f"{str(exc)[:100]}). Connect once, or put the checkpoint at {target} (IMGSEARCH_WEIGHTS_DIR), "
+            "or use the offline text path (text='offline').")

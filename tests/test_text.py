@@ -1,0 +1,150 @@
+"""Text-to-image search: the CLIP path with a small randomly initialised open_clip model (code
+path, shapes, normalization, index round trip, local weights), and the offline path for real."""
+import json
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+
+from imgsearch_helpers.clip import ClipUnavailable, load_clip
+from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.data import load_catalog
+from imgsearch_helpers.index import open_engine
+from imgsearch_helpers.recipes import Recipe
+from imgsearch_helpers.text import (
+    ClipTextPath,
+    OfflineTextPath,
+    class_queries,
+    evaluate_text,
+    index_images,
+    open_text_path,
+)
+from imgsearch_helpers.text_offline import ClassNameTextEncoder
+
+TINY = "imgsearch-tiny-clip"
+TINY_CONFIG = {"embed_dim": 32,
+               "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
+               "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    config = tmp_path_factory.mktemp("clip") / f"{TINY}.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    open_clip.add_model_config(config)
+    return load_clip(TINY, pretrained=None)
+
+
+@pytest.fixture(scope="module")
+def catalog(real_dataset):
+    return load_catalog(get_settings(slice="tiny"))
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return ClassNameTextEncoder()
+
+
+def test_random_clip_is_labelled_as_such(tiny_clip):
+    assert tiny_clip.random and "random" in tiny_clip.weights
+    assert "RANDOM WEIGHTS: not CLIP results" in ClipTextPath(tiny_clip).name
+
+
+def test_clip_vectors_are_unit_length_with_the_model_dimension(tiny_clip, catalog):
+    path = ClipTextPath(tiny_clip)
+    texts = path.text_vectors(["a white dog", "a black dog", ""])
+    images, positions, report = path.image_vectors(catalog.path[:6], progress=False)
+    assert texts.shape == (3, 32) and images.shape == (6, 32) and positions == list(range(6))
+    np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1, atol=1e-5)
+    assert not np.allclose(texts[0], texts[1])  # different sentences, different vectors
+    assert report.failures == []
+
+
+@pytest.mark.parametrize("kind, index_type", [("milvus", "FLAT"), ("hnswlib", "HNSW")])
+def test_clip_images_round_trip_through_an_index(tiny_clip, catalog, kind, index_type, tmp_path):
+    engine = open_engine(kind, metric="IP", collection="clip_round_trip", index_type=index_type,
+                         settings=get_settings(milvus_uri=str(tmp_path / "clip.db")))
+    path = ClipTextPath(tiny_clip)
+    gallery = catalog.iloc[:20]
+    report = index_images(path, gallery, engine, progress=False)
+    assert report.added == engine.count() == 20
+    vectors, _, _ = path.image_vectors(gallery.path, progress=False)
+    ids, _ = engine.search(vectors, 1)
+    assert ids[:, 0].tolist() == gallery.id.tolist()  # every image finds itself first
+    assert engine.search(path.text_vectors(["a photo"]), 5)[0].shape == (1, 5)
+    engine.close()
+
+
+def test_local_clip_weights_are_loaded_from_the_weights_folder(tiny_clip, tmp_path):
+    weights = tmp_path / "open_clip" / f"{TINY}-mytag.bin"
+    weights.parent.mkdir()
+    with torch.no_grad():
+        for parameter in tiny_clip.images.model.parameters():
+            parameter.add_(0.01)  # not the seed-0 weights: loading must take these
+    torch.save(tiny_clip.images.model.state_dict(), weights)
+    loaded = load_clip(TINY, "mytag", get_settings(weights_dir=tmp_path))
+    assert "local file" in loaded.weights and not loaded.random
+    np.testing.assert_allclose(loaded.texts(["a dog"]), tiny_clip.texts(["a dog"]), atol=1e-5)
+
+
+def test_clip_without_weights_is_a_clear_error_and_auto_falls_back(tmp_path):
+    settings = get_settings(weights_dir=tmp_path)
+    with pytest.raises(ClipUnavailable, match=r"ViT-B-32 \(openai\) cannot be downloaded here.*open_clip/ViT-B-32"):
+        load_clip(settings=settings)
+    with pytest.raises(ClipUnavailable):
+        open_text_path("clip", settings)
+    path, note = open_text_path("auto", settings, recipe=Recipe("efficientnet_lite0", "probabilities"))
+    assert path.kind == "offline" and note.startswith("CLIP is not available, so the offline path runs.")
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(ValueError, match="unknown text path 'bert'"):
+        open_text_path("bert")
+    with pytest.raises(ValueError, match="unknown open_clip model 'ViT-Q-99'"):
+        load_clip("ViT-Q-99")
+    with pytest.raises(ValueError, match="class-probability recipe"):
+        OfflineTextPath(Recipe("efficientnet_lite0"))
+
+
+def test_a_sentence_becomes_a_distribution_over_imagenet_classes(encoder):
+    weights = encoder.distribution(["Afghan hound", "a bowl of soup"])
+    assert weights.shape == (2, 1000)
+    np.testing.assert_allclose(weights.sum(axis=1), 1, rtol=1e-5)
+    assert encoder.top_classes("Afghan hound", 1)[0][0] == "Afghan hound"
+    assert encoder.top_classes("tench")[0][0] == "tench"
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        ClassNameTextEncoder(temperature=0, model=encoder.model)
+
+
+def test_offline_text_vectors_match_the_image_layout(encoder):
+    single = OfflineTextPath(Recipe("efficientnet_lite0", "probabilities"), encoder=encoder)
+    ensemble = OfflineTextPath(Recipe(("efficientnet_lite0", "efficientnet_lite1"), "probabilities"), encoder=encoder)
+    one, two = single.text_vectors(["a white dog"]), ensemble.text_vectors(["a white dog"])
+    assert one.shape == (1, 1000) and two.shape == (1, 2000) and ensemble.dim == 2000
+    np.testing.assert_allclose(np.linalg.norm(one), 1, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(two), 1, rtol=1e-5)
+    np.testing.assert_allclose(two[0, :1000] * np.sqrt(2), one[0], rtol=1e-5)
+
+
+def test_class_queries_names_and_definitions(catalog):
+    names = class_queries(catalog)
+    assert len(names) == catalog.label.nunique() == 10
+    assert names.text.str.contains("_").sum() == 0
+    definitions = class_queries(catalog, "definitions")
+    afghan = definitions.set_index("label").text.get("Afghan_hound")
+    assert afghan is None or "hound" in afghan  # the tiny slice has every 10th class
+    assert (definitions.text.str.len() > 15).all() and not (definitions.text == names.text).any()
+    renamed = catalog.assign(path=catalog.path.str.replace("/n0", "/x0", regex=False))
+    with pytest.raises(ValueError, match="no ImageNet definition"):
+        class_queries(renamed, "definitions")
+
+
+def test_evaluate_text_scores_each_class_query(encoder, catalog):
+    path = OfflineTextPath(Recipe("efficientnet_lite0", "probabilities"), encoder=encoder)
+    engine = open_engine("exact", metric="IP")
+    index_images(path, catalog, engine, progress=False)
+    row = evaluate_text(path, engine, catalog, class_queries(catalog), k=10, queries_from="names")
+    assert row["path"] == "offline" and row["queries"] == 10 and row["queries_from"] == "names"
+    assert 0 <= row["ap@10"] <= row["towhee_map@10"] <= 1 and row["query_ms"] > 0
