@@ -104,6 +104,19 @@ def load_queries(folder: Path | str | None = None, settings: Settings | None = N
     return queries
 
 
+def catalog_from_folder(folder: Path | str) -> pd.DataFrame:
+    """Any folder of images as a gallery: id (by sorted path), path, label (the parent folder's
+    name; images directly in `folder` are labelled by its own name)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"image folder not found: {folder}")
+    paths = list_images(folder)
+    if not paths:
+        raise DatasetError(f"no images under {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return pd.DataFrame({"id": range(len(paths)), "path": [str(p.resolve()) for p in paths],
+                         "label": [p.parent.name for p in paths]})
+
+
 def short_paths(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of `frame` with its paths shown relative to the repo, for display."""
     return frame.assign(path=frame["path"].map(display_path))

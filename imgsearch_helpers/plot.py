@@ -13,12 +13,18 @@ THUMB = 160  # thumbnails keep committed notebooks small
 
 
 def use_jpeg_figures(quality: int = 80) -> None:
-    """Inline figures as JPEG: grids of photos are several times smaller than as PNG."""
+    """Inline figures as JPEG in a notebook: grids of photos are several times smaller than as PNG.
+
+    Outside IPython it does nothing: set_matplotlib_formats would create an IPython shell, which
+    makes the process look interactive (sys.ps1) to libraries such as Gradio.
+    """
     try:
+        from IPython import get_ipython
         from matplotlib_inline.backend_inline import set_matplotlib_formats
     except ImportError:
         return
-    set_matplotlib_formats("jpeg", pil_kwargs={"quality": quality})
+    if get_ipython() is not None:
+        set_matplotlib_formats("jpeg", pil_kwargs={"quality": quality})
 
 
 use_jpeg_figures()

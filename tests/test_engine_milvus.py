@@ -1,5 +1,6 @@
 """The Milvus engine against real Milvus Lite: parameters reach the index, ingest is idempotent,
 bad input fails clearly and keeps what is stored."""
+import os
 import subprocess
 import sys
 import textwrap
@@ -149,3 +150,15 @@ def test_server_that_is_down_fails_fast():
     with pytest.raises(EngineUnavailableError, match="127.0.0.1:9"):
         MilvusEngine("http://127.0.0.1:9", timeout=3)
     assert time.monotonic() - start < 15
+
+
+def test_milvus_uri_set_to_a_local_path_works(tmp_path):
+    """pymilvus reads MILVUS_URI on import and rejects local paths; a Lite path must still work."""
+    uri = str(tmp_path / "lite" / "env.db")
+    script = ("from imgsearch_helpers.config import get_settings; from imgsearch_helpers.index import open_engine; "
+              "import numpy as np; e = open_engine('milvus', index_type='FLAT', settings=get_settings()); "
+              "e.add([1, 2], np.eye(2, 4)); e.commit(); print(e.count(), get_settings().milvus_uri)")
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "MILVUS_URI": uri},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert done.stdout.split() == ["2", uri]

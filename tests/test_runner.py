@@ -75,3 +75,14 @@ def test_summary_lists_every_recorded_table(tmp_path):
     assert "== 01_build_engine (slice: tiny)" in text and "== 02_other (slice: tiny)" in text
     assert "0.484" in text and "exact" in text
     assert summary(get_settings(results_dir=tmp_path / "empty")) == "no results recorded"
+
+
+def test_importing_the_package_outside_ipython_starts_no_shell():
+    """Gradio (and others) treat a process with sys.ps1 as interactive and do not block."""
+    import subprocess
+    import sys
+
+    script = "import sys, imgsearch_helpers.plot, imgsearch_helpers.app; print(hasattr(sys, 'ps1'))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert done.stdout.strip() == "False"

@@ -6,15 +6,36 @@ import os
 from pathlib import Path
 
 import numpy as np
-from pymilvus import DataType, MilvusClient
-from pymilvus.exceptions import MilvusException
 
 from ..config import is_milvus_lite
 from .base import DimensionMismatchError, EngineUnavailableError, IndexError_, as_matrix, check_metric
 from .params import BUILD_PARAMS, SEARCH_PARAMS, checked_params
 
+
+def _import_pymilvus():
+    """pymilvus reads MILVUS_URI when imported and refuses a local path; here a local path means
+    Milvus Lite, so the variable is hidden from that import (our settings read it themselves)."""
+    uri = os.environ.get("MILVUS_URI")
+    if uri and is_milvus_lite(uri):
+        del os.environ["MILVUS_URI"]
+    try:
+        import pymilvus
+        import pymilvus.exceptions
+    finally:
+        if uri:
+            os.environ["MILVUS_URI"] = uri
+    return pymilvus
+
+
+_pymilvus = _import_pymilvus()
+DataType, MilvusClient, MilvusException = _pymilvus.DataType, _pymilvus.MilvusClient, _pymilvus.MilvusException
+
 ID_FIELD, VECTOR_FIELD = "id", "embedding"
 INSERT_ROWS = 512
+# pymilvus pings every 10 s even with no call in flight; Milvus Lite's in-process server answers
+# a few idle minutes of that with GOAWAY "too_many_pings", printed to stderr (into notebooks).
+# A local server needs no keepalive: ping rarely, and only during calls.
+LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600_000, "grpc.keepalive_permit_without_calls": False}
 
 
 class DatabaseLockedError(IndexError_):
@@ -163,8 +184,9 @@ def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:
     is_lite = is_milvus_lite(uri)
     if is_lite:
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    options = {"grpc_options": LITE_GRPC_OPTIONS} if is_lite else {}
     try:
-        return MilvusClient(uri=uri, token=token, timeout=timeout)
+        return MilvusClient(uri=uri, token=token, timeout=timeout, **options)
     except MilvusException as exc:
         holder = lock_holder(Path(uri)) if is_lite else None
         if holder is not None and holder != os.getpid():

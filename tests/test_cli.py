@@ -1,0 +1,106 @@
+"""The `imgsearch` console script, run as a user runs it: a subprocess, real data, real Milvus Lite."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+IMGSEARCH = Path(sys.executable).parent / "imgsearch"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, real_dataset):
+    folder = tmp_path_factory.mktemp("cli")
+    return {**os.environ, "IMGSEARCH_CACHE_DIR": str(folder / "cache"), "IMGSEARCH_SLICE": "tiny",
+            "MILVUS_URI": str(folder / "milvus" / "cli.db")}
+
+
+def imgsearch(env, *args, timeout=300):
+    return subprocess.run([str(IMGSEARCH), *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def ingested(env):
+    done = imgsearch(env, "ingest", "--json", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_help_is_quick_and_explains_the_commands_and_exit_codes(env):
+    start = time.monotonic()
+    done = imgsearch(env, "--help")
+    assert done.returncode == 0 and time.monotonic() - start < 10
+    for text in ("ingest", "search", "evaluate", "exit codes", "run `imgsearch ingest` first"):
+        assert text in done.stdout
+    assert "query image files" in imgsearch(env, "search", "--help").stdout
+
+
+def test_search_before_ingest_says_what_to_do(env, tmp_path):
+    fresh = {**env, "IMGSEARCH_CACHE_DIR": str(tmp_path / "cache"), "MILVUS_URI": str(tmp_path / "m" / "x.db")}
+    query = next((Path(env["IMGSEARCH_DATA_DIR"]) if "IMGSEARCH_DATA_DIR" in env else Path("data")).glob(
+        "reverse_image_search/test/*/*.JPEG"))
+    done = imgsearch(fresh, "search", str(query))
+    assert done.returncode == 4
+    assert "run `imgsearch ingest` first" in done.stderr
+
+
+def test_ingest_indexes_the_tiny_slice(ingested):
+    assert ingested["ingested"] == ingested["rows"] == 100 and ingested["skipped"] == []
+    assert ingested["collection"] == "app_efficientnet_lite0_dataset_tiny"
+    assert ingested["index"]["index_type"] == "IVF_FLAT" and ingested["index"]["metric_type"] == "IP"
+
+
+def test_search_finds_the_querys_class(env, ingested, real_dataset):
+    queries = sorted((real_dataset / "test" / "Afghan_hound").glob("*.JPEG"))
+    done = imgsearch(env, "search", *map(str, queries), "-k", "5", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    hits = result["results"][0]["hits"]
+    assert len(hits) == 5 and hits[0]["label"] == "Afghan_hound"
+    assert hits[0]["similarity"] >= hits[-1]["similarity"] and Path(hits[0]["path"]).is_file()
+    text = imgsearch(env, "search", str(queries[0]), "-k", "3")
+    assert text.returncode == 0 and text.stdout.count("Afghan_hound") >= 1 and " 1. " in text.stdout
+
+
+def test_evaluate_scores_the_test_queries(env, ingested):
+    done = imgsearch(env, "evaluate", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = json.loads(done.stdout)
+    assert row["queries"] == 10 and row["k"] == 10
+    assert 0 < row["ap@10"] <= row["towhee_map@10"] <= 1 and 0 < row["mhr@10"] <= 1
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda d: d / "missing.jpg", "missing.jpg: cannot read file"),
+    (lambda d: (d / "notes.jpg").write_text("not a picture") and d / "notes.jpg", "notes.jpg: not an image file"),
+])
+def test_a_bad_query_exits_3_with_a_message_naming_it(env, ingested, tmp_path, make, reason):
+    done = imgsearch(env, "search", str(make(tmp_path)))
+    assert done.returncode == 3
+    assert reason in done.stderr and "Traceback" not in done.stderr
+
+
+def test_wrong_usage_exits_2(env):
+    assert imgsearch(env, "search").returncode == 2
+    assert imgsearch(env, "frobnicate").returncode == 2
+
+
+def test_a_folder_of_your_own_becomes_the_default_gallery(env, ingested, real_dataset, tmp_path):
+    folder = tmp_path / "my photos"
+    for label in ("Afghan_hound", "brain_coral"):
+        (folder / label).mkdir(parents=True)
+        for image in sorted((real_dataset / "train" / label).glob("*.JPEG"))[:3]:
+            shutil.copy(image, folder / label / image.name)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    done = imgsearch(env, "ingest", str(folder), "--json", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["ingested"] == 6 and len(result["skipped"]) == 1 and "broken.jpg" in result["skipped"][0]
+    query = sorted((real_dataset / "test" / "brain_coral").glob("*.JPEG"))[0]
+    found = json.loads(imgsearch(env, "search", str(query), "-k", "3", "--json").stdout)
+    assert found["collection"] == "app_efficientnet_lite0_my_photos"  # the last ingest's gallery
+    assert found["results"][0]["hits"][0]["label"] == "brain_coral"
