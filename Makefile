@@ -1,6 +1,7 @@
 # make run  : execute the notebooks in order (embedded Milvus Lite) and print the results summary
 # make test : unit tests + every notebook on the tiny slice (nbval)
 # make lab  : JupyterLab on the notebooks
+# make app  : the showcase web app on http://127.0.0.1:7860 (builds the index first if it is missing)
 # make feder-js : a local copy of Feder's script (npm pack), so that Feder's views need no internet
 # Each target first creates .venv from requirements.txt if it is missing or out of date.
 PYTHON ?= python3.11
@@ -12,7 +13,7 @@ TEST_ENV := IMGSEARCH_SLICE=tiny IMGSEARCH_CACHE_DIR=$(CURDIR)/data/test-cache I
 
 FEDER_JS := data/feder/feder-0.2.4.js
 
-.PHONY: venv run test unit lab feder-js chromium clean-venv
+.PHONY: venv run test unit lab app feder-js chromium clean-venv
 
 venv: $(STAMP)
 
@@ -51,6 +52,9 @@ unit: $(STAMP)
 lab: $(STAMP)
 	@$(MAKE) --no-print-directory feder-js || echo "no local copy of Feder's script: its views will load it from the CDN"
 	$(BIN)/jupyter lab notebooks
+
+app: $(STAMP)
+	$(BIN)/python -m imgsearch_helpers.app $(APP_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

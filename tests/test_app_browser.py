@@ -1,0 +1,138 @@
+"""The showcase app in a real browser: Debian's Chromium (headless) drives the running Gradio app.
+
+The app runs as `make app` runs it (a subprocess on localhost, tiny slice, its own cache and
+Milvus Lite database): an image upload shows k results whose top one has the query's class,
+bad uploads show a message in the page, and the app goes on answering afterwards.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from imgsearch_helpers.browser import FLAGS, chromium_path
+
+K = 6
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, real_dataset):
+    folder = tmp_path_factory.mktemp("app")
+    port = free_port()
+    env = {**os.environ, "IMGSEARCH_SLICE": "tiny", "IMGSEARCH_CACHE_DIR": str(folder / "cache"),
+           "MILVUS_URI": str(folder / "milvus" / "app.db"), "GRADIO_TEMP_DIR": str(folder / "uploads")}
+    log = open(folder / "app.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "imgsearch_helpers.app", "--port", str(port)], env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for(url, server, folder / "app.log")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def wait_for(url: str, server, log: Path, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the app exited: {log.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"the app did not answer at {url}: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium_path()), args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto(app)
+        page.wait_for_selector("#query-upload input[type=file]", state="attached", timeout=60_000)
+        yield page
+        browser.close()
+
+
+def upload(page, path: Path) -> str:
+    """Upload a file (clearing the previous one) and return the status line once it names the file."""
+    if page.locator("#query-upload input[type=file]").count() == 0:
+        page.locator("#query-upload button[aria-label='Clear']").click()
+    page.set_input_files("#query-upload input[type=file]", str(path))
+    page.wait_for_function("(name) => document.querySelector('#image-status').innerText.includes(name)",
+                           arg=path.name, timeout=60_000)
+    return page.inner_text("#image-status")
+
+
+def captions(page, gallery: str) -> list[str]:
+    return [e.inner_text() for e in page.query_selector_all(f"{gallery} .caption-label")]
+
+
+def query_of(real_dataset, label: str) -> Path:
+    return sorted((real_dataset / "test" / label).glob("*.JPEG"))[0]
+
+
+SECOND = "triceratops"  # another class of the tiny slice (every 10th class by name)
+
+
+def test_the_classes_used_are_in_the_tiny_slice():
+    from imgsearch_helpers.config import get_settings
+    from imgsearch_helpers.data import load_catalog
+
+    assert {"Afghan_hound", SECOND} <= set(load_catalog(get_settings(slice="tiny")).label)
+
+
+def test_an_uploaded_photo_finds_its_class(page, real_dataset):
+    status = upload(page, query_of(real_dataset, "Afghan_hound"))
+    assert status.startswith(f"Top {K} for")
+    found = captions(page, "#image-results")
+    assert len(found) == K and found[0].split(" · ")[0] == "Afghan_hound"
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("notes.txt", b"a shopping list, not a picture", "not an image file"),
+    ("empty.jpg", b"", "empty file"),
+    ("cut.jpg", None, "corrupt or truncated"),
+])
+def test_a_bad_upload_gets_a_message_and_the_app_keeps_serving(page, real_dataset, tmp_path, name, content, message):
+    bad = tmp_path / name
+    if content is None:  # the first 2 KB of a real JPEG
+        content = query_of(real_dataset, SECOND).read_bytes()[:2048]
+    bad.write_bytes(content)
+    status = upload(page, bad)
+    assert message in status and captions(page, "#image-results") == []
+    again = upload(page, query_of(real_dataset, SECOND))
+    assert again.startswith("Top") and captions(page, "#image-results")[0].startswith(SECOND)
+
+
+def test_an_image_over_the_pixel_limit_is_refused(page, real_dataset, tmp_path):
+    huge = tmp_path / "huge.png"
+    Image.new("L", (8000, 6000)).save(huge)  # 48 MP, a small file: the limit is on pixels
+    assert "image too large" in upload(page, huge)
+    assert upload(page, query_of(real_dataset, "Afghan_hound")).startswith("Top")
+
+
+def test_a_sentence_finds_its_class(page):
+    page.get_by_role("tab", name="Search by text").click()
+    page.fill("#query-text textarea", "Afghan hound")
+    page.press("#query-text textarea", "Enter")
+    page.wait_for_function("document.querySelector('#text-status').innerText.startsWith('Top')", timeout=60_000)
+    found = captions(page, "#text-results")
+    assert len(found) == K and found[0].split(" · ")[0] == "Afghan_hound"
