@@ -47,8 +47,11 @@ class Showcase:
             self.services[(model, engine)] = service
         return self.services[(model, engine)]
 
-    def search_upload(self, upload, model: str, engine: str, k: int):
-        """(gallery items, status message) for an uploaded file; a bad file only changes the message."""
+    def search_upload(self, upload, model: str, engine: str, k: int, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+        """(gallery items, status, preview) for an uploaded file; a bad file only changes the message.
+
+        Gradio passes `progress`: the embedding bar of a first search with another model shows in the page.
+        """
         if not upload:
             return [], "Upload an image, or pick one of the examples.", None
         path = Path(upload)

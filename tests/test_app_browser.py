@@ -136,3 +136,12 @@ def test_a_sentence_finds_its_class(page):
     page.wait_for_function("document.querySelector('#text-status').innerText.startsWith('Top')", timeout=60_000)
     found = captions(page, "#text-results")
     assert len(found) == K and found[0].split(" · ")[0] == "Afghan_hound"
+
+
+def test_choosing_another_engine_searches_it(page, real_dataset):
+    page.get_by_role("tab", name="Search by image").click()
+    upload(page, query_of(real_dataset, "Afghan_hound"))
+    page.get_by_label("engine").click()
+    page.get_by_role("option", name="exact").click()
+    page.wait_for_function("document.querySelector('#image-status').innerText.includes('exact)')", timeout=60_000)
+    assert captions(page, "#image-results")[0].startswith("Afghan_hound")
