@@ -25,7 +25,7 @@ from .embed import EmbedReport, embed_paths
 from .index import SearchEngine, l2_normalize
 from .metrics import evaluate
 from .models import Embedder, build_embedder
-from .search import ROWS_PER_ADD, IngestReport
+from .search import IngestReport, ingest_embedded
 
 HEADS = ("features", "probabilities")
 
@@ -146,13 +146,7 @@ def time_pass(embedder: Embedder, paths) -> float:
 def ingest_recipe(catalog, embedder: RecipeEmbedder, engine: SearchEngine, cache: EmbeddingCache | None = None,
                   progress: bool = True) -> IngestReport:
     """Embed the catalog with a recipe and upsert the vectors under the catalog's ids."""
-    start = time.perf_counter()
-    vectors, positions, report = embedder.embed(catalog["path"].tolist(), cache, progress)
-    ids = catalog["id"].to_numpy()[positions]
-    for first in range(0, len(ids), ROWS_PER_ADD):
-        engine.add(ids[first:first + ROWS_PER_ADD], vectors[first:first + ROWS_PER_ADD])
-    engine.commit()
-    return IngestReport(len(ids), time.perf_counter() - start, report)
+    return ingest_embedded(catalog, embedder.embed, engine, cache, progress)
 
 
 def search_vectors(engine: SearchEngine, vectors: np.ndarray, k: int, recipe: Recipe):

@@ -51,6 +51,19 @@ def ingest(catalog: pd.DataFrame, embedder, engine: SearchEngine, cache: Embeddi
     return IngestReport(added, time.perf_counter() - start, report)
 
 
+def ingest_embedded(catalog: pd.DataFrame, embed, engine: SearchEngine, cache: EmbeddingCache | None = None,
+                    progress: bool = True) -> IngestReport:
+    """Index the catalog with any `embed(paths, cache, progress) -> (vectors, positions, report)`
+    (a search recipe, a text path): upsert the readable images under their ids, then commit."""
+    start = time.perf_counter()
+    vectors, positions, report = embed(catalog["path"].tolist(), cache, progress)
+    ids = catalog["id"].to_numpy()[positions]
+    for first in range(0, len(ids), ROWS_PER_ADD):
+        engine.add(ids[first:first + ROWS_PER_ADD], vectors[first:first + ROWS_PER_ADD])
+    engine.commit()
+    return IngestReport(len(ids), time.perf_counter() - start, report)
+
+
 def _add_batches(engine: SearchEngine, ids: np.ndarray, batches: list, transform=None) -> int:
     """Add the pending batches as one call (fewer round trips to the server) and clear them."""
     positions = [p for b in batches for p in b.positions]

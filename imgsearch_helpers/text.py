@@ -21,7 +21,7 @@ from .config import Settings, get_settings
 from .embed import embed_paths
 from .metrics import evaluate
 from .recipes import LITE, Recipe, RecipeEmbedder
-from .search import ROWS_PER_ADD, IngestReport
+from .search import IngestReport, ingest_embedded
 from .text_offline import ClassNameTextEncoder
 
 TEXT_PATHS = ("auto", "clip", "offline")
@@ -104,13 +104,7 @@ def open_text_path(kind: str = "auto", settings: Settings | None = None, clip_mo
 def index_images(path, catalog: pd.DataFrame, engine, cache: EmbeddingCache | None = None,
                  progress: bool = True) -> IngestReport:
     """Embed the catalog's images with the text path and upsert them under the catalog's ids."""
-    start = time.perf_counter()
-    vectors, positions, report = path.image_vectors(catalog["path"].tolist(), cache, progress)
-    ids = catalog["id"].to_numpy()[positions]
-    for first in range(0, len(ids), ROWS_PER_ADD):
-        engine.add(ids[first:first + ROWS_PER_ADD], vectors[first:first + ROWS_PER_ADD])
-    engine.commit()
-    return IngestReport(len(ids), time.perf_counter() - start, report)
+    return ingest_embedded(catalog, path.image_vectors, engine, cache, progress)
 
 
 def class_queries(catalog: pd.DataFrame, kind: str = "names") -> pd.DataFrame:
