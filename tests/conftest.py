@@ -16,3 +16,13 @@ def real_dataset():
 @pytest.fixture(scope="session")
 def lite0(real_dataset):
     return build_embedder("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A real Milvus server (standalone 2.3.5 from PyPI) for the whole test session."""
+    from imgsearch_helpers.milvus_server import MilvusServer
+
+    server = MilvusServer(tmp_path_factory.mktemp("milvus-server")).start()
+    yield server
+    server.stop()

@@ -1,5 +1,5 @@
-"""The Milvus engine against real Milvus Lite: parameters reach the index, ingest is idempotent,
-bad input fails clearly and keeps what is stored."""
+"""The Milvus engine against real Milvus Lite and a real Milvus server: parameters reach the index,
+ingest is idempotent, bad input fails clearly and keeps what is stored."""
 import os
 import subprocess
 import sys
@@ -28,8 +28,16 @@ def clustered(n=2000, dim=32, seed=0):
     return (centres[rng.integers(0, 20, n)] + rng.normal(size=(n, dim))).astype(np.float32)
 
 
+@pytest.fixture(params=["lite", "server"])
+def uri(request, tmp_path):
+    """Each test runs on embedded Milvus Lite and on the session's Milvus server."""
+    if request.param == "server":
+        return request.getfixturevalue("milvus_server").uri
+    return str(tmp_path / "milvus" / "test.db")
+
+
 @pytest.fixture
-def uri(tmp_path):
+def lite_uri(tmp_path):
     return str(tmp_path / "milvus" / "test.db")
 
 
@@ -121,7 +129,8 @@ def test_unknown_index_parameters_are_refused(uri):
         MilvusEngine(uri, index_type="DISKANN")
 
 
-def test_database_held_by_another_process(uri):
+def test_database_held_by_another_process(lite_uri):
+    uri = lite_uri
     Path(uri).parent.mkdir(parents=True)
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""

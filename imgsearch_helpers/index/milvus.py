@@ -60,7 +60,7 @@ class MilvusEngine:
         self.metric = check_metric(metric)
         self.build_params = checked_params(build_params, BUILD_PARAMS, self.index_type, "build")
         self.search_params = checked_params(search_params, SEARCH_PARAMS, self.index_type, "search")
-        self.client = connect(self.uri, token, timeout)
+        self.client = GuardedClient(connect(self.uri, token, timeout), self.uri)
         self._dim = self._existing_dim()
         self._dirty = False
         self._loaded = False
@@ -138,9 +138,7 @@ class MilvusEngine:
         if self._dim is None:
             raise IndexError_(f"collection {self.collection!r} is empty: add vectors before searching")
         queries = as_matrix(vectors, self._dim)
-        if self._dirty or not (self._loaded or self._is_loaded()):
-            self.commit()
-        self._loaded = True  # asked once per engine: a load-state call per search costs ~2 ms
+        self._ready()
         hits = self.client.search(self.collection, data=queries.tolist(), limit=k, anns_field=VECTOR_FIELD,
                                   search_params={"metric_type": self.metric, "params": self.search_params})
         ids = np.full((len(queries), k), -1, np.int64)
@@ -164,9 +162,16 @@ class MilvusEngine:
     def _is_loaded(self) -> bool:
         return str(self.client.get_load_state(self.collection).get("state")).endswith("Loaded")
 
+    def _ready(self) -> None:
+        """Searchable: committed and loaded (a restarted server has released every collection)."""
+        if self._dirty or not (self._loaded or self._is_loaded()):
+            self.commit()
+        self._loaded = True  # asked once per engine: a load-state call per search costs ~2 ms
+
     def count(self) -> int:
         if self._dim is None:
             return 0
+        self._ready()  # count(*) is a query, and queries need a loaded collection
         return int(self.client.query(self.collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
 
     def drop(self) -> None:
@@ -184,9 +189,11 @@ def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:
     is_lite = is_milvus_lite(uri)
     if is_lite:
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    # dedicated: a channel of its own. pymilvus shares one per URI by default, and after a server
+    # restart the shared one can stay broken for every client that reuses it.
     options = {"grpc_options": LITE_GRPC_OPTIONS} if is_lite else {}
     try:
-        return MilvusClient(uri=uri, token=token, timeout=timeout, **options)
+        return MilvusClient(uri=uri, token=token, timeout=timeout, dedicated=True, **options)
     except MilvusException as exc:
         holder = lock_holder(Path(uri)) if is_lite else None
         if holder is not None and holder != os.getpid():
@@ -196,6 +203,35 @@ def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:
             ) from None
         where = "Milvus Lite at" if is_lite else "Milvus server at"
         raise EngineUnavailableError(f"cannot connect to {where} {uri}: {exc.message or exc}") from None
+
+
+class GuardedClient:
+    """A MilvusClient whose failures name the server and the call: an unreachable server is an
+    EngineUnavailableError (in milliseconds, not a hang), anything else Milvus refuses an IndexError_."""
+
+    def __init__(self, client, uri: str):
+        self._client, self._uri = client, uri
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            try:
+                return attribute(*args, **kwargs)
+            except MilvusException as exc:
+                raise milvus_error(self._uri, name, exc) from None
+        return call
+
+
+def milvus_error(uri: str, call: str, exc) -> IndexError_:
+    message = getattr(exc, "message", None) or str(exc)
+    if getattr(exc, "code", None) == 2 or "unavailable" in message.lower():
+        return EngineUnavailableError(
+            f"Milvus at {uri} is not answering ({call}): {message}. Start it (or check MILVUS_URI) and run "
+            "again: ingest is idempotent, and rows already stored are kept.")
+    return IndexError_(f"Milvus at {uri} refused {call}: {message}")
 
 
 def lock_holder(db: Path) -> int | None:

@@ -1,0 +1,219 @@
+"""How search cost and quality change as the collection grows: Milvus Lite, a Milvus server, FAISS
+and hnswlib on galleries of 10k to 1M vectors grown from the tutorial's real embeddings.
+
+    python benchmarks/scale.py [--sizes 10000 100000] [--engines faiss hnswlib milvus-lite milvus-server]
+
+How the gallery grows: the 1,000 real EfficientNet-Lite0 gallery embeddings (unit length) are
+kept, and each further vector is a real embedding plus Gaussian noise, renormalized. The noise
+has the length of the median distance between a real embedding and its nearest real neighbour,
+so a copy is about as far from its source as real near neighbours are from each other. Queries:
+the 100 real test-query embeddings plus 900 copies of them made the same way. The truth is exact
+search (FAISS IndexFlatL2) over the same vectors; recall@10 is the share of the exact top 10 found.
+
+Per engine, index and search parameter: build time (add + flush/train + index), index size,
+recall@10, single-query latency p50/p99 (one query per call, 1,000 calls) and QPS (all 1,000
+queries in one call). Results go to benchmarks/results/scale.json, one row each; the plot of
+recall against latency to docs/scale_recall_latency.png.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from imgsearch_helpers.cache import EmbeddingCache
+from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.data import load_catalog, load_queries
+from imgsearch_helpers.embed import embed_paths
+from imgsearch_helpers.index import l2_normalize, open_engine
+from imgsearch_helpers.milvus_server import MilvusServer
+from imgsearch_helpers.models import build_embedder
+from imgsearch_helpers.results import write_benchmark
+
+RESULTS = Path(__file__).parent / "results"
+QUERIES, K, SEED = 1000, 10, 0
+NPROBES, EFS = (1, 4, 16, 64), (16, 32, 64, 128, 256)
+HNSW_BUILD = {"M": 16, "efConstruction": 128}
+ADD_ROWS = 10_000
+
+
+def real_vectors(settings) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-length Lite0 embeddings of the gallery and the test queries (from the embedding cache)."""
+    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+    embedder = build_embedder("efficientnet_lite0", settings=settings)
+    gallery, _, _ = embed_paths(load_catalog(settings)["path"], embedder, cache, progress=False)
+    queries, _, _ = embed_paths(load_queries(settings=settings)["path"], embedder, cache, progress=False)
+    cache.close()
+    return l2_normalize(gallery), l2_normalize(queries)
+
+
+def noise_scale(real: np.ndarray) -> float:
+    """Per-dimension noise whose length is the median nearest-real-neighbour distance."""
+    index = faiss.IndexFlatL2(real.shape[1])
+    index.add(real)
+    squared, _ = index.search(real, 2)
+    return float(np.median(np.sqrt(squared[:, 1]))) / np.sqrt(real.shape[1])
+
+
+def grow(real: np.ndarray, n: int, scale: float, rng) -> np.ndarray:
+    """The real vectors first, then noisy copies of randomly chosen ones, up to n rows."""
+    out = np.empty((n, real.shape[1]), np.float32)
+    out[:len(real)] = real[:n]
+    for start in range(len(real), n, 100_000):
+        stop = min(n, start + 100_000)
+        sources = real[rng.integers(0, len(real), stop - start)]
+        out[start:stop] = l2_normalize(sources + rng.normal(0, scale, sources.shape).astype(np.float32))
+    return out
+
+
+def exact_top(data: np.ndarray, queries: np.ndarray, k: int = K) -> np.ndarray:
+    index = faiss.IndexFlatL2(data.shape[1])
+    index.add(data)
+    return index.search(queries, k)[1]
+
+
+def configurations(sizes_n: int) -> list[tuple[str, str, dict, str, tuple]]:
+    """(engine, index type, build params, search parameter, values swept)."""
+    nlist = int(4 * np.sqrt(sizes_n) // 64 * 64) or 64  # about 4 sqrt(n), a common starting point
+    ivf, hnsw = {"nlist": nlist}, HNSW_BUILD
+    return [("faiss", "IVF_FLAT", ivf, "nprobe", NPROBES), ("faiss", "HNSW", hnsw, "ef", EFS),
+            ("hnswlib", "HNSW", hnsw, "ef", EFS),
+            ("milvus-lite", "IVF_FLAT", ivf, "nprobe", NPROBES), ("milvus-lite", "HNSW", hnsw, "ef", EFS),
+            ("milvus-server", "IVF_FLAT", ivf, "nprobe", NPROBES), ("milvus-server", "HNSW", hnsw, "ef", EFS)]
+
+
+def open_bench_engine(kind: str, index_type: str, build: dict, scratch: Path, server: MilvusServer | None):
+    if kind == "hnswlib":
+        from imgsearch_helpers.index import HnswlibEngine
+
+        return HnswlibEngine(build_params=build, threads=-1)  # both cores: speed over a reproducible graph
+    if kind == "faiss":
+        return open_engine("faiss", index_type=index_type, build_params=build)
+    uri = server.uri if kind == "milvus-server" else str(scratch / "lite" / "scale.db")
+    engine = open_engine("milvus", collection=f"scale_{index_type.lower()}", index_type=index_type,
+                         build_params=build, settings=get_settings(milvus_uri=uri))
+    engine.drop()
+    return engine
+
+
+def index_mb(engine, kind: str, scratch: Path, server: MilvusServer | None) -> float | None:
+    """Size of what the engine keeps: serialized index, saved graph, or the database on disk."""
+    if kind == "faiss":
+        return engine.memory_bytes() / 1e6
+    if kind == "hnswlib":
+        return engine.save(scratch / "hnsw.bin").stat().st_size / 1e6
+    folder = scratch / "lite" if kind == "milvus-lite" else server.base_dir / "data"
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
+
+
+def sweep(engine, parameter: str, values, queries: np.ndarray, truth: np.ndarray) -> list[dict]:
+    rows = []
+    for value in values:
+        engine.search_params[parameter] = value
+        engine.search(queries[:10], K)  # warm-up (loads, caches)
+        start = time.perf_counter()
+        found, _ = engine.search(queries, K)
+        qps = len(queries) / (time.perf_counter() - start)
+        latencies = []
+        for query in queries:
+            start = time.perf_counter()
+            engine.search(query[None], K)
+            latencies.append(1000 * (time.perf_counter() - start))
+        recall = np.mean([len(set(f) & set(t)) / K for f, t in zip(found.tolist(), truth.tolist())])
+        rows.append({parameter: value, "recall10": round(float(recall), 4), "qps": round(qps, 1),
+                     "p50_ms": round(float(np.percentile(latencies, 50)), 3),
+                     "p99_ms": round(float(np.percentile(latencies, 99)), 3)})
+        print(f"    {parameter}={value}: recall@10 {recall:.3f}, p50 {rows[-1]['p50_ms']} ms", flush=True)
+    return rows
+
+
+def measure_size(n: int, real, test, scale, engines, scratch: Path, server) -> list[dict]:
+    rng = np.random.default_rng(SEED)
+    data = grow(real, n, scale, rng)
+    queries = np.vstack([test, grow(test, QUERIES, scale, rng)[len(test):]])
+    truth = exact_top(data, queries)
+    ids = np.arange(n, dtype=np.int64)
+    rows = []
+    for kind, index_type, build, parameter, values in configurations(n):
+        if kind not in engines:
+            continue
+        print(f"n={n:,} {kind} {index_type} {build}", flush=True)
+        engine = open_bench_engine(kind, index_type, build, scratch, server)
+        start = time.perf_counter()
+        for first in range(0, n, ADD_ROWS):
+            engine.add(ids[first:first + ADD_ROWS], data[first:first + ADD_ROWS])
+        engine.commit()
+        build_s = time.perf_counter() - start
+        size = index_mb(engine, kind, scratch, server)
+        print(f"  built in {build_s:.1f} s, {size:.0f} MB", flush=True)
+        for row in sweep(engine, parameter, values, queries, truth):
+            rows.append({"engine": kind, "index": index_type, "n": n, "build": build, **row,
+                         "build_s": round(build_s, 1), "index_mb": round(size, 1)})
+        engine.drop()
+        engine.close()
+        del engine
+        gc.collect()
+    return rows
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({r["n"] for r in rows})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 4), squeeze=False, sharey=True)
+    for ax, n in zip(axes[0], sizes):
+        for (engine, index) in sorted({(r["engine"], r["index"]) for r in rows if r["n"] == n}):
+            curve = [r for r in rows if (r["engine"], r["index"], r["n"]) == (engine, index, n)]
+            ax.plot([r["p50_ms"] for r in curve], [r["recall10"] for r in curve], marker="o", label=f"{engine} {index}")
+        ax.set(title=f"n = {n:,}", xscale="log", xlabel="p50 latency per query (ms, log)", ylabel="recall@10")
+        ax.axhline(0.95, color="grey", lw=0.8, ls="--")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle("recall@10 against latency: sweeps of nprobe (IVF_FLAT) and ef (HNSW), 2 CPU cores")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--engines", nargs="+", default=["faiss", "hnswlib", "milvus-lite", "milvus-server"])
+    parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
+    parser.add_argument("--merge", action="store_true", help="keep the file's rows for other sizes/engines")
+    args = parser.parse_args()
+    settings = get_settings()
+    real, test = real_vectors(settings)
+    scale = noise_scale(real)
+    kept = []
+    if args.merge and args.out.is_file():
+        kept = [r for r in json.loads(args.out.read_text())["rows"]
+                if not (r["n"] in args.sizes and r["engine"] in args.engines)]
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        server = MilvusServer(Path(scratch) / "server").start() if "milvus-server" in args.engines else None
+        try:
+            for n in args.sizes:
+                rows += measure_size(n, real, test, scale, args.engines, Path(scratch), server)
+        finally:
+            if server:
+                server.stop()
+    rows = sorted(kept + rows, key=lambda r: (r["n"], r["engine"], r["index"]))
+    plot(rows, Path(__file__).parent.parent / "docs" / "scale_recall_latency.png")
+    result = {"command": "python benchmarks/scale.py --sizes " + " ".join(map(str, args.sizes)),
+              "gallery": "1,000 real EfficientNet-Lite0 embeddings + noisy copies (see the docstring)",
+              "noise_per_dimension": scale, "queries": QUERIES, "k": K, "rows": rows}
+    print(f"wrote {write_benchmark(args.out, result)}")
+
+
+if __name__ == "__main__":
+    main()
