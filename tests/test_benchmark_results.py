@@ -50,3 +50,18 @@ def test_text_results_meet_the_offline_target_and_say_what_ran():
         assert "cannot be downloaded" in result["clip_note"]
     else:
         assert result["clip"]["path"].startswith("CLIP") and "RANDOM" not in result["clip"]["path"]
+
+
+def test_scale_results_cover_every_engine_and_size_and_meet_the_target():
+    result = json.loads((RESULTS / "scale.json").read_text())
+    rows = result["rows"]
+    keys = {"engine", "index", "n", "recall10", "p50_ms", "p99_ms", "qps", "build_s"}
+    assert all(keys <= set(row) for row in rows)
+    engines = {(row["engine"], row["index"]) for row in rows}
+    assert {("faiss", "IVF_FLAT"), ("faiss", "HNSW"), ("hnswlib", "HNSW"), ("milvus-lite", "IVF_FLAT"),
+            ("milvus-lite", "HNSW"), ("milvus-server", "IVF_FLAT"), ("milvus-server", "HNSW")} <= engines
+    for engine, index in engines:  # each engine measured at two sizes at least: how latency grows with n
+        assert len({row["n"] for row in rows if (row["engine"], row["index"]) == (engine, index)}) >= 2
+    assert max(row["n"] for row in rows) >= 100_000
+    assert any(row["n"] >= 100_000 and row["recall10"] >= 0.95 and row["p50_ms"] <= 10 for row in rows)
+    assert all(0 <= row["recall10"] <= 1 and row["p50_ms"] <= row["p99_ms"] for row in rows)
