@@ -10,6 +10,7 @@ are accepted: `k` and `nprobe` for IVF_FLAT, `k` and `ef` for HNSW.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 import uuid
@@ -77,8 +78,6 @@ class FederIndex:
 
     # --- the data, sent to the page once ---------------------------------------------------------
     def data_html(self) -> str:
-        import base64
-
         element = f"imgsearch-feder-data-{uuid.uuid4().hex[:12]}"
         payload = {"key": self.key, "element": element, "source": self.source, "media": self.media,
                    "index": base64.b64encode(self.path.read_bytes()).decode("ascii"),
