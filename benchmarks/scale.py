@@ -160,13 +160,13 @@ def sweep(engine, parameter: str, values, queries: np.ndarray, truth: np.ndarray
     return rows
 
 
-def measure_size(n: int, real, test, scale, engines, scratch: Path, server) -> list[dict]:
+def measure_size(n: int, real, test, scale, engines, scratch: Path, server):
+    """Yields the rows of one engine/index at a time, so a long run keeps what it has measured."""
     rng = np.random.default_rng(SEED)
     data = grow(real, n, scale, rng)
     queries = make_queries(test, real, scale, rng)
     truth = exact_top(data, queries)
     ids = np.arange(n, dtype=np.int64)
-    rows = []
     for kind, index_type, build, parameter, values in configurations(n):
         if kind not in engines:
             continue
@@ -179,14 +179,14 @@ def measure_size(n: int, real, test, scale, engines, scratch: Path, server) -> l
         build_s = time.perf_counter() - start
         size = index_mb(engine, kind, scratch, server)
         print(f"  built in {build_s:.1f} s, {size:.0f} MB", flush=True)
-        for row in sweep(engine, parameter, values, queries, truth):
-            rows.append({"engine": kind, "index": index_type, "n": n, "build": build, **row,
-                         "build_s": round(build_s, 1), "index_mb": round(size, 1)})
+        rows = [{"engine": kind, "index": index_type, "n": n, "build": build, **row,
+                 "build_s": round(build_s, 1), "index_mb": round(size, 1)}
+                for row in sweep(engine, parameter, values, queries, truth)]
         engine.drop()
         engine.close()
         del engine
         gc.collect()
-    return rows
+        yield rows
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -221,25 +221,38 @@ def main() -> None:
     settings = get_settings()
     real, test = real_vectors(settings)
     scale = noise_scale(real)
-    kept = []
+    kept, earlier = [], []
     if args.merge and args.out.is_file():
-        kept = [r for r in json.loads(args.out.read_text())["rows"]
-                if not (r["n"] in args.sizes and r["engine"] in args.engines)]
+        previous = json.loads(args.out.read_text())
+        earlier = previous.get("commands") or [previous["command"]]
+        kept = [r for r in previous["rows"] if not (r["n"] in args.sizes and r["engine"] in args.engines)]
+    command = " ".join(["python benchmarks/scale.py --sizes", *map(str, args.sizes), "--engines", *args.engines]
+                       + ["--merge"] * args.merge)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         server = MilvusServer(Path(scratch) / "server").start() if "milvus-server" in args.engines else None
         try:
             for n in args.sizes:
-                rows += measure_size(n, real, test, scale, args.engines, Path(scratch), server)
+                for measured in measure_size(n, real, test, scale, args.engines, Path(scratch), server):
+                    rows += measured
+                    save(kept + rows, earlier + [command], args.out, scale)
         finally:
             if server:
                 server.stop()
-    rows = sorted(kept + rows, key=lambda r: (r["n"], r["engine"], r["index"]))
-    plot(rows, Path(__file__).parent.parent / "docs" / "scale_recall_latency.png")
-    result = {"command": "python benchmarks/scale.py --sizes " + " ".join(map(str, args.sizes)),
-              "gallery": "1,000 real EfficientNet-Lite0 embeddings + noisy copies (see the docstring)",
-              "noise_per_dimension": scale, "queries": QUERIES, "k": K, "rows": rows}
-    print(f"wrote {write_benchmark(args.out, result)}")
+    plot(sorted(kept + rows, key=row_order), Path(__file__).parent.parent / "docs" / "scale_recall_latency.png")
+
+
+def row_order(row: dict) -> tuple:
+    return row["n"], row["engine"], row["index"]
+
+
+def save(rows: list[dict], commands: list[str], out: Path, scale: float) -> None:
+    """The commands that made the rows (a --merge run adds its own to the earlier ones)."""
+    result = {"commands": commands,
+              "gallery": "1,000 real EfficientNet-Lite0 embeddings + points between real neighbours "
+                         "(see the docstring)",
+              "noise_per_dimension": scale, "queries": QUERIES, "k": K, "rows": sorted(rows, key=row_order)}
+    print(f"wrote {write_benchmark(out, result)}", flush=True)
 
 
 if __name__ == "__main__":
