@@ -20,7 +20,7 @@ from imgsearch_helpers.data import ground_truth, load_catalog, load_queries, obj
 from imgsearch_helpers.detect import load_detector
 from imgsearch_helpers.index import l2_normalize, open_engine
 from imgsearch_helpers.models import build_embedder
-from imgsearch_helpers.results import write_benchmark
+from imgsearch_helpers.results import metric_fields, write_benchmark
 from imgsearch_helpers.search import ingest
 
 INDEX = {"index_type": "IVF_FLAT", "build_params": {"nlist": 16}, "search_params": {"nprobe": 8}}
@@ -51,6 +51,7 @@ def main() -> None:
         photos, _, _ = photo_matches(object_photos(settings), catalog, embedder, detector, gallery, settings)
         gallery.close()
     by_setup = {row["setup"]: row for row in rows}
+    short = {"whole": "whole photos", "crop": "cropped queries", "crop_both": "cropped queries and gallery"}
     change = hits["cropped queries"] - hits["whole photos"]
     result = {
         "command": f"python benchmarks/detect.py --detector {args.detector} --model {args.model}",
@@ -59,12 +60,7 @@ def main() -> None:
         "model": args.model,
         "slice": settings.slice,
         "queries": len(queries),
-        "test_mhr10_whole": round(by_setup["whole photos"]["mhr@10"], 4),
-        "test_mhr10_crop": round(by_setup["cropped queries"]["mhr@10"], 4),
-        "test_mhr10_crop_both": round(by_setup["cropped queries and gallery"]["mhr@10"], 4),
-        "test_ap10_whole": round(by_setup["whole photos"]["ap@10"], 4),
-        "test_ap10_crop": round(by_setup["cropped queries"]["ap@10"], 4),
-        "test_ap10_crop_both": round(by_setup["cropped queries and gallery"]["ap@10"], 4),
+        **metric_fields({name: by_setup[setup] for name, setup in short.items()}, key="test_{metric}_{row}"),
         "queries_gained": int((change > 0).sum()),
         "queries_lost": int((change < 0).sum()),
         "detection_images_per_s": round(speed_fresh, 1),

@@ -19,7 +19,7 @@ from imgsearch_helpers.clip import ClipUnavailable, load_clip
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data import load_catalog
 from imgsearch_helpers.index import open_engine
-from imgsearch_helpers.results import write_benchmark
+from imgsearch_helpers.results import metric_fields, write_benchmark
 from imgsearch_helpers.text import ClipTextPath, OfflineTextPath, class_queries, evaluate_text, index_images
 
 INDEX = {"index_type": "IVF_FLAT", "build_params": {"nlist": 16}, "search_params": {"nprobe": 8}}
@@ -40,11 +40,8 @@ def measure(path, catalog, cache, settings, name: str) -> dict:
     labels = catalog.set_index("id")["label"]
     return {
         "path": path.name,
-        "mhr10": round(rows["names"]["mhr@10"], 4),
-        "towhee_map10": round(rows["names"]["towhee_map@10"], 4),
-        "ap10": round(rows["names"]["ap@10"], 4),
-        "definitions_mhr10": round(rows["definitions"]["mhr@10"], 4),
-        "definitions_ap10": round(rows["definitions"]["ap@10"], 4),
+        **metric_fields({"names": rows["names"]}, ("mhr@10", "towhee_map@10", "ap@10"), key="{metric}"),
+        **metric_fields({"definitions": rows["definitions"]}, key="{row}_{metric}"),
         "query_ms": round(rows["names"]["query_ms"], 2),
         "index_images_s": round(ingest.seconds, 1),
         "examples_top5": {text: labels[row].tolist() for text, row in zip(EXAMPLES, ids.tolist())},

@@ -50,3 +50,9 @@ def write_benchmark(path: Path, result: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**result, "machine": machine()}, indent=2) + "\n")
     return path
+
+
+def metric_fields(rows: dict[str, dict], metrics=("mhr@10", "ap@10"), key: str = "{metric}_{row}") -> dict:
+    """Flat, rounded result fields, one per row and metric ('mhr@10' of row 'crop' -> 'mhr10_crop')."""
+    return {key.format(metric=metric.replace("@", ""), row=name): round(float(values[metric]), 4)
+            for metric in metrics for name, values in rows.items()}

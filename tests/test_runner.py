@@ -86,3 +86,12 @@ def test_importing_the_package_outside_ipython_starts_no_shell():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-1500:]
     assert done.stdout.strip() == "False"
+
+
+def test_metric_fields_flatten_metric_rows_into_named_rounded_fields():
+    from imgsearch_helpers.results import metric_fields
+
+    rows = {"whole": {"mhr@10": 0.62134, "ap@10": 0.56649, "setup": "whole photos"}, "crop": {"mhr@10": 0.5, "ap@10": 0.4}}
+    assert metric_fields(rows, key="test_{metric}_{row}") == {
+        "test_mhr10_whole": 0.6213, "test_mhr10_crop": 0.5, "test_ap10_whole": 0.5665, "test_ap10_crop": 0.4}
+    assert metric_fields({"names": rows["whole"]}, ("ap@10",), key="{metric}") == {"ap10": 0.5665}
