@@ -78,16 +78,20 @@ def between(starts: np.ndarray, ends: np.ndarray, t_max: float, scale: float, rn
     return l2_normalize(starts + t * (ends - starts) + noise)
 
 
-def grow(real: np.ndarray, n: int, scale: float, rng) -> np.ndarray:
-    """The real vectors first, then points between real neighbours, up to n rows."""
+def grow(real: np.ndarray, n: int, scale: float, rng, path: Path) -> np.ndarray:
+    """The real vectors first, then points between real neighbours, up to n rows.
+
+    The rows live in a memory-mapped file: at 1M they are 5 GB the engines copy anyway, and the
+    page cache can give them back when an engine's build needs the memory."""
     neighbours = nearest(real, real, 10, skip_self=True)
-    out = np.empty((n, real.shape[1]), np.float32)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, real.shape[1]))
     out[:len(real)] = real[:n]
     for start in range(len(real), n, 100_000):
         stop = min(n, start + 100_000)
         first = rng.integers(0, len(real), stop - start)
         second = neighbours[first, rng.integers(0, neighbours.shape[1], stop - start)]
         out[start:stop] = between(real[first], real[second], 1.0, scale, rng)
+    out.flush()
     return out
 
 
@@ -163,7 +167,7 @@ def sweep(engine, parameter: str, values, queries: np.ndarray, truth: np.ndarray
 def measure_size(n: int, real, test, scale, engines, scratch: Path, server):
     """Yields the rows of one engine/index at a time, so a long run keeps what it has measured."""
     rng = np.random.default_rng(SEED)
-    data = grow(real, n, scale, rng)
+    data = grow(real, n, scale, rng, scratch / f"gallery_{n}.npy")
     queries = make_queries(test, real, scale, rng)
     truth = exact_top(data, queries)
     ids = np.arange(n, dtype=np.int64)

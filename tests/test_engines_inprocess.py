@@ -128,3 +128,31 @@ def test_saved_indexes_load_back_with_the_same_results(tmp_path):
 def test_same_rows_give_the_same_hnsw_graph(tmp_path):
     first, second = filled("hnswlib HNSW"), filled("hnswlib HNSW")
     assert first.save(tmp_path / "a.bin").read_bytes() == second.save(tmp_path / "b.bin").read_bytes()
+
+
+def test_merging_many_batches_needs_about_one_extra_copy_of_the_rows():
+    import tracemalloc
+
+    from imgsearch_helpers.index.store import VectorStore
+
+    store, batch = VectorStore(), np.ones((1000, 256), np.float32)  # 1 MB a batch, 16 MB in all
+    for first in range(0, 16_000, 1000):
+        store.add(np.arange(first, first + 1000), batch * first)
+    tracemalloc.start()
+    store.consolidate()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert store.matrix.shape == (16_000, 256) and store.matrix[15_999, 0] == 15_000
+    assert peak < 1.25 * store.matrix.nbytes  # a concatenate-then-reorder merge peaks at 2-3x
+
+
+def test_an_id_repeated_across_merges_keeps_its_last_row_at_its_last_place():
+    from imgsearch_helpers.index.store import VectorStore
+
+    store = VectorStore()
+    store.add([5, 6, 7], VECTORS[:3])
+    store.consolidate()
+    store.add([8, 6], VECTORS[3:5])
+    store.add([6], VECTORS[5:6])
+    assert store.count() == 4 and store.ids.tolist() == [5, 7, 8, 6]
+    np.testing.assert_array_equal(store.rows([6, 8, 5]), VECTORS[[5, 3, 0]])

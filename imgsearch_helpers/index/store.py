@@ -10,7 +10,7 @@ class VectorStore:
     """Rows by id with upsert semantics: adding an id again replaces its row.
 
     Adds are appended as chunks and merged once, in `consolidate`, so ingesting a million rows
-    in batches costs one concatenation rather than one per batch.
+    in batches costs one merge rather than one per batch.
     """
 
     def __init__(self):
@@ -38,16 +38,31 @@ class VectorStore:
         return bool(self._pending)
 
     def consolidate(self) -> None:
-        """Merge pending adds; for an id added more than once, the last row wins."""
+        """Merge pending adds; for an id added more than once, the last row wins.
+
+        Memory: the merged matrix is filled chunk by chunk while each chunk is released, and rows
+        are reordered (one more copy) only when an id repeats, so a million rows need about one
+        extra copy at the peak, not three.
+        """
         if not self._pending:
             return
         ids = np.concatenate([self.ids, *(i for i, _ in self._pending)])
-        parts = [self.matrix] if len(self.ids) else []
-        matrix = np.concatenate(parts + [v for _, v in self._pending])
-        self._pending.clear()
+        matrix = np.empty((len(ids), self.dim), np.float32)
+        row = len(self.ids)
+        if row:
+            matrix[:row] = self.matrix
+            self.matrix = np.empty((0, 0), np.float32)
+        while self._pending:
+            _, chunk = self._pending.pop(0)
+            matrix[row:row + len(chunk)] = chunk
+            row += len(chunk)
+            del chunk
         last = len(ids) - 1 - np.unique(ids[::-1], return_index=True)[1]  # last occurrence of each id
-        keep = np.sort(last)  # in the order rows were first stored
-        self.ids, self.matrix = ids[keep], np.ascontiguousarray(matrix[keep])
+        if len(last) == len(ids):
+            self.ids, self.matrix = ids, matrix
+            return
+        keep = np.sort(last)  # a replaced row moves to where its last add put it
+        self.ids, self.matrix = ids[keep], matrix[keep]
 
     def rows(self, ids) -> np.ndarray:
         """Stored vectors for `ids` (any shape), a zero row where an id is unknown (e.g. -1)."""
