@@ -24,6 +24,18 @@ PROBE = "imgsearch_start_probe"  # created, written, flushed and dropped to tell
 ETCD_PEER_PORT = 2380  # fixed in the packaged standalone: one such server per machine
 
 
+def stop_with_parent() -> None:
+    """In the launched child (Linux): get SIGINT when the thread that started it ends, its process
+    killed included, so a test run or benchmark that dies (out of memory, SIGKILL) leaves no server
+    holding the ports. The `milvus-server` launcher stops its Milvus process on SIGINT. Start the
+    server from a thread that lives as long as you need it (the main thread does)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
@@ -89,7 +101,8 @@ class MilvusServer:
         with open(self.log, "a") as log:
             options = [f"--{key.replace('_', '-')}={value}" for key, value in self.ports.items()]
             self.process = subprocess.Popen([str(script), "--data", str(self.base_dir), *options],
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=stop_with_parent)
         self._wait_until_answering(timeout_s)
         return self
 

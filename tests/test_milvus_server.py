@@ -5,6 +5,8 @@ The crash test kills the session's server (SIGKILL to it and its launcher) and s
 on the same data; it runs last in this module, and the restart takes a couple of minutes
 (lingering sockets and the dead processes' registrations must expire first).
 """
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +28,33 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_build_image_s
 def stored_ids(engine: MilvusEngine) -> list[int]:
     rows = engine.client.query(engine.collection, filter="id >= 0", output_fields=["id"], limit=16_384)
     return sorted(int(row["id"]) for row in rows)
+
+
+def ended(pid: int) -> bool:
+    """Gone, or a zombie waiting for init to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_launched_server_ends_when_its_starter_is_killed():
+    """The mechanism MilvusServer launches with, checked on a plain `sleep` (a second Milvus server
+    cannot run beside the session's): the starter is SIGKILLed, the child must end at once."""
+    starter = ("import subprocess, time\n"
+               "from imgsearch_helpers.milvus_server import stop_with_parent\n"
+               "child = subprocess.Popen(['sleep', '120'], preexec_fn=stop_with_parent)\n"
+               "print(child.pid, flush=True)\n"
+               "time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert not ended(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while not ended(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ended(child), f"process {child} outlived its starter"
 
 
 def test_notebook_01_runs_against_the_server(milvus_server, tmp_path, monkeypatch, real_dataset):
