@@ -41,6 +41,7 @@ from imgsearch_helpers.models import build_embedder
 from imgsearch_helpers.results import write_benchmark
 
 RESULTS = Path(__file__).parent / "results"
+PLOT = Path(__file__).parent.parent / "docs" / "scale_recall_latency.png"
 QUERIES, K, SEED = 1000, 10, 0
 NPROBES, EFS = (1, 4, 16, 64), (16, 32, 64, 128, 256)
 HNSW_BUILD = {"M": 16, "efConstruction": 128}
@@ -200,15 +201,18 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sizes = sorted({r["n"] for r in rows})
+    colours = {pair: f"C{i}" for i, pair in enumerate(sorted({(r["engine"], r["index"]) for r in rows}))}
     fig, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 4), squeeze=False, sharey=True)
     for ax, n in zip(axes[0], sizes):
         for (engine, index) in sorted({(r["engine"], r["index"]) for r in rows if r["n"] == n}):
             curve = [r for r in rows if (r["engine"], r["index"], r["n"]) == (engine, index, n)]
-            ax.plot([r["p50_ms"] for r in curve], [r["recall10"] for r in curve], marker="o", label=f"{engine} {index}")
+            ax.plot([r["p50_ms"] for r in curve], [r["recall10"] for r in curve], marker="o",
+                    color=colours[engine, index], label=f"{engine} {index}")
         ax.set(title=f"n = {n:,}", xscale="log", xlabel="p50 latency per query (ms, log)", ylabel="recall@10")
         ax.axhline(0.95, color="grey", lw=0.8, ls="--")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    axes[0][0].legend(handles=[plt.Line2D([], [], color=c, marker="o", label=f"{e} {i}") for (e, i), c in colours.items()],
+                      fontsize=7, loc="lower right")
     fig.suptitle("recall@10 against latency: sweeps of nprobe (IVF_FLAT) and ef (HNSW), 2 CPU cores")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +225,11 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", default=["faiss", "hnswlib", "milvus-lite", "milvus-server"])
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     parser.add_argument("--merge", action="store_true", help="keep the file's rows for other sizes/engines")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --out, measure nothing")
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(args.out.read_text())["rows"], PLOT)
+        return
     settings = get_settings()
     real, test = real_vectors(settings)
     scale = noise_scale(real)
@@ -243,7 +251,7 @@ def main() -> None:
         finally:
             if server:
                 server.stop()
-    plot(sorted(kept + rows, key=row_order), Path(__file__).parent.parent / "docs" / "scale_recall_latency.png")
+    plot(sorted(kept + rows, key=row_order), PLOT)
 
 
 def row_order(row: dict) -> tuple:
