@@ -29,6 +29,7 @@ def stop_with_parent() -> None:
     killed included, so a test run or benchmark that dies (out of memory, SIGKILL) leaves no server
     holding the ports. The `milvus-server` launcher stops its Milvus process on SIGINT. Start the
     server from a thread that lives as long as you need it (the main thread does)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background job starts with SIGINT ignored
     if sys.platform.startswith("linux"):
         import ctypes
 
