@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +24,22 @@ import numpy as np
 from imgsearch_helpers.browser import FLAGS, chromium_path
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data import load_queries
+from imgsearch_helpers.local_server import free_port, wait_for_url
 from imgsearch_helpers.results import write_benchmark
 
 
 def start_app(scratch: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "MILVUS_URI": str(scratch / "milvus" / "app.db"), "GRADIO_TEMP_DIR": str(scratch / "up")}
     server = subprocess.Popen([sys.executable, "-m", "imgsearch_helpers.app", "--port", str(port), "--no-text"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return server, url
-        except OSError:
-            time.sleep(0.5)
-    server.terminate()
-    raise RuntimeError("the app did not start")
+    try:
+        wait_for_url(url, server, timeout_s=300)
+    except RuntimeError:
+        server.terminate()
+        raise
+    return server, url
 
 
 def one_query(page, path: Path) -> tuple[float, float, str]:

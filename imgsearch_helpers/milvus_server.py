@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from .config import get_settings
+from .local_server import free_port
 
 PROBE = "imgsearch_start_probe"  # created, written, flushed and dropped to tell that the server is up
 ETCD_PEER_PORT = 2380  # fixed in the packaged standalone: one such server per machine
@@ -50,12 +51,6 @@ def bindable(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # Every port a component listens on. The launcher picks free ones at each start, but the

@@ -5,25 +5,17 @@ Milvus Lite database): an image upload shows k results whose top one has the que
 bad uploads show a message in the page, and the app goes on answering afterwards.
 """
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from imgsearch_helpers.browser import FLAGS, chromium_path
+from imgsearch_helpers.local_server import free_port, wait_for_url
 
 K = 6
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,25 +29,12 @@ def app(tmp_path_factory, real_dataset):
                               stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        wait_for(url, server, folder / "app.log")
+        wait_for_url(url, server, folder / "app.log")
         yield url
     finally:
         server.terminate()
         server.wait(timeout=30)
         log.close()
-
-
-def wait_for(url: str, server, log: Path, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the app exited: {log.read_text()[-2000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"the app did not answer at {url}: {log.read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,8 @@
 """Feder's views inside a real JupyterLab: a server on localhost, the notebook run from its menu in
 headless Chromium. Outputs' scripts run as JupyterLab runs them, and the views must draw from data
 sent by an earlier output, with no request leaving the machine."""
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import nbformat
 import pytest
@@ -13,6 +10,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from imgsearch_helpers.browser import FLAGS, chromium_path
 from imgsearch_helpers.feder_assets import fetch_feder_js
+from imgsearch_helpers.local_server import free_port, wait_for_url
 
 TOKEN = "imgsearch-test"
 CELLS = [
@@ -31,12 +29,6 @@ hnsw.add(np.arange(400), vectors)""",
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     fetch_feder_js()
@@ -51,22 +43,11 @@ def lab(tmp_path_factory):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for_server(base)
+        wait_for_url(f"{base}/api/status?token={TOKEN}", server, timeout_s=60)
         yield base
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def wait_for_server(base: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"JupyterLab did not answer at {base} within {timeout_s} s")
 
 
 def test_views_draw_inline_in_jupyterlab(lab):

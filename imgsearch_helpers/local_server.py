@@ -1,0 +1,28 @@
+"""Servers started on this machine (Milvus, the app, JupyterLab): a free port, and waiting until one answers."""
+from __future__ import annotations
+
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A localhost port free right now (the OS picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_url(url: str, process=None, log: Path | None = None, timeout_s: float = 180) -> None:
+    """Return once `url` answers; fail at once if `process` exits, naming the end of its `log`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server for {url} exited" + (f": {log.read_text()[-2000:]}" if log else ""))
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"nothing answered at {url} within {timeout_s} s" + (f": {log.read_text()[-2000:]}" if log else ""))
