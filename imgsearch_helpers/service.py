@@ -60,6 +60,7 @@ class SearchService:
                                   **index_options(engine))
         self.cache = EmbeddingCache(self.settings.cache_dir / "embeddings.sqlite")
         self._catalog = None
+        self._built = False  # known complete: searches skip the engine's row count
 
     def load_gallery(self) -> pd.DataFrame:
         """The images to index: the tutorial's gallery, or every image under the folder."""
@@ -81,6 +82,13 @@ class SearchService:
         except IndexMissing:
             return False
 
+    def require_built(self) -> None:
+        """Raise IndexMissing unless the collection is complete (asked of the engine once, then remembered)."""
+        if not self._built:
+            if not self.ready():
+                raise IndexMissing(f"collection {self.collection!r} is not built: run `imgsearch ingest` first")
+            self._built = True
+
     def build(self, fresh: bool = False, progress: bool = True) -> IngestReport:
         """Embed the gallery (through the cache) and upsert it; `fresh` drops the collection first."""
         catalog = self.load_gallery()
@@ -91,6 +99,7 @@ class SearchService:
         self._catalog = catalog[~catalog["path"].isin(unreadable)].reset_index(drop=True)  # what is indexed
         self.catalog_file.parent.mkdir(parents=True, exist_ok=True)
         self._catalog.to_csv(self.catalog_file, index=False)
+        self._built = False  # the next search checks the rows against the new catalog
         return report
 
     def ensure_built(self, progress: bool = True) -> IngestReport | None:
@@ -105,8 +114,7 @@ class SearchService:
 
     def search_images(self, paths, k: int = 10) -> list[list[Hit]]:
         """Top-k hits per query image; an unreadable image raises `ImageError` naming it."""
-        if not self.ready():
-            raise IndexMissing(f"collection {self.collection!r} is not built: run `imgsearch ingest` first")
+        self.require_built()
         vectors = embed_queries([str(p) for p in paths], self.embedder, transform=l2_normalize)
         return self.hits(*self.engine.search(vectors, k))
 
@@ -117,8 +125,7 @@ class SearchService:
 
     def evaluate(self, queries_folder=None, k: int = 10) -> dict:
         """mHR@k, Towhee mAP@k and AP@k over labelled queries (`<label>/<image>`; default: the test set)."""
-        if not self.ready():
-            raise IndexMissing(f"collection {self.collection!r} is not built: run `imgsearch ingest` first")
+        self.require_built()
         queries = load_queries(queries_folder, self.settings)
         return evaluate_engine(queries, ground_truth(self.catalog, queries), self.embedder, self.engine, k,
                                transform=l2_normalize, collection=self.collection)
