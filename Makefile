@@ -1,5 +1,6 @@
 # make run  : execute the notebooks in order (embedded Milvus Lite) and print the results summary
-# make test : unit tests + every notebook on the tiny slice (nbval)
+# make test : every test tier: unit, server (a real Milvus server), browser (Chromium), notebook (nbval, tiny slice)
+# make unit : the unit tier alone (no Milvus server, no Chromium, no notebooks), for a quick loop
 # make lab  : JupyterLab on the notebooks
 # make app  : the showcase web app on http://127.0.0.1:7860 (builds the index first if it is missing)
 # make feder-js : a local copy of Feder's script (npm pack), so that Feder's views need no internet
@@ -29,12 +30,12 @@ $(STAMP): requirements.txt pyproject.toml
 feder-js: $(FEDER_JS)
 
 $(FEDER_JS): | $(STAMP)
-	$(BIN)/python -c "from imgsearch_helpers.feder_assets import fetch_feder_js; print(fetch_feder_js())"
+	$(BIN)/python -c "from imgsearch_helpers.feder.assets import fetch_feder_js; print(fetch_feder_js())"
 
 # run and lab work without npm too: Feder's views then load its script from the CDN.
 run: $(STAMP)
 	@$(MAKE) --no-print-directory feder-js || echo "no local copy of Feder's script: its views will load it from the CDN"
-	$(BIN)/python -m imgsearch_helpers.runner
+	$(BIN)/python -m imgsearch_helpers.tools.runner
 
 # The browser tests drive Debian's Chromium; as root on Debian it is installed when missing.
 chromium:
@@ -47,14 +48,15 @@ test: $(STAMP) $(FEDER_JS) chromium
 	$(TEST_ENV) $(BIN)/python -m pytest tests --nbval-lax notebooks
 
 unit: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest tests
+	@start=$$(date +%s); $(TEST_ENV) $(BIN)/python -m pytest tests -m "not server and not browser and not notebook"; \
+	  status=$$?; echo "make unit: $$(( $$(date +%s) - start )) s"; exit $$status
 
 lab: $(STAMP)
 	@$(MAKE) --no-print-directory feder-js || echo "no local copy of Feder's script: its views will load it from the CDN"
 	$(BIN)/jupyter lab notebooks
 
 app: $(STAMP)
-	$(BIN)/python -m imgsearch_helpers.app $(APP_ARGS)
+	$(BIN)/python -m imgsearch_helpers.serve.app $(APP_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

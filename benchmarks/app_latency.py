@@ -2,7 +2,7 @@
 
     python benchmarks/app_latency.py [--queries 30] [--out FILE]
 
-Starts the app (`python -m imgsearch_helpers.app`) on a free localhost port with a temporary
+Starts the app (`python -m imgsearch_helpers.serve.app`) on a free localhost port with a temporary
 Milvus Lite database (the index is built from the embedding cache), then drives Debian's
 Chromium: for each test query, upload the file and wait until the status line names it. Reports
 the browser's wall time (upload, decode, embed, search, thumbnails, page update) and the
@@ -21,17 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsearch_helpers.browser import FLAGS, chromium_path
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data import load_queries
-from imgsearch_helpers.local_server import free_port, wait_for_url
 from imgsearch_helpers.results import write_benchmark
+from imgsearch_helpers.tools.browser import FLAGS, chromium_path
+from imgsearch_helpers.tools.local_server import free_port, wait_for_url
 
 
 def start_app(scratch: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "MILVUS_URI": str(scratch / "milvus" / "app.db"), "GRADIO_TEMP_DIR": str(scratch / "up")}
-    server = subprocess.Popen([sys.executable, "-m", "imgsearch_helpers.app", "--port", str(port), "--no-text"],
+    server = subprocess.Popen([sys.executable, "-m", "imgsearch_helpers.serve.app", "--port", str(port), "--no-text"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     try:

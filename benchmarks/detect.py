@@ -13,29 +13,28 @@ import json
 import tempfile
 from pathlib import Path
 
-from imgsearch_helpers.cache import EmbeddingCache
+from imgsearch_helpers.cache import open_cache
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.crop_search import compare_cropping, detection_speed, photo_matches
 from imgsearch_helpers.data import ground_truth, load_catalog, load_queries, object_photos
 from imgsearch_helpers.detect import load_detector
-from imgsearch_helpers.index import l2_normalize, open_engine
-from imgsearch_helpers.models import build_embedder
+from imgsearch_helpers.experiments.cropping import compare_cropping, detection_speed, photo_matches
+from imgsearch_helpers.index import TUTORIAL_IVF, open_engine
+from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 from imgsearch_helpers.results import metric_fields, write_benchmark
 from imgsearch_helpers.search import ingest
-
-INDEX = {"index_type": "IVF_FLAT", "build_params": {"nlist": 16}, "search_params": {"nprobe": 8}}
+from imgsearch_helpers.vectors import l2_normalize
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--detector", default="yolov5n")
-    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "detect.json")
     args = parser.parse_args()
     settings = get_settings()
     catalog, queries = load_catalog(settings), load_queries(settings=settings)
     truth = ground_truth(catalog, queries)
-    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+    cache = open_cache(settings)
     embedder = build_embedder(args.model, settings=settings)
     detector = load_detector(args.detector, settings)
     speed_fresh = detection_speed(queries["path"][:50], detector)  # before Milvus Lite runs in this process
@@ -43,11 +42,11 @@ def main() -> None:
         bench = get_settings(milvus_uri=str(Path(scratch) / "detect.db"))
 
         def engine_factory(metric, collection):
-            return open_engine("milvus", metric=metric, collection=collection, settings=bench, **INDEX)
+            return open_engine("milvus", metric=metric, collection=collection, index=TUTORIAL_IVF, settings=bench)
 
         rows, hits = compare_cropping(catalog, queries, truth, embedder, detector, engine_factory, settings, cache)
         gallery = engine_factory("IP", "photos")
-        ingest(catalog, embedder, gallery, cache, progress=False, transform=l2_normalize)
+        ingest(catalog, embedder, gallery, cache, transform=l2_normalize, progress=False)
         photos, _, _ = photo_matches(object_photos(settings), catalog, embedder, detector, gallery, settings)
         gallery.close()
     by_setup = {row["setup"]: row for row in rows}

@@ -19,23 +19,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imgsearch_helpers.cache import EmbeddingCache
+from imgsearch_helpers.cache import open_cache
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data import ground_truth, load_catalog, load_queries
 from imgsearch_helpers.images import load_image
-from imgsearch_helpers.index import open_engine
-from imgsearch_helpers.models import build_embedder
+from imgsearch_helpers.index import TUTORIAL_IVF, open_engine
+from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 from imgsearch_helpers.results import write_benchmark
 from imgsearch_helpers.search import evaluate_engine, ingest, search_paths
-
-INDEX = {"index_type": "IVF_FLAT", "build_params": {"nlist": 16}, "search_params": {"nprobe": 8}}
 
 
 def tutorial_loop(catalog, embedder, engine) -> float:
     """One image at a time, as the tutorial's pipeline does; returns seconds."""
     start = time.perf_counter()
     for row in catalog.itertuples():
-        vector = embedder.embed(torch.stack([embedder.preprocess(load_image(row.path))]))
+        vector = embedder.embed_batch(torch.stack([embedder.preprocess(load_image(row.path))]))
         engine.add(np.array([row.id]), vector)
     engine.commit()
     return time.perf_counter() - start
@@ -53,19 +51,22 @@ def query_latencies(queries, embedder, engine, k=10) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ingest.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         settings = get_settings(cache_dir=scratch, milvus_uri=str(Path(scratch) / "bench.db"))
         catalog, queries = load_catalog(settings), load_queries(settings=settings)
         embedder = build_embedder(args.model, settings=settings)
-        embedder.embed(torch.stack([embedder.preprocess(load_image(catalog.path[0]))]))  # warm up (trace)
+        embedder.embed_batch(torch.stack([embedder.preprocess(load_image(catalog.path[0]))]))  # warm up (trace)
 
-        loop_s = tutorial_loop(catalog, embedder, open_engine("milvus", collection="loop", settings=settings, **INDEX))
-        cache = EmbeddingCache(Path(scratch) / "embeddings.sqlite")
-        cold = ingest(catalog, embedder, open_engine("milvus", collection="cold", settings=settings, **INDEX), cache)
-        engine = open_engine("milvus", collection="warm", settings=settings, **INDEX)
+        def milvus(collection):
+            return open_engine("milvus", collection=collection, index=TUTORIAL_IVF, settings=settings)
+
+        loop_s = tutorial_loop(catalog, embedder, milvus("loop"))
+        cache = open_cache(settings)
+        cold = ingest(catalog, embedder, milvus("cold"), cache)
+        engine = milvus("warm")
         warm = ingest(catalog, embedder, engine, cache)
         assert warm.embed.embedded == 0 and engine.count() == len(catalog)
 
@@ -91,7 +92,7 @@ def main() -> None:
         "query_p99_ms": float(np.percentile(latencies, 99)),
         "milvus_mhr10": milvus_row["mhr@10"],
         "exact_mhr10": exact_row["mhr@10"],
-        "index": INDEX,
+        "index": TUTORIAL_IVF.as_dict(),
     }
     write_benchmark(args.out, result)
     print(json.dumps(result, indent=2))

@@ -18,14 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from imgsearch_helpers.cache import EmbeddingCache
+from imgsearch_helpers.cache import open_cache
 from imgsearch_helpers.config import display_path, get_settings
 from imgsearch_helpers.data import ground_truth, holdout_split, load_catalog, load_queries
-from imgsearch_helpers.index import open_engine
-from imgsearch_helpers.recipes import QUALITY_RECIPES, run_recipe
+from imgsearch_helpers.experiments.quality import QUALITY_RECIPES, run_recipe
+from imgsearch_helpers.index import TUTORIAL_IVF, open_engine
 from imgsearch_helpers.results import write_benchmark
 
-INDEX = {"index_type": "IVF_FLAT", "build_params": {"nlist": 16}, "search_params": {"nprobe": 8}}
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -54,14 +53,14 @@ def main() -> None:
     settings = get_settings()
     gallery, queries, description = query_set(args, settings)
     truth = ground_truth(gallery, queries)
-    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+    cache = open_cache(settings)
     embedders, timings, rows = {}, {}, []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         bench = get_settings(milvus_uri=str(Path(scratch) / "quality.db"))
 
         def engine_factory(metric, collection):
-            return open_engine("milvus", metric=metric, collection=collection, settings=bench, **INDEX)
+            return open_engine("milvus", metric=metric, collection=collection, index=TUTORIAL_IVF, settings=bench)
 
         for recipe in QUALITY_RECIPES:
             row = run_recipe(recipe, gallery, queries, truth, engine_factory, cache, embedders,
@@ -75,7 +74,7 @@ def main() -> None:
         "query_count": len(queries),
         "gallery": len(gallery),
         "slice": settings.slice,
-        "index": INDEX,
+        "index": TUTORIAL_IVF.as_dict(),
         "seconds": round(time.perf_counter() - start, 1),
         "rows": rows,
     }

@@ -31,14 +31,15 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from imgsearch_helpers.cache import EmbeddingCache
+from imgsearch_helpers.cache import open_cache
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data import load_catalog, load_queries
 from imgsearch_helpers.embed import embed_paths
-from imgsearch_helpers.index import l2_normalize, open_engine
-from imgsearch_helpers.milvus_server import MilvusServer
-from imgsearch_helpers.models import build_embedder
+from imgsearch_helpers.index import IndexSpec, open_engine
+from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 from imgsearch_helpers.results import write_benchmark
+from imgsearch_helpers.tools.milvus_server import MilvusServer
+from imgsearch_helpers.vectors import l2_normalize
 
 RESULTS = Path(__file__).parent / "results"
 PLOT = Path(__file__).parent.parent / "docs" / "scale_recall_latency.png"
@@ -50,8 +51,8 @@ ADD_ROWS = 10_000
 
 def real_vectors(settings) -> tuple[np.ndarray, np.ndarray]:
     """Unit-length Lite0 embeddings of the gallery and the test queries (from the embedding cache)."""
-    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
-    embedder = build_embedder("efficientnet_lite0", settings=settings)
+    cache = open_cache(settings)
+    embedder = build_embedder(DEFAULT_MODEL, settings=settings)
     gallery, _, _ = embed_paths(load_catalog(settings)["path"], embedder, cache, progress=False)
     queries, _, _ = embed_paths(load_queries(settings=settings)["path"], embedder, cache, progress=False)
     cache.close()
@@ -126,10 +127,10 @@ def open_bench_engine(kind: str, index_type: str, build: dict, scratch: Path, se
 
         return HnswlibEngine(build_params=build, threads=-1)  # both cores: speed over a reproducible graph
     if kind == "faiss":
-        return open_engine("faiss", index_type=index_type, build_params=build)
+        return open_engine("faiss", index=IndexSpec(index_type, build))
     uri = server.uri if kind == "milvus-server" else str(scratch / "lite" / "scale.db")
-    engine = open_engine("milvus", collection=f"scale_{index_type.lower()}", index_type=index_type,
-                         build_params=build, settings=get_settings(milvus_uri=uri))
+    engine = open_engine("milvus", collection=f"scale_{index_type.lower()}", index=IndexSpec(index_type, build),
+                         settings=get_settings(milvus_uri=uri))
     engine.drop()
     return engine
 
@@ -211,8 +212,8 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set(title=f"n = {n:,}", xscale="log", xlabel="p50 latency per query (ms, log)", ylabel="recall@10")
         ax.axhline(0.95, color="grey", lw=0.8, ls="--")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(handles=[plt.Line2D([], [], color=c, marker="o", label=f"{e} {i}") for (e, i), c in colours.items()],
-                      fontsize=7, loc="lower right")
+    handles = [plt.Line2D([], [], color=c, marker="o", label=f"{e} {i}") for (e, i), c in colours.items()]
+    axes[0][0].legend(handles=handles, fontsize=7, loc="lower right")
     fig.suptitle("recall@10 against latency: sweeps of nprobe (IVF_FLAT) and ef (HNSW), 2 CPU cores")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

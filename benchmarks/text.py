@@ -14,24 +14,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from imgsearch_helpers.cache import EmbeddingCache
-from imgsearch_helpers.clip import ClipUnavailable, load_clip
+from imgsearch_helpers.cache import open_cache
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data import load_catalog
-from imgsearch_helpers.index import open_engine
+from imgsearch_helpers.errors import ClipUnavailable
+from imgsearch_helpers.index import TUTORIAL_IVF, open_engine
 from imgsearch_helpers.results import metric_fields, write_benchmark
-from imgsearch_helpers.text import ClipTextPath, OfflineTextPath, class_queries, evaluate_text, index_images
+from imgsearch_helpers.search import ingest
+from imgsearch_helpers.text import ClipTextPath, OfflineTextPath, class_queries, evaluate_text
+from imgsearch_helpers.text.clip import load_clip
 
-INDEX = {"index_type": "IVF_FLAT", "build_params": {"nlist": 16}, "search_params": {"nprobe": 8}}
 EXAMPLES = ["a white dog", "a black dog", "a red sports car", "a bowl of soup", "a bird on a branch"]
 
 
 def measure(path, catalog, cache, settings, name: str) -> dict:
     """Index the gallery with `path`, score both query sets, and list the examples' top 5 labels."""
-    engine = open_engine("milvus", metric="IP", collection=f"text_{name}", settings=settings, **INDEX)
+    engine = open_engine("milvus", metric="IP", collection=f"text_{name}", index=TUTORIAL_IVF, settings=settings)
     try:
         engine.drop()
-        ingest = index_images(path, catalog, engine, cache, progress=True)
+        indexed = ingest(catalog, path.images, engine, cache)
         rows = {kind: evaluate_text(path, engine, catalog, class_queries(catalog, kind)) for kind in
                 ("names", "definitions")}
         ids, _ = engine.search(path.text_vectors(EXAMPLES), 5)
@@ -43,7 +44,7 @@ def measure(path, catalog, cache, settings, name: str) -> dict:
         **metric_fields({"names": rows["names"]}, ("mhr@10", "towhee_map@10", "ap@10"), key="{metric}"),
         **metric_fields({"definitions": rows["definitions"]}, key="{row}_{metric}"),
         "query_ms": round(rows["names"]["query_ms"], 2),
-        "index_images_s": round(ingest.seconds, 1),
+        "index_images_s": round(indexed.seconds, 1),
         "examples_top5": {text: labels[row].tolist() for text, row in zip(EXAMPLES, ids.tolist())},
     }
 
@@ -54,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = get_settings()
     catalog = load_catalog(settings)
-    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+    cache = open_cache(settings)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         bench = get_settings(milvus_uri=str(Path(scratch) / "text.db"))
@@ -68,7 +69,7 @@ def main() -> None:
         "slice": settings.slice,
         "queries": catalog["label"].nunique(),
         "gallery": len(catalog),
-        "index": INDEX,
+        "index": TUTORIAL_IVF.as_dict(),
         "offline_text_mhr10": offline["mhr10"],
         "offline_text_ap10": offline["ap10"],
         "offline_definitions_mhr10": offline["definitions_mhr10"],

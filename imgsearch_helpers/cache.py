@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import Settings, get_settings
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS embeddings (
     model TEXT NOT NULL,
@@ -68,3 +70,9 @@ class EmbeddingCache:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def open_cache(settings: Settings | None = None) -> EmbeddingCache:
+    """The embedding cache every notebook, benchmark and command shares: `<cache_dir>/embeddings.sqlite`."""
+    settings = settings or get_settings()
+    return EmbeddingCache(settings.cache_dir / "embeddings.sqlite")

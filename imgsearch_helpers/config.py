@@ -5,6 +5,8 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from .errors import UsageError
+
 # Environment variables, one per setting.
 ENV = {
     "data_dir": "IMGSEARCH_DATA_DIR",
@@ -15,7 +17,11 @@ ENV = {
     "milvus_uri": "MILVUS_URI",
     "milvus_token": "MILVUS_TOKEN",
     "feder_js": "IMGSEARCH_FEDER_JS",
+    "assets_dir": "IMGSEARCH_ASSETS_DIR",
+    "chromium": "IMGSEARCH_CHROMIUM",
+    "detector_sha256": "IMGSEARCH_DETECTOR_SHA256",
 }
+PATHS = ("data_dir", "cache_dir", "weights_dir", "results_dir", "feder_js", "assets_dir", "chromium")
 SLICES = ("tiny", "full")
 
 
@@ -65,7 +71,10 @@ class Settings:
     slice: str  # "tiny" or "full"
     milvus_uri: str  # a local path runs Milvus Lite; http(s)://... targets a server
     milvus_token: str
-    feder_js: Path | None  # a local copy of Feder's script; None: data/feder/ if fetched, else the CDN
+    feder_js: Path | None  # a local copy of Feder's script; None: assets_dir if fetched there, else the CDN
+    assets_dir: Path  # browser assets fetched for offline use (`make feder-js` puts Feder's script here)
+    chromium: Path | None  # the Chromium executable for headless pages; None: `chromium` on the PATH
+    detector_sha256: str  # the sha256 a detector checkpoint without a pinned one must have ("" if none)
 
     @property
     def uses_milvus_lite(self) -> bool:
@@ -75,10 +84,11 @@ class Settings:
         token = "(set)" if self.milvus_token else "(none)"
         rows = [(f.name, display_path(getattr(self, f.name)) if isinstance(getattr(self, f.name), Path)
                  else getattr(self, f.name)) for f in fields(self)
-                if f.name not in ("milvus_token", "milvus_uri", "feder_js")]
+                if f.name not in ("milvus_token", "milvus_uri", "feder_js", "chromium", "detector_sha256")]
         rows.append(("milvus_uri", display_path(self.milvus_uri) if self.uses_milvus_lite else self.milvus_uri))
         rows.append(("milvus_token", token))
-        rows.append(("feder_js", display_path(self.feder_js) if self.feder_js else "(default: data/feder/ or the CDN)"))
+        rows.append(("feder_js", display_path(self.feder_js) if self.feder_js else "(default: assets_dir or the CDN)"))
+        rows.append(("chromium", display_path(self.chromium) if self.chromium else "(default: chromium on the PATH)"))
         return "\n".join(f"{name:>12}: {value}" for name, value in rows)
 
 
@@ -93,6 +103,9 @@ def _defaults() -> dict:
         "milvus_uri": None,  # derived from cache_dir below
         "milvus_token": "",
         "feder_js": None,
+        "assets_dir": base / "feder",
+        "chromium": None,
+        "detector_sha256": "",
     }
 
 
@@ -107,12 +120,12 @@ def get_settings(**overrides) -> Settings:
             values[name] = overrides[name]
         elif os.environ.get(var):
             values[name] = os.environ[var]
-    for name in ("data_dir", "cache_dir", "weights_dir", "results_dir", "feder_js"):
+    for name in PATHS:
         if values[name] is not None:
             values[name] = resolve_path(values[name])
     if not values["milvus_uri"]:
         values["milvus_uri"] = str(values["cache_dir"] / "milvus" / "imgsearch.db")
     if values["slice"] not in SLICES:
-        raise ValueError(f"unknown slice {values['slice']!r}: choose one of {', '.join(SLICES)}")
+        raise UsageError(f"unknown slice {values['slice']!r}: choose one of {', '.join(SLICES)}")
     return Settings(**values)
 

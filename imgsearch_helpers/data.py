@@ -8,6 +8,7 @@ import pandas as pd
 
 from .config import Settings, display_path, get_settings
 from .download import download, safe_extract
+from .errors import DatasetError, UsageError
 
 DATASET_URL = "https://github.com/towhee-io/examples/releases/download/data/reverse_image_search.zip"
 DATASET_DIR = "reverse_image_search"
@@ -17,10 +18,6 @@ CSV_SHA256 = "eb670fb1eab2f03e4cf47958c8b12fc75f3c295e03f74e7ca630b9778fcb416f"
 EXPECTED_FILES = {"train": 1000, "test": 100}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 TINY_CLASS_STEP = 10  # the tiny slice keeps every 10th class (10 of 100), sorted by name
-
-
-class DatasetError(RuntimeError):
-    pass
 
 
 def dataset_root(settings: Settings | None = None, download_missing: bool = True) -> Path:
@@ -68,7 +65,7 @@ def slice_labels(labels, slice_name: str) -> list[str]:
         return labels
     if slice_name == "tiny":
         return labels[::TINY_CLASS_STEP]
-    raise ValueError(f"unknown slice {slice_name!r}: choose 'tiny' or 'full'")
+    raise UsageError(f"unknown slice {slice_name!r}: choose 'tiny' or 'full'")
 
 
 def load_catalog(settings: Settings | None = None) -> pd.DataFrame:

@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from .config import Settings, display_path, get_settings
 from .download import download
-from .embed import bounded_map
-from .images import ImageError, load_image
+from .errors import ChecksumMismatch, DetectorError, ImageError, UsageError
+from .images import load_image
+from .parallel import bounded_map
 
 RELEASES = "https://github.com/ultralytics/yolov5/releases/download"
 
@@ -40,15 +41,6 @@ CHECKPOINTS = {
                           "4f180cf23ba0717ada0badd6c685026d73d48f184d00fc159c2641284b2ac0a3"),
     "yolov5s": Checkpoint(f"{RELEASES}/v7.0/yolov5s.pt", None),
 }
-SHA256_VARIABLE = "IMGSEARCH_DETECTOR_SHA256"
-
-
-class DetectorError(RuntimeError):
-    pass
-
-
-class ChecksumMismatch(DetectorError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -95,7 +87,7 @@ def verify_checkpoint(path: Path, expected: str | None) -> None:
     if expected is None:
         raise DetectorError(
             f"{display_path(path)} has sha256 {actual}, and no checksum is pinned for it. It is a pickle "
-            f"(loading runs code): compare the value with the publisher's, then set {SHA256_VARIABLE}={actual}."
+            f"(loading runs code): compare the value with the publisher's, then set IMGSEARCH_DETECTOR_SHA256={actual}."
         )
     if actual != expected.lower():
         raise ChecksumMismatch(
@@ -107,7 +99,7 @@ def verify_checkpoint(path: Path, expected: str | None) -> None:
 def checkpoint_path(name: str, settings: Settings) -> Path:
     """The local checkpoint for `name`: from the weights folder, else downloaded into it."""
     if name not in CHECKPOINTS:
-        raise ValueError(f"unknown detector {name!r}: choose one of {', '.join(CHECKPOINTS)}")
+        raise UsageError(f"unknown detector {name!r}: choose one of {', '.join(CHECKPOINTS)}")
     path = settings.weights_dir / f"{name}.pt"
     if not path.is_file():
         download(CHECKPOINTS[name].url, path)
@@ -188,10 +180,10 @@ class Detector:
 
 
 def load_detector(name: str = "yolov5n", settings: Settings | None = None, confidence: float = 0.25) -> Detector:
-    """Load a YOLOv5 checkpoint after checking its sha256 (pinned, or `IMGSEARCH_DETECTOR_SHA256`)."""
+    """Load a YOLOv5 checkpoint after checking its sha256 (pinned, or settings.detector_sha256)."""
     settings = settings or get_settings()
     path = checkpoint_path(name, settings)
-    expected = os.environ.get(SHA256_VARIABLE) or CHECKPOINTS[name].sha256
+    expected = settings.detector_sha256 or CHECKPOINTS[name].sha256
     verify_checkpoint(path, expected)
     yolov5 = _import_yolov5()
     with _pickle_loading_allowed():

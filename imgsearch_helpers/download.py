@@ -8,9 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm  # text bars: no widget state in saved notebooks
 
-
-class DownloadError(RuntimeError):
-    pass
+from .errors import DownloadError
 
 
 def download(url: str, dest: Path, timeout: float = 30.0) -> Path:

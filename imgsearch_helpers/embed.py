@@ -1,18 +1,28 @@
-"""Batched, streaming embedding: decode on worker threads while the model runs, cache by content."""
+"""Batched, streaming embedding: decode on worker threads while the model runs, cache by content.
+
+Two shapes, declared as protocols like `index.SearchEngine`:
+- a `Network` (a model with its preprocessing, e.g. `models.Embedder`) embeds a batch of tensors;
+- an `ImageEncoder` turns image files into vectors, batch by batch: a network (through
+  `iter_embeddings`), a search recipe, the image side of a text path. `embed_paths` and
+  `search.ingest` take any `ImageEncoder`.
+"""
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 from tqdm import tqdm  # text bars: no widget state in saved notebooks
 
 from .cache import EmbeddingCache, content_digest
-from .images import ImageError, load_image
+from .errors import ImageError
+from .images import load_image
+from .parallel import bounded_map
+
+BATCH_SIZE = 16  # images per forward pass
 
 
 @dataclass
@@ -29,6 +39,12 @@ class EmbedReport:
     from_cache: int = 0
     failures: list[ImageError] = field(default_factory=list)
 
+    def add(self, other: EmbedReport) -> None:
+        """Count `other`'s images into this report."""
+        self.embedded += other.embedded
+        self.from_cache += other.from_cache
+        self.failures.extend(other.failures)
+
     def summary(self) -> str:
         text = f"{self.embedded} embedded, {self.from_cache} from cache, {len(self.failures)} skipped"
         if self.failures:
@@ -36,19 +52,43 @@ class EmbedReport:
         return text
 
 
-def bounded_map(fn: Callable, items: Iterable, workers: int, ahead: int) -> Iterator:
-    """`map` on a thread pool that keeps at most `ahead` results in flight (bounded memory)."""
-    if workers < 1:
-        yield from map(fn, items)
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= ahead:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+class Embedded(NamedTuple):
+    """What `embed_paths` returns: vectors of the readable images, in input order."""
+
+    vectors: np.ndarray
+    positions: list[int]  # the input positions the rows belong to
+    report: EmbedReport
+
+
+class Network(Protocol):
+    """A model with its preprocessing, run on batches of decoded images."""
+
+    name: str
+    key: str  # identifies model + weights in the embedding cache
+    dim: int
+    min_side: int  # short side the preprocessing resizes to (lets JPEGs decode smaller)
+
+    def preprocess(self, image) -> torch.Tensor: ...
+
+    def embed_batch(self, batch: torch.Tensor) -> np.ndarray: ...
+
+
+class ImageEncoder(Protocol):
+    """Anything that turns image files into vectors, batch by batch."""
+
+    name: str
+    dim: int
+
+    def iter_batches(self, paths: Sequence[str | Path], cache: EmbeddingCache | None = None,
+                     report: EmbedReport | None = None, progress: bool = True,
+                     batch_size: int = BATCH_SIZE) -> Iterator[Batch]: ...
+
+
+class StreamsImages:
+    """Makes a `Network` an `ImageEncoder`: files decoded on worker threads, batches cached by content."""
+
+    def iter_batches(self, paths, cache=None, report=None, progress=True, batch_size=BATCH_SIZE):
+        return iter_embeddings(paths, self, cache, batch_size, report=report, progress=progress)
 
 
 def _read(path: str) -> tuple[str, bytes | ImageError]:
@@ -61,14 +101,14 @@ def _read(path: str) -> tuple[str, bytes | ImageError]:
 
 def iter_embeddings(
     paths: Sequence[str | Path],
-    embedder,
+    embedder: Network,
     cache: EmbeddingCache | None = None,
-    batch_size: int = 16,
+    batch_size: int = BATCH_SIZE,
     workers: int = 2,
     report: EmbedReport | None = None,
     progress: bool = True,
 ) -> Iterator[Batch]:
-    """Yield embeddings for `paths` batch by batch; unreadable images are skipped into `report`.
+    """Yield a network's embeddings for `paths` batch by batch; unreadable images are skipped into `report`.
 
     Only one batch of decoded images (plus a short read-ahead) is held in memory at a time.
     """
@@ -134,20 +174,21 @@ def _embed_misses(items, embedder, cache, batch_size, workers, report, bar) -> I
 
 
 def _run_model(positions, digests, tensors, embedder, cache, report) -> Batch:
-    vectors = embedder.embed(torch.stack(tensors))
+    vectors = embedder.embed_batch(torch.stack(tensors))
     if cache:
         cache.put_many(embedder.key, digests, vectors)
     report.embedded += len(positions)
     return Batch(list(positions), vectors)
 
 
-def embed_paths(paths, embedder, cache=None, batch_size=16, progress=True) -> tuple[np.ndarray, list[int], EmbedReport]:
-    """Embed all `paths`: (vectors in input order, positions that succeeded, report)."""
+def embed_paths(paths, encoder: ImageEncoder, cache: EmbeddingCache | None = None, batch_size: int = BATCH_SIZE,
+                progress: bool = True) -> Embedded:
+    """Embed all `paths` with any image encoder: the readable images' vectors, in input order."""
     report = EmbedReport()
-    batches = list(iter_embeddings(paths, embedder, cache, batch_size, report=report, progress=progress))
+    batches = list(encoder.iter_batches([str(p) for p in paths], cache, report, progress, batch_size))
     positions = [p for b in batches for p in b.positions]
     if not positions:
-        return np.empty((0, embedder.dim), np.float32), [], report
-    vectors = np.concatenate([b.vectors for b in batches])
+        return Embedded(np.empty((0, encoder.dim), np.float32), [], report)
+    vectors = np.concatenate([b.vectors for b in batches if b.positions])
     order = np.argsort(positions, kind="stable")
-    return vectors[order], sorted(positions), report
+    return Embedded(vectors[order], sorted(positions), report)

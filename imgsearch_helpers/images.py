@@ -7,17 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import ImageError
+
 # 64 megapixels: a 8000 x 8000 photo passes, a decompression bomb does not.
 MAX_PIXELS = 64_000_000
-
-
-class ImageError(ValueError):
-    """A file that cannot be used as an image; names the file and the reason."""
-
-    def __init__(self, path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 def load_image(

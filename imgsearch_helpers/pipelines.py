@@ -32,7 +32,7 @@ class Embed:
         self.embedder = embedder
 
     def __call__(self, image):
-        return self.embedder.embed(torch.stack([self.embedder.preprocess(image)]))[0]
+        return self.embedder.embed_batch(torch.stack([self.embedder.preprocess(image)]))[0]
 
 
 @register(name="imgsearch/insert")

@@ -1,4 +1,7 @@
-"""The engine's three verbs on top of embeddings and an index: ingest, search, evaluate."""
+"""The engine's three verbs on top of embeddings and an index: ingest, search, evaluate.
+
+Every one of them takes any `embed.ImageEncoder`: a model, a search recipe, a text path's images.
+"""
 from __future__ import annotations
 
 import time
@@ -8,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .cache import EmbeddingCache
-from .embed import EmbedReport, embed_paths, iter_embeddings
+from .embed import BATCH_SIZE, EmbedReport, ImageEncoder, embed_paths
 from .index import SearchEngine
 from .metrics import evaluate
 
@@ -30,9 +33,9 @@ class IngestReport:
         return f"ingested {self.added} images in {self.seconds:.1f} s ({rate}); {self.embed.summary()}"
 
 
-def ingest(catalog: pd.DataFrame, embedder, engine: SearchEngine, cache: EmbeddingCache | None = None,
-           batch_size: int = 16, progress: bool = True, transform=None) -> IngestReport:
-    """Embed the catalog's images batch by batch and add each batch under the catalog's ids.
+def ingest(catalog: pd.DataFrame, encoder: ImageEncoder, engine: SearchEngine, cache: EmbeddingCache | None = None,
+           transform=None, progress: bool = True, batch_size: int = BATCH_SIZE) -> IngestReport:
+    """Embed the catalog's images batch by batch and upsert each batch under the catalog's ids, then commit.
 
     `transform` (e.g. `l2_normalize`) is applied to the vectors before they are stored.
     Bad files are skipped and listed in the report; rows already in the index are kept.
@@ -41,27 +44,13 @@ def ingest(catalog: pd.DataFrame, embedder, engine: SearchEngine, cache: Embeddi
     report = EmbedReport()
     ids = catalog["id"].to_numpy()
     added, pending = 0, []
-    paths = catalog["path"].tolist()
-    for batch in iter_embeddings(paths, embedder, cache, batch_size, report=report, progress=progress):
+    for batch in encoder.iter_batches(catalog["path"].tolist(), cache, report, progress, batch_size):
         pending.append(batch)
         if sum(len(b.positions) for b in pending) >= ROWS_PER_ADD:
             added += _add_batches(engine, ids, pending, transform)
     added += _add_batches(engine, ids, pending, transform)
     engine.commit()
     return IngestReport(added, time.perf_counter() - start, report)
-
-
-def ingest_embedded(catalog: pd.DataFrame, embed, engine: SearchEngine, cache: EmbeddingCache | None = None,
-                    progress: bool = True) -> IngestReport:
-    """Index the catalog with any `embed(paths, cache, progress) -> (vectors, positions, report)`
-    (a search recipe, a text path): upsert the readable images under their ids, then commit."""
-    start = time.perf_counter()
-    vectors, positions, report = embed(catalog["path"].tolist(), cache, progress)
-    ids = catalog["id"].to_numpy()[positions]
-    for first in range(0, len(ids), ROWS_PER_ADD):
-        engine.add(ids[first:first + ROWS_PER_ADD], vectors[first:first + ROWS_PER_ADD])
-    engine.commit()
-    return IngestReport(len(ids), time.perf_counter() - start, report)
 
 
 def _add_batches(engine: SearchEngine, ids: np.ndarray, batches: list, transform=None) -> int:
@@ -74,36 +63,53 @@ def _add_batches(engine: SearchEngine, ids: np.ndarray, batches: list, transform
     return len(positions)
 
 
-def embed_queries(paths, embedder, cache: EmbeddingCache | None = None, transform=None,
+def embed_queries(paths, encoder: ImageEncoder, cache: EmbeddingCache | None = None, transform=None,
                   progress: bool = False) -> np.ndarray:
     """Query vectors in input order; a query image that cannot be read is an error, not a skip."""
-    vectors, _, report = embed_paths(paths, embedder, cache, progress=progress)
-    if report.failures:
-        raise report.failures[0]
-    return transform(vectors) if transform is not None else vectors
+    embedded = embed_paths(paths, encoder, cache, progress=progress)
+    if embedded.report.failures:
+        raise embedded.report.failures[0]
+    return transform(embedded.vectors) if transform is not None else embedded.vectors
 
 
-def search_paths(paths, embedder, engine: SearchEngine, k: int = 10, cache: EmbeddingCache | None = None,
-                 transform=None, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def search_paths(paths, encoder: ImageEncoder, engine: SearchEngine, k: int = 10,
+                 cache: EmbeddingCache | None = None, transform=None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k (ids, distances) for each query image; raises if an image cannot be read."""
-    return engine.search(embed_queries(paths, embedder, cache, transform, progress), k)
+    return engine.search(embed_queries(paths, encoder, cache, transform), k)
 
 
-def evaluate_engine(queries: pd.DataFrame, ground_truth, embedder, engine: SearchEngine, k: int = 10,
-                    transform=None, **columns) -> dict:
-    """Search every query image and score the results: one table row.
+@dataclass
+class QueryRun:
+    """Every query searched once: the results and what they cost per query."""
 
-    Queries are embedded without the cache, so `query_ms` is what one search costs a user
-    (decode + embed + search, averaged over a batched run); `search_ms` is the index alone.
-    """
+    ids: np.ndarray
+    distances: np.ndarray
+    query_ms: float  # decode + embed + search, averaged over a batched run
+    search_ms: float  # the index alone
+
+
+def run_queries(queries: pd.DataFrame, encoder: ImageEncoder, engine: SearchEngine, k: int = 10,
+                transform=None) -> QueryRun:
+    """Search every query image, timed. Queries are embedded without the cache, so `query_ms` is
+    what a search costs a user; a first query is embedded untimed (a one-time model trace)."""
     paths = queries["path"].tolist()
-    embed_queries(paths[:1], embedder)  # one-time trace, not timed
+    embed_queries(paths[:1], encoder)
     start = time.perf_counter()
-    vectors = embed_queries(paths, embedder, transform=transform)
+    vectors = embed_queries(paths, encoder, transform=transform)
     searched = time.perf_counter()
-    ids, _ = engine.search(vectors, k)
+    ids, distances = engine.search(vectors, k)
     done = time.perf_counter()
-    row = evaluate(ground_truth, ids.tolist(), k, model=embedder.name, engine=engine.name, **columns)
-    row["query_ms"] = 1000 * (done - start) / len(queries)
-    row["search_ms"] = 1000 * (done - searched) / len(queries)
-    return row
+    return QueryRun(ids, distances, 1000 * (done - start) / len(paths), 1000 * (done - searched) / len(paths))
+
+
+def score(run: QueryRun, ground_truth, k: int = 10, **columns) -> dict:
+    """A run's metrics and timings as one table row."""
+    row = evaluate(ground_truth, run.ids.tolist(), k, **columns)
+    return {**row, "query_ms": run.query_ms, "search_ms": run.search_ms}
+
+
+def evaluate_engine(queries: pd.DataFrame, ground_truth, encoder: ImageEncoder, engine: SearchEngine, k: int = 10,
+                    transform=None, **columns) -> dict:
+    """Search every query image and score the results: one table row (see `run_queries` for the timings)."""
+    run = run_queries(queries, encoder, engine, k, transform)
+    return score(run, ground_truth, k, model=encoder.name, engine=engine.name, **columns)

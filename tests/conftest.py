@@ -1,9 +1,37 @@
-"""Shared fixtures: the real tutorial dataset and the offline default model."""
+"""Shared fixtures (the real tutorial dataset, the offline default model, a Milvus server), the test
+tiers' marks, and tool folders kept inside the checkout's data folder."""
+import os
+from pathlib import Path
+
 import pytest
 
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data import dataset_root
-from imgsearch_helpers.models import build_embedder
+from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
+
+# Jupyter, IPython and matplotlib write config, runtime and workspace state into the home folder;
+# the tests point them here so a test run leaves nothing a user's own `make lab` would pick up.
+TOOL_HOME = Path(__file__).resolve().parents[1] / "data" / "test-home"
+TOOL_FOLDERS = {"JUPYTER_CONFIG_DIR": "jupyter/config", "JUPYTER_DATA_DIR": "jupyter/data",
+                "JUPYTER_RUNTIME_DIR": "jupyter/runtime", "JUPYTERLAB_SETTINGS_DIR": "jupyter/lab-settings",
+                "JUPYTERLAB_WORKSPACES_DIR": "jupyter/lab-workspaces", "IPYTHONDIR": "ipython",
+                "MPLCONFIGDIR": "matplotlib"}
+
+
+def pytest_configure(config):
+    for variable, folder in TOOL_FOLDERS.items():
+        path = TOOL_HOME / folder
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ[variable] = str(path)  # inherited by kernels, servers and scripts the tests start
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tiers by what a test needs: notebooks run through a kernel; the Milvus server fixture means the server tier."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebook)
+        if "milvus_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture(scope="session")
@@ -15,13 +43,13 @@ def real_dataset():
 
 @pytest.fixture(scope="session")
 def lite0(real_dataset):
-    return build_embedder("efficientnet_lite0")
+    return build_embedder(DEFAULT_MODEL)
 
 
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory):
     """A real Milvus server (standalone 2.3.5 from PyPI) for the whole test session."""
-    from imgsearch_helpers.milvus_server import MilvusServer
+    from imgsearch_helpers.tools.milvus_server import MilvusServer
 
     server = MilvusServer(tmp_path_factory.mktemp("milvus-server")).start()
     yield server

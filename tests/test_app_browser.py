@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imgsearch_helpers.browser import FLAGS, chromium_path
-from imgsearch_helpers.local_server import free_port, wait_for_url
+from imgsearch_helpers.tools.browser import FLAGS, chromium_path
+from imgsearch_helpers.tools.local_server import free_port, wait_for_url
+
+pytestmark = pytest.mark.browser  # drives Debian's Chromium
 
 K = 6
 
@@ -25,7 +27,7 @@ def app(tmp_path_factory, real_dataset):
     env = {**os.environ, "IMGSEARCH_SLICE": "tiny", "IMGSEARCH_CACHE_DIR": str(folder / "cache"),
            "MILVUS_URI": str(folder / "milvus" / "app.db"), "GRADIO_TEMP_DIR": str(folder / "uploads")}
     log = open(folder / "app.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "imgsearch_helpers.app", "--port", str(port)], env=env,
+    server = subprocess.Popen([sys.executable, "-m", "imgsearch_helpers.serve.app", "--port", str(port)], env=env,
                               stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imgsearch_helpers.recipes import QUALITY_RECIPES
+from imgsearch_helpers.experiments.quality import QUALITY_RECIPES
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"

@@ -13,10 +13,11 @@ from realdata import ROOT
 
 from imgsearch_helpers.cache import EmbeddingCache
 from imgsearch_helpers.data import ground_truth
-from imgsearch_helpers.embed import bounded_map, embed_paths, iter_embeddings
+from imgsearch_helpers.embed import embed_paths, iter_embeddings
 from imgsearch_helpers.images import ImageError, load_image
 from imgsearch_helpers.index import ExactEngine
 from imgsearch_helpers.metrics import evaluate
+from imgsearch_helpers.parallel import bounded_map
 from imgsearch_helpers.search import evaluate_engine, ingest, search_paths
 
 CLASSES = ("Afghan_hound", "ambulance", "brain_coral")  # gallery: the first two images of each
@@ -36,7 +37,7 @@ def good():
 @pytest.fixture(scope="module")
 def reference(lite0, good):
     """Each good image embedded on its own, straight through the model: path -> vector."""
-    vectors = [lite0.embed(lite0.preprocess(load_image(p, min_side=lite0.min_side))[None])[0] for p in good]
+    vectors = [lite0.embed_batch(lite0.preprocess(load_image(p, min_side=lite0.min_side))[None])[0] for p in good]
     return dict(zip(good, vectors))
 
 
@@ -287,17 +288,17 @@ def test_evaluate_engine_scores_real_queries(lite0, gallery):
 
 
 def test_embedder_batches_are_float32(lite0):
-    out = lite0.embed(torch.zeros(1, 3, 224, 224))
+    out = lite0.embed_batch(torch.zeros(1, 3, 224, 224))
     assert out.dtype == np.float32 and out.shape == (1, DIM)
 
 
 def test_ingest_transform_applies_to_stored_vectors(lite0, good):
-    from imgsearch_helpers.index import l2_normalize
+    from imgsearch_helpers.vectors import l2_normalize
 
     catalog = pd.DataFrame({"id": range(len(good)), "path": good, "label": ["x"] * len(good)})
     raw, normalized = ExactEngine(), ExactEngine(metric="IP")
     ingest(catalog, lite0, raw, progress=False)
-    ingest(catalog, lite0, normalized, progress=False, transform=l2_normalize)
+    ingest(catalog, lite0, normalized, transform=l2_normalize, progress=False)
     query = embed_paths(good[:1], lite0, progress=False)[0]
     _, similarity = normalized.search(l2_normalize(query), 1)
     assert similarity[0, 0] == pytest.approx(1.0, abs=1e-4)  # unit vectors: an image's IP with itself is 1

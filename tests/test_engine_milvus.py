@@ -11,14 +11,8 @@ import numpy as np
 import pytest
 
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.index import (
-    DatabaseLockedError,
-    DimensionMismatchError,
-    EngineUnavailableError,
-    ExactEngine,
-    MilvusEngine,
-    open_engine,
-)
+from imgsearch_helpers.errors import DatabaseLockedError, DimensionMismatchError, EngineUnavailableError
+from imgsearch_helpers.index import ExactEngine, IndexSpec, MilvusEngine, open_engine
 
 
 def clustered(n=2000, dim=32, seed=0):
@@ -28,7 +22,7 @@ def clustered(n=2000, dim=32, seed=0):
     return (centres[rng.integers(0, 20, n)] + rng.normal(size=(n, dim))).astype(np.float32)
 
 
-@pytest.fixture(params=["lite", "server"])
+@pytest.fixture(params=["lite", pytest.param("server", marks=pytest.mark.server)])
 def uri(request, tmp_path):
     """Each test runs on embedded Milvus Lite and on the session's Milvus server."""
     if request.param == "server":
@@ -115,7 +109,7 @@ def test_dimension_mismatch_is_clear_and_keeps_rows(uri):
     engine.add(np.arange(50), clustered(50, dim=16))
     engine.commit()
     engine.close()
-    reopened = open_engine("milvus", collection="dims", build_params={"nlist": 4},
+    reopened = open_engine("milvus", collection="dims", index=IndexSpec("IVF_FLAT", {"nlist": 4}),
                            settings=get_settings(milvus_uri=uri))
     with pytest.raises(DimensionMismatchError, match="16-d.*32-d.*fresh collection name"):
         reopened.add(np.arange(5), clustered(5, dim=32))
@@ -165,7 +159,8 @@ def test_milvus_uri_set_to_a_local_path_works(tmp_path):
     """pymilvus reads MILVUS_URI on import and rejects local paths; a Lite path must still work."""
     uri = str(tmp_path / "lite" / "env.db")
     script = ("from imgsearch_helpers.config import get_settings; from imgsearch_helpers.index import open_engine; "
-              "import numpy as np; e = open_engine('milvus', index_type='FLAT', settings=get_settings()); "
+              "from imgsearch_helpers.index import IndexSpec; import numpy as np; "
+              "e = open_engine('milvus', index=IndexSpec('FLAT'), settings=get_settings()); "
               "e.add([1, 2], np.eye(2, 4)); e.commit(); print(e.count(), get_settings().milvus_uri)")
     done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "MILVUS_URI": uri},
                           capture_output=True, text=True, timeout=120)

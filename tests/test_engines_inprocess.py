@@ -4,7 +4,8 @@ import hnswlib
 import numpy as np
 import pytest
 
-from imgsearch_helpers.index import DimensionMismatchError, ExactEngine, IndexError_, open_engine
+from imgsearch_helpers.errors import DimensionMismatchError, EngineError, UsageError
+from imgsearch_helpers.index import ExactEngine, IndexSpec, open_engine
 
 RNG = np.random.default_rng(7)
 VECTORS = RNG.normal(size=(600, 24)).astype(np.float32)
@@ -21,8 +22,7 @@ ENGINES = {  # name: (kind, index_type, build params, search params wide enough 
 
 def filled(name, metric="L2", **overrides):
     kind, index_type, build, search = ENGINES[name]
-    engine = open_engine(kind, metric=metric, index_type=index_type, build_params=build,
-                         search_params=overrides.get("search", search))
+    engine = open_engine(kind, metric=metric, index=IndexSpec(index_type, build, overrides.get("search", search)))
     engine.add(IDS, VECTORS)
     engine.commit()
     return engine
@@ -73,8 +73,8 @@ def test_adding_an_id_again_replaces_its_row(name):
 @pytest.mark.parametrize("name", ENGINES)
 def test_k_larger_than_the_collection_pads_with_minus_one(name):
     kind, index_type, build, search = ENGINES[name]
-    engine = open_engine(kind, index_type=index_type, build_params={**build, "nlist": 2} if "nlist" in build else build,
-                         search_params=search)
+    small = {**build, "nlist": 2} if "nlist" in build else build
+    engine = open_engine(kind, index=IndexSpec(index_type, small, search))
     engine.add(IDS[:6], VECTORS[:6])
     ids, dists = engine.search(VECTORS[:1], 10)
     assert sorted(ids[0, :6].tolist()) == sorted(IDS[:6].tolist()) and (ids[0, 6:] == -1).all()
@@ -89,26 +89,28 @@ def test_dimension_mismatch_is_refused_and_keeps_rows():
 
 
 def test_parameters_are_checked_by_name():
-    with pytest.raises(ValueError, match=r"not \['ef_search'\] \(the HNSW search parameter is 'ef'\)"):
-        open_engine("hnswlib", index_type="HNSW", search_params={"ef_search": 10})
-    with pytest.raises(ValueError, match="IVF_FLAT takes search params"):
-        open_engine("faiss", index_type="IVF_FLAT", search_params={"ef": 10})
-    with pytest.raises(ValueError, match="hnswlib builds HNSW indexes only"):
-        open_engine("hnswlib", index_type="IVF_FLAT")
-    with pytest.raises(ValueError, match="unsupported index type 'IVF_PQ'"):
-        open_engine("faiss", index_type="IVF_PQ")
+    with pytest.raises(UsageError, match=r"not \['ef_search'\] \(the HNSW search parameter is 'ef'\)"):
+        open_engine("hnswlib", index=IndexSpec("HNSW", search={"ef_search": 10}))
+    with pytest.raises(UsageError, match="IVF_FLAT takes search params"):
+        open_engine("faiss", index=IndexSpec("IVF_FLAT", search={"ef": 10}))
+    with pytest.raises(UsageError, match="hnswlib builds HNSW indexes only"):
+        open_engine("hnswlib", index=IndexSpec("IVF_FLAT"))
+    with pytest.raises(UsageError, match="unsupported index type 'IVF_PQ'"):
+        open_engine("faiss", index=IndexSpec("IVF_PQ"))
+    with pytest.raises(UsageError, match="unknown engine 'annoy'"):
+        open_engine("annoy")
 
 
 def test_too_few_vectors_for_nlist_is_a_clear_error():
-    engine = open_engine("faiss", index_type="IVF_FLAT", build_params={"nlist": 64})
+    engine = open_engine("faiss", index=IndexSpec("IVF_FLAT", {"nlist": 64}))
     engine.add(IDS[:10], VECTORS[:10])
-    with pytest.raises(ValueError, match="nlist=64 needs at least 64 vectors to train, got 10"):
+    with pytest.raises(EngineError, match="nlist=64 needs at least 64 vectors to train, got 10"):
         engine.commit()
 
 
 def test_empty_engine_search_is_a_clear_error():
-    with pytest.raises(IndexError_, match="empty"):
-        open_engine("faiss", index_type="FLAT").search(QUERIES, 3)
+    with pytest.raises(EngineError, match="empty"):
+        open_engine("faiss", index=IndexSpec("FLAT")).search(QUERIES, 3)
 
 
 def test_saved_indexes_load_back_with_the_same_results(tmp_path):

@@ -10,12 +10,13 @@ import faiss
 import numpy as np
 import pytest
 
-from imgsearch_helpers import feder_assets
 from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.errors import FederFileError, FederScriptError
 from imgsearch_helpers.feder import FederIndex
-from imgsearch_helpers.feder_assets import CDN_URL, FEDER_SHA256, FederScriptError, feder_script, js_value
-from imgsearch_helpers.feder_files import FederFileError, read_faiss_ivf_flat, read_hnswlib
-from imgsearch_helpers.index import open_engine
+from imgsearch_helpers.feder import assets as feder_assets
+from imgsearch_helpers.feder.assets import CDN_URL, FEDER_SHA256, feder_script, js_value
+from imgsearch_helpers.feder.files import read_faiss_ivf_flat, read_hnswlib
+from imgsearch_helpers.index import IndexSpec, open_engine
 
 RNG = np.random.default_rng(3)
 VECTORS = RNG.normal(size=(400, 16)).astype(np.float32)
@@ -40,7 +41,7 @@ def local_script(fake_script, monkeypatch):
 def saved(kind, tmp_path, metric="L2", index_type=None, build=None, **search):
     index_type = index_type or ("HNSW" if kind == "hnswlib" else "IVF_FLAT")
     build = build if build is not None else ({"nlist": 16} if index_type == "IVF_FLAT" else {"M": 8})
-    engine = open_engine(kind, metric=metric, index_type=index_type, build_params=build, search_params=search)
+    engine = open_engine(kind, metric=metric, index=IndexSpec(index_type, build, search))
     engine.add(IDS, VECTORS)
     return engine.save(tmp_path / f"{kind}-{index_type}-{metric}.index")
 
@@ -103,8 +104,7 @@ def test_a_configured_path_that_does_not_exist_is_an_error(tmp_path, monkeypatch
 
 def test_without_a_local_copy_the_pinned_cdn_url_is_used(tmp_path, monkeypatch):
     monkeypatch.delenv("IMGSEARCH_FEDER_JS", raising=False)
-    monkeypatch.setattr(feder_assets, "default_feder_js", lambda: tmp_path / "nothing-here.js")
-    script = feder_script(get_settings())
+    script = feder_script(get_settings(assets_dir=tmp_path))  # nothing fetched there
     assert script.code is None and script.url == CDN_URL and "@zilliz/feder@0.2.4" in CDN_URL
 
 

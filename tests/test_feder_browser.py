@@ -7,13 +7,16 @@ must stay clean. Screenshots land in <results_dir>/screenshots/.
 """
 import pytest
 
-from imgsearch_helpers.browser import headless_chromium, open_offline, wait_until_still
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data import load_catalog
 from imgsearch_helpers.embed import embed_paths
 from imgsearch_helpers.feder import FederIndex
-from imgsearch_helpers.feder_assets import feder_script, fetch_feder_js
-from imgsearch_helpers.index import l2_normalize, open_engine
+from imgsearch_helpers.feder.assets import feder_script, fetch_feder_js
+from imgsearch_helpers.index import IndexSpec, open_engine
+from imgsearch_helpers.tools.browser import headless_chromium, open_offline, wait_until_still
+from imgsearch_helpers.vectors import l2_normalize
+
+pytestmark = pytest.mark.browser  # drives Debian's Chromium
 
 NLIST, NPROBE, K, EF = 16, 4, 6, 24
 
@@ -21,18 +24,17 @@ NLIST, NPROBE, K, EF = 16, 4, 6, 24
 @pytest.fixture(scope="module")
 def gallery(lite0):
     catalog = load_catalog(get_settings(slice="tiny"))
-    vectors, positions, _ = embed_paths(catalog.path, lite0, progress=False)
-    assert len(positions) == len(catalog) == 100
-    return catalog, l2_normalize(vectors)
+    embedded = embed_paths(catalog.path, lite0, progress=False)
+    assert len(embedded.positions) == len(catalog) == 100
+    return catalog, l2_normalize(embedded.vectors)
 
 
 @pytest.fixture(scope="module")
 def engines(gallery, tmp_path_factory):
     catalog, vectors = gallery
     folder = tmp_path_factory.mktemp("feder-indexes")
-    ivf = open_engine("faiss", index_type="IVF_FLAT", build_params={"nlist": NLIST}, search_params={"nprobe": NPROBE})
-    hnsw = open_engine("hnswlib", index_type="HNSW", build_params={"M": 8, "efConstruction": 64},
-                       search_params={"ef": EF})
+    ivf = open_engine("faiss", index=IndexSpec("IVF_FLAT", {"nlist": NLIST}, {"nprobe": NPROBE}))
+    hnsw = open_engine("hnswlib", index=IndexSpec("HNSW", {"M": 8, "efConstruction": 64}, {"ef": EF}))
     media = dict(zip(catalog.id.tolist(), catalog.path.tolist()))
     indexes = {}
     for name, engine in (("ivf", ivf), ("hnsw", hnsw)):

@@ -1,26 +1,31 @@
 """Feder's views inside a real JupyterLab: a server on localhost, the notebook run from its menu in
 headless Chromium. Outputs' scripts run as JupyterLab runs them, and the views must draw from data
 sent by an earlier output, with no request leaving the machine."""
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import TOOL_HOME
 from nbformat.v4 import new_code_cell, new_notebook
 
-from imgsearch_helpers.browser import FLAGS, chromium_path
-from imgsearch_helpers.feder_assets import fetch_feder_js
-from imgsearch_helpers.local_server import free_port, wait_for_url
+from imgsearch_helpers.feder.assets import fetch_feder_js
+from imgsearch_helpers.tools.browser import FLAGS, chromium_path
+from imgsearch_helpers.tools.local_server import free_port, wait_for_url
+
+pytestmark = pytest.mark.browser  # drives Debian's Chromium
 
 TOKEN = "imgsearch-test"
 CELLS = [
     """import numpy as np
 from imgsearch_helpers.feder import FederIndex
-from imgsearch_helpers.index import open_engine
+from imgsearch_helpers.index import IndexSpec, open_engine
 vectors = np.random.default_rng(0).normal(size=(400, 32)).astype("float32")
-ivf = open_engine("faiss", index_type="IVF_FLAT", build_params={"nlist": 16})
+ivf = open_engine("faiss", index=IndexSpec("IVF_FLAT", {"nlist": 16}))
 ivf.add(np.arange(400), vectors)
-hnsw = open_engine("hnswlib", index_type="HNSW", build_params={"M": 8})
+hnsw = open_engine("hnswlib", index=IndexSpec("HNSW", {"M": 8}))
 hnsw.add(np.arange(400), vectors)""",
     'ivf_view = FederIndex.from_engine(ivf, "ivf.index", progress=False)\nivf_view',
     'ivf_view.search_by_id(3, k=5, nprobe=3, stage="fine")',
@@ -74,3 +79,13 @@ def test_views_draw_inline_in_jupyterlab(lab):
     assert "Find the 5 (k=5) vectors closest to the target from these 3 (nprobe=3) clusters" in texts[0]
     assert "k = 5, ef_search = 20." in texts[1]
     assert errors == [] and outside == [], (errors, outside)
+
+
+def test_jupyterlab_keeps_its_workspace_out_of_the_home_folder(lab):
+    """The server ran with the tests' tool folders (conftest): a user's next `make lab` must not
+    reopen the test notebook from a workspace the test left in ~/.jupyter."""
+    workspaces = Path(os.environ["JUPYTERLAB_WORKSPACES_DIR"])
+    assert workspaces.is_relative_to(TOOL_HOME)
+    home = Path.home() / ".jupyter" / "lab" / "workspaces"
+    left = [p for p in home.glob("*.jupyterlab-workspace") if "feder.ipynb" in p.read_text()] if home.is_dir() else []
+    assert left == []

@@ -10,16 +10,18 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from PIL import Image
 
 from imgsearch_helpers.feder import FederIndex
-from imgsearch_helpers.feder_assets import fetch_feder_js
-from imgsearch_helpers.feder_snapshots import DATA_NOTE, snapshot_feder_outputs
-from imgsearch_helpers.index import open_engine
+from imgsearch_helpers.feder.assets import fetch_feder_js
+from imgsearch_helpers.feder.snapshots import DATA_NOTE, snapshot_feder_outputs
+from imgsearch_helpers.index import IndexSpec, open_engine
+
+pytestmark = pytest.mark.browser  # drives Debian's Chromium
 
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
     fetch_feder_js()
     vectors = np.random.default_rng(5).normal(size=(400, 64)).astype(np.float32)
-    engine = open_engine("faiss", index_type="IVF_FLAT", build_params={"nlist": 16})
+    engine = open_engine("faiss", index=IndexSpec("IVF_FLAT", {"nlist": 16}))
     engine.add(np.arange(400), vectors)
     return FederIndex.from_engine(engine, tmp_path_factory.mktemp("snap") / "ivf.index", progress=False)
 

@@ -15,10 +15,11 @@ import pytest
 from nbclient import NotebookClient
 
 import imgsearch_helpers.search as search_module
-from imgsearch_helpers.cache import EmbeddingCache, content_digest
+from imgsearch_helpers.cache import content_digest, open_cache
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data import load_catalog
-from imgsearch_helpers.index import EngineUnavailableError, MilvusEngine, open_engine
+from imgsearch_helpers.errors import EngineUnavailableError
+from imgsearch_helpers.index import TUTORIAL_IVF, IndexSpec, MilvusEngine, open_engine
 from imgsearch_helpers.results import load
 from imgsearch_helpers.search import ingest
 
@@ -42,7 +43,7 @@ def test_a_launched_server_ends_when_its_starter_is_killed():
     """The mechanism MilvusServer launches with, checked on a plain `sleep` (a second Milvus server
     cannot run beside the session's): the starter is SIGKILLed, the child must end at once."""
     starter = ("import subprocess, time\n"
-               "from imgsearch_helpers.milvus_server import stop_with_parent\n"
+               "from imgsearch_helpers.tools.milvus_server import stop_with_parent\n"
                "child = subprocess.Popen(['sleep', '120'], preexec_fn=stop_with_parent)\n"
                "print(child.pid, flush=True)\n"
                "time.sleep(120)\n")
@@ -57,6 +58,7 @@ def test_a_launched_server_ends_when_its_starter_is_killed():
     assert ended(child), f"process {child} outlived its starter"
 
 
+@pytest.mark.notebook
 def test_notebook_01_runs_against_the_server(milvus_server, tmp_path, monkeypatch, real_dataset):
     results = tmp_path / "runs"
     for name, value in {"MILVUS_URI": milvus_server.uri, "IMGSEARCH_SLICE": "tiny",
@@ -74,7 +76,7 @@ def test_notebook_01_runs_against_the_server(milvus_server, tmp_path, monkeypatc
     engine = MilvusEngine(milvus_server.uri, collection="reverse_image_search")
     catalog = load_catalog(settings)
     assert engine.count() == 100 and stored_ids(engine) == sorted(catalog.id.tolist())
-    assert engine.describe_index() == {"index_type": "IVF_FLAT", "metric_type": "L2", "params": {"nlist": 16}}
+    assert engine.describe_index() == {"index_type": "IVF_FLAT", "metric_type": "L2", "params": TUTORIAL_IVF.build}
     engine.close()
 
 
@@ -99,9 +101,9 @@ def test_a_crash_during_ingest_fails_fast_and_a_rerun_completes_it(milvus_server
     catalog = load_catalog(settings)
     monkeypatch.setattr(search_module, "ROWS_PER_ADD", 20)  # several adds for 100 images
     embedder = lite0
-    engine = open_engine("milvus", collection="crash_ingest", index_type="FLAT", settings=settings)
+    engine = open_engine("milvus", collection="crash_ingest", index=IndexSpec("FLAT"), settings=settings)
     engine.drop()
-    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+    cache = open_cache(settings)
 
     start = time.monotonic()
     with pytest.raises(EngineUnavailableError, match=f"Milvus at {milvus_server.uri} is not answering"):
@@ -118,7 +120,7 @@ def test_a_crash_during_ingest_fails_fast_and_a_rerun_completes_it(milvus_server
     assert 40 <= embedded_before < 100  # the crash came in the middle
 
     milvus_server.start()  # same data folder, same ports
-    again = open_engine("milvus", collection="crash_ingest", index_type="FLAT", settings=settings)
+    again = open_engine("milvus", collection="crash_ingest", index=IndexSpec("FLAT"), settings=settings)
     report = ingest(catalog, embedder, again, cache, progress=False)
     assert report.added == 100 and report.embed.from_cache >= embedded_before
     assert again.count() == 100

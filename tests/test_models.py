@@ -13,8 +13,10 @@ from realdata import TRAIN
 from timm.data import ImageNetInfo
 
 from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.errors import ModelWeightsUnavailable
 from imgsearch_helpers.images import load_image
-from imgsearch_helpers.models import ModelWeightsUnavailable, build_embedder, lite_to_timm_keys
+from imgsearch_helpers.models import LITE_MODELS, build_embedder
+from imgsearch_helpers.models.weights import lite_to_timm_keys
 
 # One image from each of four unrelated classes; file names start with the ImageNet synset.
 IMAGES = ["Afghan_hound/n02088094_1045.JPEG", "ambulance/n02701002_11033.JPEG",
@@ -67,10 +69,10 @@ def test_lite0_classifies_real_images(lite0, batch):
 
 
 def test_traced_fast_path_matches_eager(lite0, batch):
-    fast = lite0.embed(batch[:3])
+    fast = lite0.embed_batch(batch[:3])
     assert lite0.fast and lite0._traced is not None  # the trace really ran (it falls back silently)
     eager = build_embedder("efficientnet_lite0", fast=False)
-    slow = eager.embed(batch[:3])
+    slow = eager.embed_batch(batch[:3])
     assert eager._traced is None
     assert fast.shape == (3, 1280) and fast.dtype == np.float32
     np.testing.assert_allclose(fast, slow, atol=1e-3, rtol=0)
@@ -78,9 +80,9 @@ def test_traced_fast_path_matches_eager(lite0, batch):
 
 
 def test_embedding_does_not_depend_on_batch(lite0, batch):
-    together = lite0.embed(batch)
+    together = lite0.embed_batch(batch)
     for i in range(len(batch)):
-        np.testing.assert_allclose(lite0.embed(batch[i : i + 1])[0], together[i], atol=1e-4, rtol=0)
+        np.testing.assert_allclose(lite0.embed_batch(batch[i : i + 1])[0], together[i], atol=1e-4, rtol=0)
     assert not np.allclose(together[0], together[1], atol=1e-2)  # different images, different vectors
 
 
@@ -127,7 +129,7 @@ def test_local_weights_file_is_loaded_exactly(tmp_path):
 def assert_helpful(message: str, settings) -> None:
     assert "IMGSEARCH_WEIGHTS_DIR" in message
     assert str(settings.weights_dir / "resnet18.safetensors") in message
-    for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"):
+    for name in LITE_MODELS:
         assert name in message
 
 

@@ -8,15 +8,9 @@ from realdata import TRAIN
 from imgsearch_helpers.cache import EmbeddingCache
 from imgsearch_helpers.data import ground_truth, holdout_split
 from imgsearch_helpers.embed import embed_paths
+from imgsearch_helpers.experiments.quality import QUALITY_RECIPES, collection_name, run_recipe
 from imgsearch_helpers.index import ExactEngine, MilvusEngine
-from imgsearch_helpers.recipes import (
-    QUALITY_RECIPES,
-    Recipe,
-    RecipeEmbedder,
-    collection_name,
-    run_recipe,
-    search_vectors,
-)
+from imgsearch_helpers.recipes import Recipe, RecipeEmbedder, search_vectors
 
 LABELS = ["goldfish", "Rhodesian_ridgeback", "warplane"]
 
@@ -63,8 +57,8 @@ def test_quality_recipes_are_distinct_and_collections_ignore_expansion():
 
 
 def test_probabilities_are_square_roots_of_the_classifier_softmax(lite0, gallery, embedders):
-    vectors, positions, _ = RecipeEmbedder(Recipe(head="probabilities"), embedders=embedders).embed(
-        gallery.path, progress=False)
+    vectors, positions, _ = embed_paths(gallery.path, RecipeEmbedder(Recipe(head="probabilities"), embedders=embedders),
+                                        progress=False)
     features, _, _ = embed_paths(gallery.path, lite0, progress=False)
     assert vectors.shape == (len(gallery), 1000) and positions == list(range(len(gallery)))
     np.testing.assert_allclose(vectors ** 2, lite0.class_probabilities(features), atol=1e-6)
@@ -88,9 +82,9 @@ def test_mirrored_pass_embeds_the_mirror_image(lite0, gallery, tmp_path):
 def test_flip_caches_both_passes_and_averages_them(lite0, gallery, embedders, tmp_path):
     recipe_embedder = RecipeEmbedder(Recipe(flip=True), embedders=embedders)
     with EmbeddingCache(tmp_path / "c.sqlite") as cache:
-        vectors, _, report = recipe_embedder.embed(gallery.path, cache, progress=False)
+        vectors, _, report = embed_paths(gallery.path, recipe_embedder, cache, progress=False)
         assert cache.count(lite0.key) == len(gallery) and cache.count(lite0.key + "/mirrored") == len(gallery)
-        again, _, _ = recipe_embedder.embed(gallery.path, cache, progress=False)
+        again, _, _ = embed_paths(gallery.path, recipe_embedder, cache, progress=False)
     plain, _, _ = embed_paths(gallery.path, lite0, progress=False)
     mirrored, _, _ = embed_paths(gallery.path, lite0.mirrored(), progress=False)
     expected = (plain + mirrored) / 2
@@ -101,7 +95,7 @@ def test_flip_caches_both_passes_and_averages_them(lite0, gallery, embedders, tm
 
 def test_ensemble_concatenates_unit_parts(gallery, embedders):
     recipe_embedder = RecipeEmbedder(Recipe(("efficientnet_lite0", "efficientnet_lite1")), embedders=embedders)
-    vectors, _, _ = recipe_embedder.embed(gallery.path[:3], progress=False)
+    vectors, _, _ = embed_paths(gallery.path[:3], recipe_embedder, progress=False)
     lite1 = embedders["efficientnet_lite1"]
     assert vectors.shape == (3, embedders["efficientnet_lite0"].dim + lite1.dim) == (3, recipe_embedder.dim)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

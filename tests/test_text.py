@@ -7,20 +7,16 @@ import open_clip
 import pytest
 import torch
 
-from imgsearch_helpers.clip import ClipUnavailable, load_clip
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data import load_catalog
-from imgsearch_helpers.index import open_engine
+from imgsearch_helpers.embed import embed_paths
+from imgsearch_helpers.errors import ClipUnavailable
+from imgsearch_helpers.index import IndexSpec, open_engine
 from imgsearch_helpers.recipes import Recipe
-from imgsearch_helpers.text import (
-    ClipTextPath,
-    OfflineTextPath,
-    class_queries,
-    evaluate_text,
-    index_images,
-    open_text_path,
-)
-from imgsearch_helpers.text_offline import ClassNameTextEncoder
+from imgsearch_helpers.search import ingest
+from imgsearch_helpers.text import ClipTextPath, OfflineTextPath, class_queries, evaluate_text, open_text_path
+from imgsearch_helpers.text.clip import load_clip
+from imgsearch_helpers.text.offline import ClassNameTextEncoder
 
 TINY = "imgsearch-tiny-clip"
 TINY_CONFIG = {"embed_dim": 32,
@@ -54,8 +50,9 @@ def test_random_clip_is_labelled_as_such(tiny_clip):
 def test_clip_vectors_are_unit_length_with_the_model_dimension(tiny_clip, catalog):
     path = ClipTextPath(tiny_clip)
     texts = path.text_vectors(["a white dog", "a black dog", ""])
-    images, positions, report = path.image_vectors(catalog.path[:6], progress=False)
-    assert texts.shape == (3, 32) and images.shape == (6, 32) and positions == list(range(6))
+    embedded = embed_paths(catalog.path[:6], path.images, progress=False)
+    images, report = embedded.vectors, embedded.report
+    assert texts.shape == (3, 32) and images.shape == (6, 32) and embedded.positions == list(range(6))
     np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1, atol=1e-5)
     assert not np.allclose(texts[0], texts[1])  # different sentences, different vectors
@@ -64,13 +61,13 @@ def test_clip_vectors_are_unit_length_with_the_model_dimension(tiny_clip, catalo
 
 @pytest.mark.parametrize("kind, index_type", [("milvus", "FLAT"), ("hnswlib", "HNSW")])
 def test_clip_images_round_trip_through_an_index(tiny_clip, catalog, kind, index_type, tmp_path):
-    engine = open_engine(kind, metric="IP", collection="clip_round_trip", index_type=index_type,
+    engine = open_engine(kind, metric="IP", collection="clip_round_trip", index=IndexSpec(index_type),
                          settings=get_settings(milvus_uri=str(tmp_path / "clip.db")))
     path = ClipTextPath(tiny_clip)
     gallery = catalog.iloc[:20]
-    report = index_images(path, gallery, engine, progress=False)
+    report = ingest(gallery, path.images, engine, progress=False)
     assert report.added == engine.count() == 20
-    vectors, _, _ = path.image_vectors(gallery.path, progress=False)
+    vectors = embed_paths(gallery.path, path.images, progress=False).vectors
     ids, _ = engine.search(vectors, 1)
     assert ids[:, 0].tolist() == gallery.id.tolist()  # every image finds itself first
     assert engine.search(path.text_vectors(["a photo"]), 5)[0].shape == (1, 5)
@@ -144,7 +141,7 @@ def test_class_queries_names_and_definitions(catalog):
 def test_evaluate_text_scores_each_class_query(encoder, catalog):
     path = OfflineTextPath(Recipe("efficientnet_lite0", "probabilities"), encoder=encoder)
     engine = open_engine("exact", metric="IP")
-    index_images(path, catalog, engine, progress=False)
+    ingest(catalog, path.images, engine, progress=False)
     row = evaluate_text(path, engine, catalog, class_queries(catalog), k=10, queries_from="names")
     assert row["path"] == "offline" and row["queries"] == 10 and row["queries_from"] == "names"
     assert 0 <= row["ap@10"] <= row["towhee_map@10"] <= 1 and row["query_ms"] > 0

@@ -5,19 +5,9 @@ from typing import Protocol
 
 import numpy as np
 
+from ..errors import DimensionMismatchError, UsageError
+
 METRICS = ("L2", "IP", "COSINE")
-
-
-class IndexError_(RuntimeError):
-    """Base class for index problems the user can act on."""
-
-
-class DimensionMismatchError(IndexError_):
-    pass
-
-
-class EngineUnavailableError(IndexError_):
-    pass
 
 
 class SearchEngine(Protocol):
@@ -59,14 +49,8 @@ def as_matrix(vectors, dim: int | None = None) -> np.ndarray:
 def check_metric(metric: str) -> str:
     metric = metric.upper()
     if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
+        raise UsageError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
     return metric
-
-
-def l2_normalize(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
 
 
 def top_k(scores: np.ndarray, ids: np.ndarray, k: int, larger_is_closer: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import IndexError_, as_matrix, check_metric, l2_normalize, top_k
+from ..errors import EngineError
+from ..vectors import l2_normalize
+from .base import as_matrix, check_metric, top_k
 from .store import VectorStore
 
 
@@ -32,7 +34,7 @@ class ExactEngine:
         if self.store.dirty:
             self.commit()
         if not len(self.store.ids):
-            raise IndexError_("the index is empty: add vectors before searching")
+            raise EngineError("the index is empty: add vectors before searching")
         queries = as_matrix(vectors, self._matrix.shape[1])
         if self.metric == "COSINE":
             queries = l2_normalize(queries)

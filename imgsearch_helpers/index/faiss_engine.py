@@ -10,7 +10,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .base import as_matrix, l2_normalize, padded
+from ..errors import EngineError
+from ..vectors import l2_normalize
+from .base import as_matrix, padded
 from .inprocess import InProcessEngine
 
 
@@ -61,7 +63,7 @@ def build_faiss_index(matrix: np.ndarray, ids: np.ndarray, index_type: str, metr
     if index_type == "IVF_FLAT":
         nlist = params["nlist"]
         if len(matrix) < nlist:
-            raise ValueError(f"IVF_FLAT with nlist={nlist} needs at least {nlist} vectors to train, got {len(matrix)}")
+            raise EngineError(f"IVF_FLAT with nlist={nlist} needs at least {nlist} vectors to train, got {len(matrix)}")
         quantizer = faiss.IndexFlatL2(dim) if faiss_metric == faiss.METRIC_L2 else faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss_metric)
         index.train(matrix)

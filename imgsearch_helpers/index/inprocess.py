@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import IndexError_, check_metric
+from ..errors import EngineError
+from .base import check_metric
 from .params import BUILD_PARAMS, SEARCH_PARAMS, checked_params, with_defaults
 from .store import VectorStore
 
@@ -44,7 +45,7 @@ class InProcessEngine:
         if self.store.dirty or self.index is None:
             self.commit()
         if self.index is None:
-            raise IndexError_("the index is empty: add vectors first")
+            raise EngineError("the index is empty: add vectors first")
         return self.index
 
     def fetch(self, ids) -> np.ndarray:

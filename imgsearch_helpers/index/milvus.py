@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import is_milvus_lite
-from .base import DimensionMismatchError, EngineUnavailableError, IndexError_, as_matrix, check_metric
+from ..errors import DatabaseLockedError, DimensionMismatchError, EngineError, EngineUnavailableError
+from .base import as_matrix, check_metric
 from .params import BUILD_PARAMS, SEARCH_PARAMS, checked_params
 
 
@@ -36,10 +37,6 @@ INSERT_ROWS = 512
 # a few idle minutes of that with GOAWAY "too_many_pings", printed to stderr (into notebooks).
 # A local server needs no keepalive: ping rarely, and only during calls.
 LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600_000, "grpc.keepalive_permit_without_calls": False}
-
-
-class DatabaseLockedError(IndexError_):
-    pass
 
 
 class MilvusEngine:
@@ -132,11 +129,11 @@ class MilvusEngine:
         self.client.create_index(self.collection, index)
         reported = self.describe_index()
         if reported != self._wanted_index():
-            raise IndexError_(f"Milvus reports index {reported}, but {self._wanted_index()} was requested")
+            raise EngineError(f"Milvus reports index {reported}, but {self._wanted_index()} was requested")
 
     def search(self, vectors, k: int):
         if self._dim is None:
-            raise IndexError_(f"collection {self.collection!r} is empty: add vectors before searching")
+            raise EngineError(f"collection {self.collection!r} is empty: add vectors before searching")
         queries = as_matrix(vectors, self._dim)
         self._ready()
         hits = self.client.search(self.collection, data=queries.tolist(), limit=k, anns_field=VECTOR_FIELD,
@@ -207,7 +204,7 @@ def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:
 
 class GuardedClient:
     """A MilvusClient whose failures name the server and the call: an unreachable server is an
-    EngineUnavailableError (in milliseconds, not a hang), anything else Milvus refuses an IndexError_."""
+    EngineUnavailableError (in milliseconds, not a hang), anything else Milvus refuses an EngineError."""
 
     def __init__(self, client, uri: str):
         self._client, self._uri = client, uri
@@ -225,13 +222,13 @@ class GuardedClient:
         return call
 
 
-def milvus_error(uri: str, call: str, exc) -> IndexError_:
+def milvus_error(uri: str, call: str, exc) -> EngineError:
     message = getattr(exc, "message", None) or str(exc)
     if getattr(exc, "code", None) == 2 or "unavailable" in message.lower():
         return EngineUnavailableError(
             f"Milvus at {uri} is not answering ({call}): {message}. Start it (or check MILVUS_URI) and run "
             "again: ingest is idempotent, and rows already stored are kept.")
-    return IndexError_(f"Milvus at {uri} refused {call}: {message}")
+    return EngineError(f"Milvus at {uri} refused {call}: {message}")
 
 
 def lock_holder(db: Path) -> int | None:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import DimensionMismatchError, IndexError_, as_matrix
+from ..errors import DimensionMismatchError, EngineError
+from .base import as_matrix
 
 
 class VectorStore:
@@ -69,7 +70,7 @@ class VectorStore:
         self.consolidate()
         ids = np.asarray(ids, dtype=np.int64)
         if not len(self.ids):
-            raise IndexError_("the index is empty: add vectors before fetching them")
+            raise EngineError("the index is empty: add vectors before fetching them")
         order = np.argsort(self.ids)
         where = np.searchsorted(self.ids, ids.ravel(), sorter=order).clip(0, len(order) - 1)
         found = self.ids[order[where]] == ids.ravel()

@@ -14,20 +14,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Settings, display_path, get_settings
-from .index import l2_normalize
-from .models import WEIGHT_SUFFIXES, hub_unreachable
+from ..config import Settings, display_path, get_settings
+from ..embed import StreamsImages
+from ..errors import ClipUnavailable, UsageError
+from ..models import WEIGHT_SUFFIXES
+from ..models.weights import hub_unreachable
+from ..vectors import l2_normalize
 
 DEFAULT_MODEL, DEFAULT_PRETRAINED = "ViT-B-32", "openai"
 
 
-class ClipUnavailable(RuntimeError):
-    pass
-
-
 @dataclass
-class ClipImageEmbedder:
-    """CLIP's image tower with the interface `embed_paths` uses (batched, cached by content)."""
+class ClipImageEmbedder(StreamsImages):
+    """CLIP's image tower as a `Network` (batched, cached by content)."""
 
     name: str
     key: str
@@ -36,14 +35,14 @@ class ClipImageEmbedder:
     min_side: int
     dim: int
 
-    def embed(self, batch: torch.Tensor) -> np.ndarray:
+    def embed_batch(self, batch: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
             return l2_normalize(self.model.encode_image(batch).float().numpy())
 
 
 @dataclass
 class Clip:
-    """A loaded CLIP model: `images` embeds pictures (via `embed_paths`), `texts` sentences."""
+    """A loaded CLIP model: `images` embeds pictures (an image encoder), `texts` sentences."""
 
     images: ClipImageEmbedder
     tokenizer: object
@@ -86,7 +85,7 @@ def load_clip(model: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETR
 
     settings = settings or get_settings()
     if model not in open_clip.list_models():
-        raise ValueError(f"unknown open_clip model {model!r}; e.g. {DEFAULT_MODEL}, ViT-B-16, ViT-L-14")
+        raise UsageError(f"unknown open_clip model {model!r}; e.g. {DEFAULT_MODEL}, ViT-B-16, ViT-L-14")
     if pretrained is None:
         torch.manual_seed(0)
         weights, source = "random (seed 0): for tests, not a CLIP model", None

@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .cache import EmbeddingCache
-from .config import Settings, get_settings
-from .data import catalog_from_folder, ground_truth, load_catalog, load_queries
-from .index import l2_normalize, open_engine
-from .models import build_embedder
-from .search import IngestReport, embed_queries, evaluate_engine, ingest
-
-INDEX = {"index_type": "IVF_FLAT", "build_params": {"nlist": 16}, "search_params": {"nprobe": 8}}
-
-
-class IndexMissing(RuntimeError):
-    """The collection has not been built (or holds fewer rows than its catalog)."""
+from ..cache import open_cache
+from ..config import Settings, get_settings
+from ..data import catalog_from_folder, ground_truth, load_catalog, load_queries
+from ..errors import NotBuiltError
+from ..index import default_index, open_engine
+from ..models import DEFAULT_MODEL, build_embedder
+from ..search import IngestReport, embed_queries, evaluate_engine, ingest
+from ..vectors import l2_normalize
 
 
 @dataclass
@@ -35,11 +32,6 @@ class Hit:
     similarity: float
 
 
-def index_options(engine: str) -> dict:
-    """IVF_FLAT (nlist 16, nprobe 8: sized for about 1,000 images) where the engine has it."""
-    return {"hnswlib": {"index_type": "HNSW"}, "exact": {}}.get(engine, INDEX)
-
-
 def collection_name(model: str, gallery: str) -> str:
     return re.sub(r"[^0-9A-Za-z_]", "_", f"app_{model}_{gallery}")
 
@@ -47,7 +39,7 @@ def collection_name(model: str, gallery: str) -> str:
 class SearchService:
     """`gallery` is "dataset" (the tutorial data, in the configured slice) or a folder of images."""
 
-    def __init__(self, model: str = "efficientnet_lite0", engine: str = "milvus", gallery: str = "dataset",
+    def __init__(self, model: str = DEFAULT_MODEL, engine: str = "milvus", gallery: str = "dataset",
                  settings: Settings | None = None):
         self.settings = settings or get_settings()
         self.model_name, self.engine_kind = model, engine
@@ -55,12 +47,16 @@ class SearchService:
         label = f"dataset_{self.settings.slice}" if gallery == "dataset" else Path(gallery).resolve().name
         self.collection = collection_name(model, label)
         self.catalog_file = self.settings.cache_dir / "collections" / f"{self.collection}.csv"
-        self.embedder = build_embedder(model, settings=self.settings)
-        self.engine = open_engine(engine, metric="IP", collection=self.collection, settings=self.settings,
-                                  **index_options(engine))
-        self.cache = EmbeddingCache(self.settings.cache_dir / "embeddings.sqlite")
+        self.engine = open_engine(engine, metric="IP", collection=self.collection, index=default_index(engine),
+                                  settings=self.settings)
+        self.cache = open_cache(self.settings)
         self._catalog = None
         self._built = False  # known complete: searches skip the engine's row count
+
+    @cached_property
+    def embedder(self):
+        """The model, built on first use: a command that fails early (nothing ingested) never loads it."""
+        return build_embedder(self.model_name, settings=self.settings)
 
     def load_gallery(self) -> pd.DataFrame:
         """The images to index: the tutorial's gallery, or every image under the folder."""
@@ -71,7 +67,7 @@ class SearchService:
         """The catalog the collection was built from (saved by `build`)."""
         if self._catalog is None:
             if not self.catalog_file.is_file():
-                raise IndexMissing(f"no collection {self.collection!r} yet: build it first (imgsearch ingest)")
+                raise NotBuiltError(f"no collection {self.collection!r} yet: build it first (imgsearch ingest)")
             self._catalog = pd.read_csv(self.catalog_file)
         return self._catalog
 
@@ -79,14 +75,14 @@ class SearchService:
         """True when the collection holds a row for every image of its saved catalog."""
         try:
             return self.engine.count() == len(self.catalog) > 0
-        except IndexMissing:
+        except NotBuiltError:
             return False
 
     def require_built(self) -> None:
-        """Raise IndexMissing unless the collection is complete (asked of the engine once, then remembered)."""
+        """Raise NotBuiltError unless the collection is complete (asked of the engine once, then remembered)."""
         if not self._built:
             if not self.ready():
-                raise IndexMissing(f"collection {self.collection!r} is not built: run `imgsearch ingest` first")
+                raise NotBuiltError(f"collection {self.collection!r} is not built: run `imgsearch ingest` first")
             self._built = True
 
     def build(self, fresh: bool = False, progress: bool = True) -> IngestReport:
@@ -94,7 +90,7 @@ class SearchService:
         catalog = self.load_gallery()
         if fresh:
             self.engine.drop()
-        report = ingest(catalog, self.embedder, self.engine, self.cache, progress=progress, transform=l2_normalize)
+        report = ingest(catalog, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
         unreadable = {failure.path for failure in report.embed.failures}
         self._catalog = catalog[~catalog["path"].isin(unreadable)].reset_index(drop=True)  # what is indexed
         self.catalog_file.parent.mkdir(parents=True, exist_ok=True)

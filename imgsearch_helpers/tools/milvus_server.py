@@ -1,6 +1,6 @@
 """A real Milvus server without Docker: Milvus 2.3.5 standalone from the `milvus` PyPI package.
 
-    python -m imgsearch_helpers.milvus_server [--base-dir DIR] [--port 19530]
+    python -m imgsearch_helpers.tools.milvus_server [--base-dir DIR] [--port 19530]
 
 then point the notebooks at it with `MILVUS_URI=http://127.0.0.1:19530`. The tests and
 benchmarks use `MilvusServer` the same way; it runs the server in its own process group, so
@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from .config import get_settings
+from ..config import get_settings
+from ..errors import ServerError
 from .local_server import free_port
 
 PROBE = "imgsearch_start_probe"  # created, written, flushed and dropped to tell that the server is up
@@ -89,7 +90,7 @@ class MilvusServer:
     def start(self, timeout_s: float = 180) -> MilvusServer:
         """Start the server and return once it answers a request."""
         if port_in_use(ETCD_PEER_PORT):
-            raise RuntimeError(f"port {ETCD_PEER_PORT} is in use: another Milvus server runs on this machine "
+            raise ServerError(f"port {ETCD_PEER_PORT} is in use: another Milvus server runs on this machine "
                                "(its embedded etcd always takes that port); stop it first")
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self._wait_until_bindable(timeout_s)
@@ -108,17 +109,17 @@ class MilvusServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"Milvus exited while starting; log {self.log}:\n{self.log.read_text()[-2000:]}")
+                raise ServerError(f"Milvus exited while starting; log {self.log}:\n{self.log.read_text()[-2000:]}")
             try:
                 self._write_probe()
                 return
             except Exception:  # noqa: BLE001 - not ready yet, whatever pymilvus raises
                 time.sleep(2)
         self.kill()
-        raise RuntimeError(f"Milvus did not answer at {self.uri} within {timeout_s} s; log {self.log}")
+        raise ServerError(f"Milvus did not answer at {self.uri} within {timeout_s} s; log {self.log}")
 
     def _write_probe(self) -> None:
-        from .index.milvus import MilvusClient
+        from ..index.milvus import MilvusClient
 
         # a channel of its own: pymilvus's shared one may be left from before a restart
         client = MilvusClient(uri=self.uri, timeout=10, dedicated=True)

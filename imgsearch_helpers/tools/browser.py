@@ -6,25 +6,24 @@ so what renders is what works offline.
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import Settings, get_settings
+from ..errors import BrowserUnavailable
+
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--disable-quic", "--disable-sync"]
 NETWORK = re.compile(r"^(https?|wss?)://")
 
 
-class BrowserUnavailable(RuntimeError):
-    pass
-
-
-def chromium_path() -> Path:
-    """IMGSEARCH_CHROMIUM, else `chromium` on the PATH (Debian: apt-get install chromium)."""
-    found = os.environ.get("IMGSEARCH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+def chromium_path(settings: Settings | None = None) -> Path:
+    """settings.chromium (IMGSEARCH_CHROMIUM), else `chromium` on the PATH (Debian: apt-get install chromium)."""
+    settings = settings or get_settings()
+    found = settings.chromium or shutil.which("chromium") or shutil.which("chromium-browser")
     if not found or not Path(found).exists():
         raise BrowserUnavailable("no Chromium found: install it (Debian: apt-get install chromium) "
                                  "or set IMGSEARCH_CHROMIUM to its executable")

@@ -13,17 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import display_path
+from ..errors import FederFileError
 
 METRIC_L2 = 1  # faiss::METRIC_L2 (METRIC_INNER_PRODUCT is 0)
 HNSWLIB_HEADER = struct.Struct("<6QiI3QdQ")  # offsetLevel0 ... ef_construction, as hnswlib writes them
-
-
-class FederFileError(ValueError):
-    """An index file Feder cannot draw; names the file and the reason."""
-
-    def __init__(self, path, reason: str):
-        super().__init__(f"{display_path(path)}: {reason}")
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cache import EmbeddingCache
-from .config import Settings
-from .detect import Detector, chosen_box, crop_paths
-from .images import load_image
-from .index import l2_normalize
-from .metrics import relevant_found
-from .search import embed_queries, evaluate_engine, ingest
+from ..cache import EmbeddingCache
+from ..config import Settings
+from ..detect import Detector, chosen_box, crop_paths
+from ..images import load_image
+from ..metrics import relevant_found
+from ..search import embed_queries, ingest, run_queries, score
+from ..vectors import l2_normalize
 
 # (name, crop the queries, crop the gallery)
 SETUPS = [("whole photos", False, False), ("cropped queries", True, False), ("cropped queries and gallery", True, True)]
@@ -47,12 +47,12 @@ def compare_cropping(catalog, queries, truth, embedder, detector: Detector, engi
         if crop_gallery not in engines:
             engine = engine_factory("IP", "detect_" + ("cropped" if crop_gallery else "whole"))
             engine.drop()
-            ingest(galleries[crop_gallery], embedder, engine, cache, progress=progress, transform=l2_normalize)
+            ingest(galleries[crop_gallery], embedder, engine, cache, transform=l2_normalize, progress=progress)
             engines[crop_gallery] = engine
-        engine, query_set = engines[crop_gallery], query_sets[crop_queries]
-        rows.append(evaluate_engine(query_set, truth, embedder, engine, k, transform=l2_normalize, setup=name))
-        ids, _ = engine.search(embed_queries(query_set["path"].tolist(), embedder, cache, l2_normalize), k)
-        hits[name] = relevant_found(truth, ids)
+        engine = engines[crop_gallery]
+        run = run_queries(query_sets[crop_queries], embedder, engine, k, transform=l2_normalize)
+        rows.append(score(run, truth, k, model=embedder.name, engine=engine.name, setup=name))
+        hits[name] = relevant_found(truth, run.ids)
     for engine in engines.values():
         engine.close()
     return rows, hits

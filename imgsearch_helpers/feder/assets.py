@@ -20,18 +20,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .config import Settings, display_path, get_settings, project_dir
-from .embed import bounded_map
-from .images import ImageError, load_image
+from ..config import Settings, display_path, get_settings
+from ..errors import FederScriptError, ImageError
+from ..images import load_image
+from ..parallel import bounded_map
 
 FEDER_VERSION = "0.2.4"
 FEDER_PACKAGE = f"@zilliz/feder@{FEDER_VERSION}"
 FEDER_SHA256 = "4477205ed0d7a851c226e9eb75802d4509558a527c323b685652e53155a14ab6"  # its dist/index.js
 CDN_URL = f"https://unpkg.com/{FEDER_PACKAGE}/dist/index.js"
-
-
-class FederScriptError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -47,16 +44,16 @@ class FederScript:
         return hashlib.sha256((self.code or self.url).encode()).hexdigest()[:16]
 
 
-def default_feder_js() -> Path:
+def default_feder_js(settings: Settings) -> Path:
     """Where `make feder-js` puts the script when IMGSEARCH_FEDER_JS is not set."""
-    return project_dir() / "feder" / f"feder-{FEDER_VERSION}.js"
+    return settings.assets_dir / f"feder-{FEDER_VERSION}.js"
 
 
 def feder_script(settings: Settings | None = None) -> FederScript:
     """Feder's module: a configured local copy (which must exist), else the default local copy when
     `make feder-js` made one, else the pinned CDN URL. A local copy must match the pinned sha256."""
     settings = settings or get_settings()
-    path = settings.feder_js or default_feder_js()
+    path = settings.feder_js or default_feder_js(settings)
     if not path.is_file():
         if settings.feder_js:
             raise FederScriptError(f"IMGSEARCH_FEDER_JS points at {display_path(path)}, which does not exist: "
@@ -73,7 +70,7 @@ def feder_script(settings: Settings | None = None) -> FederScript:
 def fetch_feder_js(settings: Settings | None = None) -> Path:
     """Put the pinned Feder script at settings.feder_js, from the npm registry (`npm pack`), checked."""
     settings = settings or get_settings()
-    target = settings.feder_js or default_feder_js()
+    target = settings.feder_js or default_feder_js(settings)
     if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == FEDER_SHA256:
         return target
     npm = shutil.which("npm")

@@ -1,9 +1,4 @@
-"""Feder's views of an IVF_FLAT or HNSW index, inline in a notebook and offline.
-
-    index = FederIndex(path, media={id: image_path})  # checks the file, makes thumbnails
-    index                                             # a cell showing it sends the data to the page once
-    index.overview()                                  # each view draws from that data
-    index.search_by_id(17, k=10, nprobe=4, stage="fine")
+"""`FederIndex` and `FederView`: an index file Feder can draw and the views drawn from it.
 
 Every value reaches JavaScript as JSON (`js_value`), and only the search parameters Feder reads
 are accepted: `k` and `nprobe` for IVF_FLAT, `k` and `ef` for HNSW.
@@ -19,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Settings, display_path
-from .feder_assets import FEDER_VERSION, feder_script, js_value, thumbnail_url, thumbnail_urls
-from .feder_files import read_faiss_ivf_flat, read_hnswlib
+from ..config import Settings, display_path
+from ..errors import UsageError
+from .assets import FEDER_VERSION, feder_script, js_value, thumbnail_url, thumbnail_urls
+from .files import read_faiss_ivf_flat, read_hnswlib
 
 STAGES = {"coarse": "Coarse Search", "fine": "Fine Search (Distance)", "project": "Fine Search (Project)"}
 VIEW_PARAMS = ("width", "height", "canvasScale", "projectMethod", "projectSeed")
@@ -36,7 +32,7 @@ JS = Path(__file__).parent / "js"  # the browser side: feder_data.js and feder_v
 class FederIndex:
     """An index file Feder can draw, its images as thumbnails, and Feder's script, for the browser.
 
-    The file is read here first (`feder_files`), so a file Feder cannot draw is a Python error.
+    The file is read here first (`feder.files`), so a file Feder cannot draw is a Python error.
     `media` maps ids to image files; each becomes a small inline JPEG that Feder's panels show.
     """
 
@@ -60,7 +56,7 @@ class FederIndex:
     def from_engine(cls, engine, path, media: dict | None = None, **kwargs) -> FederIndex:
         """Save a FAISS IVF_FLAT or hnswlib engine's index to `path` and wrap it."""
         if not hasattr(engine, "save"):
-            raise ValueError(f"the {engine.name} engine cannot save an index file; Feder draws faiss or hnswlib files")
+            raise UsageError(f"the {engine.name} engine cannot save an index file; Feder draws faiss or hnswlib files")
         return cls(engine.save(path), media, **kwargs)
 
     @property
@@ -101,7 +97,7 @@ class FederIndex:
         """Search with a stored vector, as Feder's `searchById`; `stage` picks the IVF view shown first."""
         id = int(id)
         if id not in set(self.ids.tolist()):
-            raise ValueError(f"id {id} is not in {display_path(self.path)}")
+            raise UsageError(f"id {id} is not in {display_path(self.path)}")
         spec = {"action": "searchById", "id": id}
         return self._search(spec, self._vector_of(id), f"search by id {id}", k, nprobe, ef, stage, view_params)
 
@@ -111,9 +107,9 @@ class FederIndex:
         `name` (default: the image's file name) names the query in the caption."""
         vector = np.asarray(vector, np.float32).ravel()
         if vector.shape[0] != self.info.dim:
-            raise ValueError(f"the vector has dimension {vector.shape[0]}, the index {self.info.dim}")
+            raise UsageError(f"the vector has dimension {vector.shape[0]}, the index {self.info.dim}")
         if not np.isfinite(vector).all():
-            raise ValueError("the vector has NaN or infinite values")
+            raise UsageError("the vector has NaN or infinite values")
         spec = {"action": "search", "vector": vector.tolist(),
                 "targetMedia": thumbnail_url(image, self.thumb_size) if image is not None else None}
         name = name or (Path(image).name if image is not None else None)
@@ -126,32 +122,32 @@ class FederIndex:
         if self.index_type == "IVF_FLAT":
             stage = stage or "coarse"
             if stage not in STAGES:
-                raise ValueError(f"stage must be one of {', '.join(STAGES)}, not {stage!r}")
+                raise UsageError(f"stage must be one of {', '.join(STAGES)}, not {stage!r}")
             points = int(self.info.list_sizes()[self.info.probed_lists(vector, params["nprobe"])].sum())
             projection = points > 3
             if not projection and stage == "project":
-                raise ValueError(f"the {params['nprobe']} probed clusters hold {points} vectors, too few to project: "
+                raise UsageError(f"the {params['nprobe']} probed clusters hold {points} vectors, too few to project: "
                                  "raise nprobe")
             view_params = {"fineSearchWithProjection": projection, "neighbours": points - 1, **view_params}
             notes += f"; view: {STAGES[stage]}" + ("" if projection else f" (projection off: {points} vectors)")
             spec["stage"] = None if stage == "coarse" else STAGES[stage]
         elif stage is not None:
-            raise ValueError("stage applies to IVF_FLAT views; Feder's HNSW search has one view")
+            raise UsageError("stage applies to IVF_FLAT views; Feder's HNSW search has one view")
         return self._view({**spec, "params": params}, f"{self.index_type} {what}: {notes}", view_params)
 
     def search_params(self, k: int, nprobe: int | None, ef: int | None) -> dict:
         """The parameters Feder reads for this index type (its HNSW parameter is `ef`, not `ef_search`)."""
         if k < 1:
-            raise ValueError(f"k must be at least 1, not {k}")
+            raise UsageError(f"k must be at least 1, not {k}")
         if self.index_type == "IVF_FLAT":
             if ef is not None:
-                raise ValueError("ef applies to HNSW; an IVF_FLAT search takes nprobe")
+                raise UsageError("ef applies to HNSW; an IVF_FLAT search takes nprobe")
             nprobe = 8 if nprobe is None else int(nprobe)
             if not 1 <= nprobe <= self.info.nlist:
-                raise ValueError(f"nprobe must be between 1 and nlist={self.info.nlist}, not {nprobe}")
+                raise UsageError(f"nprobe must be between 1 and nlist={self.info.nlist}, not {nprobe}")
             return {"k": int(k), "nprobe": nprobe}
         if nprobe is not None:
-            raise ValueError("nprobe applies to IVF_FLAT; an HNSW search takes ef")
+            raise UsageError("nprobe applies to IVF_FLAT; an HNSW search takes ef")
         return {"k": int(k), "ef": 64 if ef is None else int(ef)}
 
     def _vector_of(self, id: int) -> np.ndarray | None:
@@ -163,7 +159,7 @@ class FederIndex:
         neighbours = view_params.pop("neighbours", UMAP_NEIGHBOURS)
         unknown = set(view_params) - set(VIEW_PARAMS) - {"fineSearchWithProjection"}
         if unknown:
-            raise ValueError(f"unknown view parameter(s) {sorted(unknown)}: Feder reads {', '.join(VIEW_PARAMS)}")
+            raise UsageError(f"unknown view parameter(s) {sorted(unknown)}: Feder reads {', '.join(VIEW_PARAMS)}")
         params = {"width": 1000, "height": 600, "projectMethod": "umap", "projectSeed": 1, **view_params}
         if self.index_type == "IVF_FLAT":
             params["projectParams"] = {"nNeighbors": max(2, min(UMAP_NEIGHBOURS, self.info.nlist - 1, neighbours))}

