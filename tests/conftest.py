@@ -9,13 +9,15 @@ from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data import dataset_root
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 
-# Jupyter, IPython and matplotlib write config, runtime and workspace state into the home folder;
-# the tests point them here so a test run leaves nothing a user's own `make lab` would pick up.
+# Jupyter, IPython, matplotlib, Chromium (crash reports, dconf) and npm write config, runtime and
+# workspace state into the home folder; the tests point them here, so a test run leaves nothing
+# there (a user's next `make lab` would reopen a test notebook from a left-over workspace).
 TOOL_HOME = Path(__file__).resolve().parents[1] / "data" / "test-home"
 TOOL_FOLDERS = {"JUPYTER_CONFIG_DIR": "jupyter/config", "JUPYTER_DATA_DIR": "jupyter/data",
                 "JUPYTER_RUNTIME_DIR": "jupyter/runtime", "JUPYTERLAB_SETTINGS_DIR": "jupyter/lab-settings",
                 "JUPYTERLAB_WORKSPACES_DIR": "jupyter/lab-workspaces", "IPYTHONDIR": "ipython",
-                "MPLCONFIGDIR": "matplotlib"}
+                "MPLCONFIGDIR": "matplotlib", "XDG_CONFIG_HOME": "config", "XDG_CACHE_HOME": "cache",
+                "npm_config_cache": "npm"}
 
 
 def pytest_configure(config):
