@@ -19,6 +19,10 @@ class UsageError(ImgsearchError, ValueError):
     exit_code = 2
 
 
+class FilterError(UsageError):
+    """A metadata filter that cannot be parsed, or names a field the collection does not have."""
+
+
 # --- exit code 3: input that cannot be read ------------------------------------------------------
 class InputError(ImgsearchError, ValueError):
     """A file or folder that cannot be used as it is."""

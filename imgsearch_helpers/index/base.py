@@ -1,9 +1,11 @@
 """The small interface every index engine implements, and helpers they share."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
+import pandas as pd
 
 from ..errors import DimensionMismatchError, UsageError
 
@@ -13,27 +15,67 @@ METRICS = ("L2", "IP", "COSINE")
 class SearchEngine(Protocol):
     name: str
     metric: str
+    fields: dict[str, str]  # scalar metadata stored beside each vector: name -> kind ("str", "int", "float")
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Insert or replace rows by id (re-adding an id replaces it: ingest is idempotent)."""
+    def add(self, ids: np.ndarray, vectors: np.ndarray, metadata: Mapping[str, Sequence] | None = None) -> None:
+        """Insert or replace rows by id (re-adding an id replaces it: ingest is idempotent);
+        `metadata` holds one value per row for each of the engine's `fields`."""
 
     def commit(self) -> None:
         """Make everything added searchable through the index (flush, build, load)."""
 
-    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k ids and distances per query row; missing hits are id -1."""
+    def search(self, vectors: np.ndarray, k: int, where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k ids and distances per query row; missing hits are id -1. `where` is a Milvus
+        boolean expression over `fields` (`index.filters`): only rows it keeps are searched."""
 
     def fetch(self, ids) -> np.ndarray:
         """Stored vectors for `ids`, rows in the order asked; id -1 (no hit) gives a zero row."""
 
+    def metadata(self, ids=None) -> pd.DataFrame:
+        """The `id` and `fields` of the rows `ids` (every row when None), one row per id found."""
+
+    def delete(self, ids) -> None:
+        """Remove rows by id (ids not stored are ignored)."""
+
     def describe_index(self) -> dict | None:
         """Index type, metric and build parameters as the engine reports them."""
 
-    def count(self) -> int: ...
+    def count(self, where: str | None = None) -> int: ...
 
     def drop(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+FIELD_DTYPES = {"str": object, "int": np.int64, "float": np.float64}  # metadata kinds and their numpy columns
+FIELD_KINDS = tuple(FIELD_DTYPES)
+
+
+def check_fields(fields: Mapping[str, str] | None) -> dict[str, str]:
+    """Metadata field declarations, checked: identifiers, not `id`, kinds from FIELD_KINDS."""
+    fields = dict(fields or {})
+    for name, kind in fields.items():
+        if not name.isidentifier() or name in ("id", "embedding"):
+            raise UsageError(f"metadata field name {name!r} is not allowed (an identifier other than id, embedding)")
+        if kind not in FIELD_KINDS:
+            raise UsageError(f"metadata field {name!r} has kind {kind!r}; choose one of {', '.join(FIELD_KINDS)}")
+    return fields
+
+
+def metadata_columns(fields: dict[str, str], metadata: Mapping[str, Sequence] | None, rows: int) -> dict:
+    """`metadata` as one numpy column per declared field (text as objects), checked against `fields`."""
+    metadata = metadata or {}
+    if set(metadata) != set(fields):
+        missing, extra = sorted(set(fields) - set(metadata)), sorted(set(metadata) - set(fields))
+        raise UsageError(f"metadata must give exactly the engine's fields {sorted(fields)}"
+                         + (f"; missing {missing}" if missing else "") + (f"; not declared {extra}" if extra else ""))
+    columns = {}
+    for name, kind in fields.items():
+        column = np.asarray(list(metadata[name]), dtype=FIELD_DTYPES[kind])
+        if len(column) != rows:
+            raise UsageError(f"metadata field {name!r} has {len(column)} values for {rows} rows")
+        columns[name] = np.array([str(v) for v in column], dtype=object) if kind == "str" else column
+    return columns
 
 
 def as_matrix(vectors, dim: int | None = None) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import EngineError
 from ..vectors import l2_normalize
-from .base import as_matrix, padded
+from .base import padded
 from .inprocess import InProcessEngine
 
 
@@ -26,16 +26,15 @@ class FaissEngine(InProcessEngine):
     index_types = ("FLAT", "IVF_FLAT", "HNSW")
 
     def __init__(self, metric: str = "L2", index_type: str = "IVF_FLAT", build_params: dict | None = None,
-                 search_params: dict | None = None):
-        super().__init__(metric, index_type, build_params, search_params)
+                 search_params: dict | None = None, fields: dict | None = None):
+        super().__init__(metric, index_type, build_params, search_params, fields)
 
     def build(self, matrix: np.ndarray, ids: np.ndarray):
         matrix = l2_normalize(matrix) if self.metric == "COSINE" else matrix
         return build_faiss_index(matrix, ids, self.index_type, self.metric, self.build_params)
 
-    def search(self, vectors, k: int):
-        index = self.built_index()
-        queries = as_matrix(vectors, index.d)
+    def search_index(self, queries: np.ndarray, k: int):
+        index = self.index
         if self.metric == "COSINE":
             queries = l2_normalize(queries)
         dists, ids = index.search(queries, min(k, index.ntotal), params=self._search_parameters())

@@ -10,7 +10,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from .base import as_matrix, padded
+from .base import padded
 from .inprocess import InProcessEngine
 
 SPACES = {"L2": "l2", "IP": "ip", "COSINE": "cosine"}
@@ -28,9 +28,9 @@ class HnswlibEngine(InProcessEngine):
     index_types = ("HNSW",)
 
     def __init__(self, metric: str = "L2", build_params: dict | None = None, search_params: dict | None = None,
-                 threads: int = 1):
+                 threads: int = 1, fields: dict | None = None):
         """`threads=1` (with the fixed seed) builds the same graph every run; -1 uses every core."""
-        super().__init__(metric, "HNSW", build_params, search_params)
+        super().__init__(metric, "HNSW", build_params, search_params, fields)
         self.threads = threads
 
     def build(self, matrix: np.ndarray, ids: np.ndarray):
@@ -40,9 +40,8 @@ class HnswlibEngine(InProcessEngine):
         index.add_items(matrix, ids, num_threads=self.threads)
         return index
 
-    def search(self, vectors, k: int):
-        index = self.built_index()
-        queries = as_matrix(vectors, index.dim)
+    def search_index(self, queries: np.ndarray, k: int):
+        index = self.index
         k_eff = min(k, index.get_current_count())
         index.set_ef(max(self.search_params["ef"], k_eff))  # hnswlib needs ef >= k
         labels, dists = index.knn_query(queries, k=k_eff, num_threads=self.threads)

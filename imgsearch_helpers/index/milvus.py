@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..config import is_milvus_lite
 from ..errors import DatabaseLockedError, DimensionMismatchError, EngineError, EngineUnavailableError
-from .base import as_matrix, check_metric
+from .base import as_matrix, check_fields, check_metric, metadata_columns
+from .filters import Filter
 from .params import BUILD_PARAMS, SEARCH_PARAMS, checked_params
 
 
@@ -33,6 +35,8 @@ DataType, MilvusClient, MilvusException = _pymilvus.DataType, _pymilvus.MilvusCl
 
 ID_FIELD, VECTOR_FIELD = "id", "embedding"
 INSERT_ROWS = 512
+QUERY_ROWS = 4096  # rows per query or iterator page (Milvus caps a plain query at 16,384)
+TEXT_BYTES = 4096  # VARCHAR length of text metadata (a path of a few hundred characters fits)
 # pymilvus pings every 10 s even with no call in flight; Milvus Lite's in-process server answers
 # a few idle minutes of that with GOAWAY "too_many_pings", printed to stderr (into notebooks).
 # A local server needs no keepalive: ping rarely, and only during calls.
@@ -40,7 +44,8 @@ LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600_000, "grpc.keepalive_permit_w
 
 
 class MilvusEngine:
-    """One collection: id (INT64 primary key) + embedding (FLOAT_VECTOR).
+    """One collection: id (INT64 primary key) + embedding (FLOAT_VECTOR) + one scalar field per
+    metadata field (VARCHAR, INT64 or DOUBLE), which filtered searches read.
 
     `add` upserts by id, so ingesting the same images again replaces rows instead of duplicating
     them. Milvus builds an index only over flushed data, so `commit` flushes, then (re)builds the
@@ -51,8 +56,9 @@ class MilvusEngine:
 
     def __init__(self, uri: str, collection: str = "reverse_image_search", index_type: str = "IVF_FLAT",
                  metric: str = "L2", build_params: dict | None = None, search_params: dict | None = None,
-                 token: str = "", timeout: float = 10.0):
+                 token: str = "", timeout: float = 10.0, fields: dict | None = None):
         self.uri, self.collection, self.timeout = str(uri), collection, timeout
+        self.fields = check_fields(fields)
         self.index_type = index_type.upper()
         self.metric = check_metric(metric)
         self.build_params = checked_params(build_params, BUILD_PARAMS, self.index_type, "build")
@@ -66,21 +72,31 @@ class MilvusEngine:
         return self  # a handle on shared state (a model, a connection): Towhee copies operator args
 
     def _existing_dim(self) -> int | None:
+        """The stored vectors' width (None: no collection yet), after checking it has our fields."""
         if not self.client.has_collection(self.collection):
             return None
         fields = self.client.describe_collection(self.collection)["fields"]
+        missing = set(self.fields) - {f["name"] for f in fields}
+        if missing:
+            names = ", ".join(sorted(missing))
+            raise EngineError(f"collection {self.collection!r} at {self.uri} has no field(s) {names} (made by an "
+                              "older version?): drop it (imgsearch drop) and ingest again")
         return next(int(f["params"]["dim"]) for f in fields if f["name"] == VECTOR_FIELD)
 
     def _create(self, dim: int) -> None:
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field(ID_FIELD, DataType.INT64, is_primary=True)
         schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dim)
+        for name, kind in self.fields.items():
+            types = {"str": DataType.VARCHAR, "int": DataType.INT64, "float": DataType.DOUBLE}
+            schema.add_field(name, types[kind], **({"max_length": TEXT_BYTES} if kind == "str" else {}))
         self.client.create_collection(self.collection, schema=schema)
         self._dim = dim
 
-    def add(self, ids, vectors) -> None:
+    def add(self, ids, vectors, metadata=None) -> None:
         vectors = as_matrix(vectors)
         ids = np.asarray(ids, dtype=np.int64)
+        columns = {name: column.tolist() for name, column in metadata_columns(self.fields, metadata, len(ids)).items()}
         if self._dim is None:
             self._create(vectors.shape[1])
         elif vectors.shape[1] != self._dim:
@@ -90,8 +106,9 @@ class MilvusEngine:
                 f"'{self.collection}_{vectors.shape[1]}d', or drop the old collection."
             )
         for start in range(0, len(ids), INSERT_ROWS):
-            rows = [{ID_FIELD: int(i), VECTOR_FIELD: v} for i, v in
-                    zip(ids[start:start + INSERT_ROWS], vectors[start:start + INSERT_ROWS].tolist())]
+            end = min(start + INSERT_ROWS, len(ids))
+            rows = [{ID_FIELD: int(ids[i]), VECTOR_FIELD: vectors[i].tolist(),
+                     **{name: column[i] for name, column in columns.items()}} for i in range(start, end)]
             self.client.upsert(self.collection, rows)
         self._dirty = True
 
@@ -131,19 +148,42 @@ class MilvusEngine:
         if reported != self._wanted_index():
             raise EngineError(f"Milvus reports index {reported}, but {self._wanted_index()} was requested")
 
-    def search(self, vectors, k: int):
+    def search(self, vectors, k: int, where: str | None = None):
+        """Top-k per query. An approximate index can return fewer hits than there are rows (IVF
+        probes a few clusters; a filter empties some): such queries are searched again with every
+        cluster probed (IVF) or a candidate list as long as the rows (HNSW), so a query gets
+        min(k, rows the filter keeps) hits."""
         if self._dim is None:
             raise EngineError(f"collection {self.collection!r} is empty: add vectors before searching")
         queries = as_matrix(vectors, self._dim)
         self._ready()
-        hits = self.client.search(self.collection, data=queries.tolist(), limit=k, anns_field=VECTOR_FIELD,
-                                  search_params={"metric_type": self.metric, "params": self.search_params})
+        where = self._checked(where)
+        hits = self._search(queries, k, where, self.search_params)
+        short = [row for row, found in enumerate(hits) if len(found) < k]
+        if short:
+            expected = min(k, self.count(where))
+            short = [row for row in short if len(hits[row]) < expected]
+        if short:
+            for row, found in zip(short, self._search(queries[short], k, where, self._exhaustive(expected))):
+                hits[row] = found
         ids = np.full((len(queries), k), -1, np.int64)
         dists = np.full((len(queries), k), np.nan, np.float32)
         for row, found in enumerate(hits):
             ids[row, :len(found)] = [h["id"] for h in found]
             dists[row, :len(found)] = [h["distance"] for h in found]
         return ids, dists
+
+    def _search(self, queries: np.ndarray, k: int, where: str, params: dict) -> list[list[dict]]:
+        return list(self.client.search(self.collection, data=queries.tolist(), limit=k, anns_field=VECTOR_FIELD,
+                                       filter=where, search_params={"metric_type": self.metric, "params": params}))
+
+    def _exhaustive(self, rows: int) -> dict:
+        """Search parameters that visit every candidate the index has."""
+        if "nprobe" in self.search_params or self.index_type.startswith("IVF"):
+            return {**self.search_params, "nprobe": int(self.build_params.get("nlist", 128))}
+        if self.index_type.startswith("HNSW"):
+            return {**self.search_params, "ef": max(self.search_params.get("ef", 0), rows, 64)}
+        return self.search_params
 
     def fetch(self, ids) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
@@ -165,11 +205,41 @@ class MilvusEngine:
             self.commit()
         self._loaded = True  # asked once per engine: a load-state call per search costs ~2 ms
 
-    def count(self) -> int:
+    def _checked(self, where: str | None) -> str:
+        """`where` parsed here first (the same errors as the in-process engines), passed on as written."""
+        return str(Filter(where, {ID_FIELD, *self.fields})) if where else ""
+
+    def metadata(self, ids=None) -> pd.DataFrame:
+        columns = [ID_FIELD, *self.fields]
+        if self._dim is None:
+            return pd.DataFrame(columns=columns)
+        self._ready()
+        if ids is None:
+            pages = self.client.query_iterator(self.collection, batch_size=QUERY_ROWS, output_fields=columns)
+            rows = []
+            while page := pages.next():
+                rows.extend(page)
+            pages.close()
+        else:
+            wanted = sorted({int(i) for i in np.asarray(ids, np.int64).ravel() if i >= 0})
+            rows = [row for start in range(0, len(wanted), QUERY_ROWS) for row in self.client.query(
+                self.collection, filter=f"{ID_FIELD} in {wanted[start:start + QUERY_ROWS]}", output_fields=columns)]
+        return pd.DataFrame([{name: row[name] for name in columns} for row in rows], columns=columns)
+
+    def delete(self, ids) -> None:
+        wanted = [int(i) for i in np.asarray(ids, np.int64).ravel()]
+        if self._dim is None or not wanted:
+            return
+        for start in range(0, len(wanted), INSERT_ROWS):
+            self.client.delete(self.collection, ids=wanted[start:start + INSERT_ROWS])
+        self._dirty = True
+
+    def count(self, where: str | None = None) -> int:
         if self._dim is None:
             return 0
         self._ready()  # count(*) is a query, and queries need a loaded collection
-        return int(self.client.query(self.collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
+        found = self.client.query(self.collection, filter=self._checked(where), output_fields=["count(*)"])
+        return int(found[0]["count(*)"])
 
     def drop(self) -> None:
         if self.client.has_collection(self.collection):
