@@ -1,6 +1,7 @@
 # make run  : execute the notebooks in order (embedded Milvus Lite) and print the results summary
-# make test : every test tier: unit, server (a real Milvus server), browser (Chromium), notebook (nbval, tiny slice)
-# make unit : the unit tier alone (no Milvus server, no Chromium, no notebooks), for a quick loop
+# make test : every test tier: unit, server (a real Milvus server), browser (Chromium), notebook (nbval, tiny
+#             slice), stress (exit paths under load)
+# make unit : the unit tier alone (no Milvus server, no Chromium, no notebooks, no load tests), for a quick loop
 # make lab  : JupyterLab on the notebooks
 # make app  : the showcase web app on http://127.0.0.1:7860 (builds the index first if it is missing)
 # make feder-js : a local copy of Feder's script (npm pack), so that Feder's views need no internet
@@ -48,7 +49,7 @@ test: $(STAMP) $(FEDER_JS) chromium
 	$(TEST_ENV) $(BIN)/python -m pytest tests --nbval-lax notebooks
 
 unit: $(STAMP)
-	@start=$$(date +%s); $(TEST_ENV) $(BIN)/python -m pytest tests -m "not server and not browser and not notebook"; \
+	@start=$$(date +%s); $(TEST_ENV) $(BIN)/python -m pytest tests -m "not server and not browser and not notebook and not stress"; \
 	  status=$$?; echo "make unit: $$(( $$(date +%s) - start )) s"; exit $$status
 
 lab: $(STAMP)

@@ -47,6 +47,10 @@ class DatasetError(InputError):
     """The dataset or a folder of images is missing, incomplete or laid out otherwise."""
 
 
+class UploadTooLarge(InputError):
+    """An upload over the size limit (the HTTP API answers 413)."""
+
+
 class FederFileError(FileError):
     """An index file Feder cannot draw."""
 
@@ -105,6 +109,10 @@ class BrowserUnavailable(ImgsearchError):
 
 class RenderError(ImgsearchError):
     """A page failed to draw in the browser (script errors, a view that never finished)."""
+
+
+class Unauthorized(ImgsearchError):
+    """An HTTP API request without the bearer token the server was started with."""
 
 
 class ServerError(ImgsearchError):

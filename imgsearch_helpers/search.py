@@ -12,6 +12,7 @@ import pandas as pd
 
 from .cache import EmbeddingCache
 from .embed import BATCH_SIZE, EmbedReport, ImageEncoder, embed_paths
+from .errors import UsageError
 from .index import SearchEngine
 from .metrics import evaluate
 
@@ -35,7 +36,8 @@ class IngestReport:
 
 def ingest(catalog: pd.DataFrame, encoder: ImageEncoder, engine: SearchEngine, cache: EmbeddingCache | None = None,
            transform=None, progress: bool = True, batch_size: int = BATCH_SIZE) -> IngestReport:
-    """Embed the catalog's images batch by batch and upsert each batch under the catalog's ids, then commit.
+    """Embed the catalog's images (`path`) batch by batch and upsert each batch under the catalog's
+    ids, with the catalog's columns named by the engine's metadata `fields`, then commit.
 
     `transform` (e.g. `l2_normalize`) is applied to the vectors before they are stored.
     Bad files are skipped and listed in the report; rows already in the index are kept.
@@ -43,22 +45,27 @@ def ingest(catalog: pd.DataFrame, encoder: ImageEncoder, engine: SearchEngine, c
     start = time.perf_counter()
     report = EmbedReport()
     ids = catalog["id"].to_numpy()
+    missing = [name for name in getattr(engine, "fields", {}) if name not in catalog]
+    if missing:
+        raise UsageError(f"the catalog has no column(s) {', '.join(missing)} for the engine's metadata fields")
+    columns = {name: catalog[name].to_numpy() for name in getattr(engine, "fields", {})}
     added, pending = 0, []
     for batch in encoder.iter_batches(catalog["path"].tolist(), cache, report, progress, batch_size):
         pending.append(batch)
         if sum(len(b.positions) for b in pending) >= ROWS_PER_ADD:
-            added += _add_batches(engine, ids, pending, transform)
-    added += _add_batches(engine, ids, pending, transform)
+            added += _add_batches(engine, ids, columns, pending, transform)
+    added += _add_batches(engine, ids, columns, pending, transform)
     engine.commit()
     return IngestReport(added, time.perf_counter() - start, report)
 
 
-def _add_batches(engine: SearchEngine, ids: np.ndarray, batches: list, transform=None) -> int:
+def _add_batches(engine: SearchEngine, ids: np.ndarray, columns: dict, batches: list, transform=None) -> int:
     """Add the pending batches as one call (fewer round trips to the server) and clear them."""
     positions = [p for b in batches for p in b.positions]
     if positions:
         vectors = np.concatenate([b.vectors for b in batches if b.positions])
-        engine.add(ids[positions], transform(vectors) if transform is not None else vectors)
+        metadata = {name: column[positions] for name, column in columns.items()} or None
+        engine.add(ids[positions], transform(vectors) if transform is not None else vectors, metadata)
     batches.clear()
     return len(positions)
 

@@ -34,7 +34,7 @@ def test_help_is_quick_and_explains_the_commands_and_exit_codes(env):
     start = time.monotonic()
     done = imgsearch(env, "--help")
     assert done.returncode == 0 and time.monotonic() - start < 10
-    for text in ("ingest", "search", "evaluate", "exit codes", "run `imgsearch ingest` first"):
+    for text in ("ingest", "search", "evaluate", "list", "drop", "serve", "exit codes", "run `imgsearch ingest` first"):
         assert text in done.stdout
     assert "query image files" in imgsearch(env, "search", "--help").stdout
 
@@ -49,9 +49,9 @@ def test_search_before_ingest_says_what_to_do(env, tmp_path):
 
 
 def test_ingest_indexes_the_tiny_slice(ingested):
-    assert ingested["ingested"] == ingested["rows"] == 100 and ingested["skipped"] == []
-    assert ingested["collection"] == "app_efficientnet_lite0_dataset_tiny"
-    assert ingested["index"]["index_type"] == "IVF_FLAT" and ingested["index"]["metric_type"] == "IP"
+    assert ingested["added"] == ingested["rows"] == 100 and ingested["skipped"] == []
+    assert ingested["collection"].startswith("gallery_dataset_tiny_lite0_")
+    assert ingested["index"]["index_type"] == "FLAT" and ingested["index"]["metric_type"] == "IP"  # 100 rows: exact
 
 
 def test_search_finds_the_querys_class(env, ingested, real_dataset):
@@ -99,8 +99,19 @@ def test_a_folder_of_your_own_becomes_the_default_gallery(env, ingested, real_da
     done = imgsearch(env, "ingest", str(folder), "--json", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
-    assert result["ingested"] == 6 and len(result["skipped"]) == 1 and "broken.jpg" in result["skipped"][0]
+    assert result["added"] == result["rows"] == 6  # the broken file is skipped, and listed
+    assert len(result["skipped"]) == 1 and "broken.jpg" in result["skipped"][0]
     query = sorted((real_dataset / "test" / "brain_coral").glob("*.JPEG"))[0]
-    found = json.loads(imgsearch(env, "search", str(query), "-k", "3", "--json").stdout)
-    assert found["collection"] == "app_efficientnet_lite0_my_photos"  # the last ingest's gallery
-    assert found["results"][0]["hits"][0]["label"] == "brain_coral"
+    found = json.loads(imgsearch(env, "search", str(query), "-k", "3", "--where", 'label != "Afghan_hound"',
+                                 "--json").stdout)
+    assert found["collection"].startswith("gallery_my_photos_lite0_")  # the last ingest's gallery
+    assert [hit["label"] for hit in found["results"][0]["hits"]] == ["brain_coral"] * 3
+    listed = imgsearch(env, "list")
+    assert listed.returncode == 0 and found["collection"] in listed.stdout and str(folder.resolve()) in listed.stdout
+    assert "6 rows" in listed.stdout
+
+
+def test_a_malformed_filter_exits_2_naming_it(env, ingested, real_dataset):
+    query = sorted((real_dataset / "test" / "Afghan_hound").glob("*.JPEG"))[0]
+    done = imgsearch(env, "search", str(query), "--gallery", "dataset", "--where", "label = 'x'")
+    assert done.returncode == 2 and "compare with ==" in done.stderr and "Traceback" not in done.stderr

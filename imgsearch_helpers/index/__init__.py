@@ -10,14 +10,14 @@ import importlib
 from ..config import Settings, get_settings
 from ..errors import UsageError
 from .base import SearchEngine
-from .params import TUTORIAL_IVF, IndexSpec
+from .params import TUTORIAL_IVF, IndexSpec, index_for_rows
 
 ENGINES = ("milvus", "faiss", "hnswlib", "exact")
 # Engine classes by name, and the module each lives in (imported on first use).
 ENGINE_CLASSES = {"MilvusEngine": "milvus", "FaissEngine": "faiss_engine", "HnswlibEngine": "hnswlib_engine",
                   "ExactEngine": "exact"}
 
-__all__ = ["open_engine", "default_index", "ENGINES", "IndexSpec", "TUTORIAL_IVF", "SearchEngine", *ENGINE_CLASSES]
+__all__ = ["open_engine", "index_for_rows", "ENGINES", "IndexSpec", "TUTORIAL_IVF", "SearchEngine", *ENGINE_CLASSES]
 
 
 def __getattr__(name: str):
@@ -25,11 +25,6 @@ def __getattr__(name: str):
     if name in ENGINE_CLASSES:
         return getattr(importlib.import_module(f".{ENGINE_CLASSES[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def default_index(kind: str) -> IndexSpec | None:
-    """The tutorial's IVF_FLAT where the engine has it; hnswlib builds HNSW; exact search needs none."""
-    return {"hnswlib": IndexSpec("HNSW"), "exact": None}.get(kind, TUTORIAL_IVF)
 
 
 def open_engine(kind: str = "milvus", metric: str = "L2", collection: str = "reverse_image_search",

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +38,8 @@ DataType, MilvusClient, MilvusException = _pymilvus.DataType, _pymilvus.MilvusCl
 
 ID_FIELD, VECTOR_FIELD = "id", "embedding"
 INSERT_ROWS = 512
-QUERY_ROWS = 4096  # rows per query or iterator page (Milvus caps a plain query at 16,384)
+QUERY_ROWS = 4096  # ids per query, rows per iterator page
+QUERY_LIMIT = 16_384  # the most rows one Milvus query returns
 TEXT_BYTES = 4096  # VARCHAR length of text metadata (a path of a few hundred characters fits)
 # pymilvus pings every 10 s even with no call in flight; Milvus Lite's in-process server answers
 # a few idle minutes of that with GOAWAY "too_many_pings", printed to stderr (into notebooks).
@@ -215,16 +219,23 @@ class MilvusEngine:
             return pd.DataFrame(columns=columns)
         self._ready()
         if ids is None:
-            pages = self.client.query_iterator(self.collection, batch_size=QUERY_ROWS, output_fields=columns)
-            rows = []
-            while page := pages.next():
-                rows.extend(page)
-            pages.close()
+            rows = self._all_rows(columns)
         else:
             wanted = sorted({int(i) for i in np.asarray(ids, np.int64).ravel() if i >= 0})
             rows = [row for start in range(0, len(wanted), QUERY_ROWS) for row in self.client.query(
                 self.collection, filter=f"{ID_FIELD} in {wanted[start:start + QUERY_ROWS]}", output_fields=columns)]
         return pd.DataFrame([{name: row[name] for name in columns} for row in rows], columns=columns)
+
+    def _all_rows(self, columns: list[str]) -> list[dict]:
+        """Every row: one query while the collection fits in Milvus's query limit, else an iterator."""
+        if self.count() <= QUERY_LIMIT:
+            return self.client.query(self.collection, filter="", output_fields=columns,
+                                     limit=QUERY_LIMIT)
+        pages, rows = self.client.query_iterator(self.collection, batch_size=QUERY_ROWS, output_fields=columns), []
+        while page := pages.next():
+            rows.extend(page)
+        pages.close()
+        return rows
 
     def delete(self, ids) -> None:
         wanted = [int(i) for i in np.asarray(ids, np.int64).ravel()]
@@ -270,6 +281,34 @@ def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:
             ) from None
         where = "Milvus Lite at" if is_lite else "Milvus server at"
         raise EngineUnavailableError(f"cannot connect to {where} {uri}: {exc.message or exc}") from None
+
+
+def stop_lite_servers(timeout: float = 10.0) -> None:
+    """Stop this process's Milvus Lite servers and wait until they are down; call it last, once
+    every client is closed, in a process about to exit (a command, not a notebook kernel).
+
+    Milvus Lite serves each database from a gRPC server inside the process and stops it only in
+    an atexit hook whose `stop()` does not wait. The stop is carried out by gRPC's daemon serving
+    thread; when the interpreter finalizes first (likely on a busy machine), that thread is
+    killed inside gRPC's native code, which can abort the process after the command has done its
+    work ("terminate called without an active exception", exit -6 instead of the documented code).
+    """
+    module = sys.modules.get("milvus_lite.server_manager")  # imported by pymilvus for a local path only
+    if module is None:
+        return
+    manager = module.server_manager_instance
+    with manager._lock:  # no public stop-and-wait: take the servers over from its atexit hook
+        servers = list(manager._servers.values())
+        manager._servers.clear()
+    serving = [t for t in threading.enumerate() if t.name.endswith("(_serve)")]  # gRPC's polling threads
+    deadline = time.monotonic() + timeout
+    for server, db, _port in servers:
+        try:
+            server.stop(grace=1).wait(timeout)
+        finally:
+            db.close()  # flushes and releases the database lock, as the atexit hook would
+    for thread in serving:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class GuardedClient:

