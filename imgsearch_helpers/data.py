@@ -101,19 +101,6 @@ def load_queries(folder: Path | str | None = None, settings: Settings | None = N
     return queries
 
 
-def catalog_from_folder(folder: Path | str) -> pd.DataFrame:
-    """Any folder of images as a gallery: id (by sorted path), path, label (the parent folder's
-    name; images directly in `folder` are labelled by its own name)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DatasetError(f"image folder not found: {folder}")
-    paths = list_images(folder)
-    if not paths:
-        raise DatasetError(f"no images under {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    return pd.DataFrame({"id": range(len(paths)), "path": [str(p.resolve()) for p in paths],
-                         "label": [p.parent.name for p in paths]})
-
-
 def short_paths(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of `frame` with its paths shown relative to the repo, for display."""
     return frame.assign(path=frame["path"].map(display_path))
@@ -124,9 +111,13 @@ def ground_truth(catalog: pd.DataFrame, queries: pd.DataFrame) -> list[set]:
     ids_by_label = catalog.groupby("label")["id"].apply(set).to_dict()
     unknown = sorted(set(queries["label"]) - set(ids_by_label))
     if unknown:
-        shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-        raise DatasetError(f"{len(unknown)} query label(s) have no gallery images: {shown}")
+        raise DatasetError(f"{len(unknown)} query label(s) have no gallery images: {_some(unknown)}. A query's "
+                           f"label is its folder's name and must be a gallery label: {_some(sorted(ids_by_label))}")
     return [ids_by_label[label] for label in queries["label"]]
+
+
+def _some(names) -> str:
+    return ", ".join(map(str, names[:5])) + (" ..." if len(names) > 5 else "")
 
 
 def holdout_split(catalog: pd.DataFrame, fold: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

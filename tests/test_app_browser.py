@@ -66,6 +66,11 @@ def captions(page, gallery: str) -> list[str]:
     return [e.inner_text() for e in page.query_selector_all(f"{gallery} .caption-label")]
 
 
+def labels(page, gallery: str) -> list[str]:
+    """Each result's label: captions are "<similarity> · <label>", the score first so it is never cut off."""
+    return [caption.split(" · ", 1)[1] for caption in captions(page, gallery)]
+
+
 def query_of(real_dataset, label: str) -> Path:
     return sorted((real_dataset / "test" / label).glob("*.JPEG"))[0]
 
@@ -84,7 +89,8 @@ def test_an_uploaded_photo_finds_its_class(page, real_dataset):
     status = upload(page, query_of(real_dataset, "Afghan_hound"))
     assert status.startswith(f"Top {K} for")
     found = captions(page, "#image-results")
-    assert len(found) == K and found[0].split(" · ")[0] == "Afghan_hound"
+    assert len(found) == K and labels(page, "#image-results")[0] == "Afghan_hound"
+    assert 0 < float(found[0].split(" · ")[0]) < 1  # a test photo, not a gallery image finding itself
 
 
 @pytest.mark.parametrize("name, content, message", [
@@ -100,7 +106,7 @@ def test_a_bad_upload_gets_a_message_and_the_app_keeps_serving(page, real_datase
     status = upload(page, bad)
     assert message in status and captions(page, "#image-results") == []
     again = upload(page, query_of(real_dataset, SECOND))
-    assert again.startswith("Top") and captions(page, "#image-results")[0].startswith(SECOND)
+    assert again.startswith("Top") and labels(page, "#image-results")[0] == SECOND
 
 
 def test_an_image_over_the_pixel_limit_is_refused(page, real_dataset, tmp_path):
@@ -110,19 +116,33 @@ def test_an_image_over_the_pixel_limit_is_refused(page, real_dataset, tmp_path):
     assert upload(page, query_of(real_dataset, "Afghan_hound")).startswith("Top")
 
 
-def test_a_sentence_finds_its_class(page):
+def test_a_sentence_finds_its_class_with_the_search_button(page):
     page.get_by_role("tab", name="Search by text").click()
     page.fill("#query-text textarea", "Afghan hound")
-    page.press("#query-text textarea", "Enter")
+    page.click("#text-search")
     page.wait_for_function("document.querySelector('#text-status').innerText.startsWith('Top')", timeout=60_000)
-    found = captions(page, "#text-results")
-    assert len(found) == K and found[0].split(" · ")[0] == "Afghan_hound"
+    assert "efficientnet_lite0 + efficientnet_lite1 + efficientnet_lite2" in page.inner_text("#text-status")
+    found = labels(page, "#text-results")
+    assert len(found) == K and found[0] == "Afghan_hound"
 
 
-def test_choosing_another_engine_searches_it(page, real_dataset):
+def test_a_filter_restricts_the_results(page, real_dataset):
+    page.get_by_role("tab", name="Search by image").click()
+    page.fill("#query-filter textarea", f'label == "{SECOND}"')
+    page.press("#query-filter textarea", "Enter")
+    upload(page, query_of(real_dataset, "Afghan_hound"))
+    assert set(labels(page, "#image-results")) == {SECOND}
+    page.fill("#query-filter textarea", "")
+    page.press("#query-filter textarea", "Enter")
+
+
+def test_choosing_another_engine_builds_it_and_reports_the_build_apart(page, real_dataset):
     page.get_by_role("tab", name="Search by image").click()
     upload(page, query_of(real_dataset, "Afghan_hound"))
     page.get_by_label("engine").click()
     page.get_by_role("option", name="exact").click()
-    page.wait_for_function("document.querySelector('#image-status').innerText.includes('exact)')", timeout=60_000)
-    assert captions(page, "#image-results")[0].startswith("Afghan_hound")
+    page.wait_for_function("document.querySelector('#image-status').innerText.includes('exact)')", timeout=120_000)
+    assert "built in" in page.inner_text("#build-status") and "exact" in page.inner_text("#build-status")
+    status = page.inner_text("#image-status")
+    assert int(status.split(" in ")[-1].split(" ms")[0]) < 5000  # the search alone, not the build
+    assert labels(page, "#image-results")[0] == "Afghan_hound"
