@@ -5,6 +5,7 @@ Milvus Lite database): an image upload shows k results whose top one has the que
 bad uploads show a message in the page, and the app goes on answering afterwards.
 """
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -126,14 +127,16 @@ def test_a_sentence_finds_its_class_with_the_search_button(page):
     assert len(found) == K and found[0] == "Afghan_hound"
 
 
-def test_a_filter_restricts_the_results(page, real_dataset):
+def test_a_filter_restricts_the_results(page, real_dataset, tmp_path):
     page.get_by_role("tab", name="Search by image").click()
     page.fill("#query-filter textarea", f'label == "{SECOND}"')
-    page.press("#query-filter textarea", "Enter")
-    upload(page, query_of(real_dataset, "Afghan_hound"))
-    assert set(labels(page, "#image-results")) == {SECOND}
-    page.fill("#query-filter textarea", "")
-    page.press("#query-filter textarea", "Enter")
+    query = tmp_path / "filtered query.jpg"  # a name no earlier status line holds
+    shutil.copy(query_of(real_dataset, "Afghan_hound"), query)
+    try:
+        upload(page, query)
+        assert set(labels(page, "#image-results")) == {SECOND}
+    finally:
+        page.fill("#query-filter textarea", "")
 
 
 def test_choosing_another_engine_builds_it_and_reports_the_build_apart(page, real_dataset):

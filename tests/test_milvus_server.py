@@ -89,8 +89,8 @@ class CrashAfter:
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
-    def add(self, ids, vectors):
-        self.engine.add(ids, vectors)
+    def add(self, ids, vectors, metadata=None):
+        self.engine.add(ids, vectors, metadata)
         self.adds -= 1
         if self.adds == 0:
             self.server.kill()
