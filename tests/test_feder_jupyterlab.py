@@ -4,6 +4,7 @@ sent by an earlier output, with no request leaving the machine."""
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -49,15 +50,20 @@ def lab(tmp_path_factory):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_url(f"{base}/api/status?token={TOKEN}", server, timeout_s=60)
-        yield base
+        yield base, folder
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def test_views_draw_inline_in_jupyterlab(lab):
+DRAWN = ("document.querySelectorAll('.jp-OutputArea .imgsearch-feder-view').length === 2 && "
+         "[...document.querySelectorAll('.imgsearch-feder-view')].every(e => e.dataset.status === 'drawn')")
+
+
+def test_views_draw_inline_in_jupyterlab_and_again_from_the_small_saved_notebook(lab):
     from playwright.sync_api import sync_playwright
 
+    lab, folder = lab
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium_path()), args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -70,15 +76,24 @@ def test_views_draw_inline_in_jupyterlab(lab):
         page.locator(".jp-StatusBar-Widget", has_text="Idle").first.wait_for(timeout=60_000)  # the kernel is up
         page.get_by_text("Run", exact=True).first.click()
         page.get_by_text("Run All Cells", exact=True).click()
-        page.wait_for_function(
-            "document.querySelectorAll('.jp-OutputArea .imgsearch-feder-view').length === 2 && "
-            "[...document.querySelectorAll('.imgsearch-feder-view')].every(e => e.dataset.status === 'drawn')",
-            timeout=180_000)
+        page.wait_for_function(DRAWN, timeout=180_000)
         texts = page.evaluate("[...document.querySelectorAll('.imgsearch-feder-view')].map(e => e.innerText)")
+        saved = folder / "feder.ipynb"
+        before = saved.stat().st_mtime
+        page.keyboard.press("Control+s")  # what autosave does too
+        deadline = time.monotonic() + 30
+        while saved.stat().st_mtime == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        page.reload()  # reopening: the views draw again from the data file the server serves
+        page.wait_for_function(DRAWN, timeout=120_000)
         browser.close()
     assert "Find the 5 (k=5) vectors closest to the target from these 3 (nprobe=3) clusters" in texts[0]
     assert "k = 5, ef_search = 20." in texts[1]
     assert errors == [] and outside == [], (errors, outside)
+    notebook = saved.read_text()
+    assert saved.stat().st_mtime > before and "imgsearch-feder-view" in notebook  # saved with its outputs
+    assert len(notebook) < 100_000, len(notebook)  # the index and thumbnails stayed in feder-data/
+    assert list((folder / "feder-data").glob("*.json"))
 
 
 def test_jupyterlab_keeps_its_workspace_out_of_the_home_folder(lab):

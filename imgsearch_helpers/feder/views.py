@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,11 +74,22 @@ class FederIndex:
                 f"{self.script.origin})")
 
     # --- the data, sent to the page once ---------------------------------------------------------
-    def data_html(self) -> str:
+    def payload(self) -> dict:
+        """What the browser needs: Feder's module, the index bytes, the thumbnails."""
+        return {"key": self.key, "source": self.source, "media": self.media,
+                "index": base64.b64encode(self.path.read_bytes()).decode("ascii"),
+                "script": {"key": self.script.key, "code": self.script.code, "url": self.script.url}}
+
+    def data_html(self, served: bool | None = None) -> str:
+        """The data inline, or, `served` (default: in a Jupyter server's kernel), in a file beside the
+        notebook that the page fetches from the server: the saved notebook then stays small, and
+        a reopened notebook draws its views from that file."""
         element = f"imgsearch-feder-data-{uuid.uuid4().hex[:12]}"
-        payload = {"key": self.key, "element": element, "source": self.source, "media": self.media,
-                   "index": base64.b64encode(self.path.read_bytes()).decode("ascii"),
-                   "script": {"key": self.script.key, "code": self.script.code, "url": self.script.url}}
+        served = in_jupyter_server() if served is None else served
+        if served:
+            payload = {"key": self.key, "element": element, **served_file(self.key, self.payload())}
+        else:
+            payload = {**self.payload(), "element": element}
         note = html.escape(repr(self))
         return (f'<div id="{element}" class="imgsearch-feder-data" data-status="loading" '
                 f'style="font: 12px monospace; color: #555">{note}</div>\n'
@@ -194,6 +206,25 @@ class FederView:
     def _repr_mimebundle_(self, include=None, exclude=None):
         metadata = {"text/html": {"imgsearch_feder": {"role": "view", "key": self.index.key}}}
         return {"text/html": self.html(), "text/plain": f"Feder view: {self.caption}"}, metadata
+
+
+def in_jupyter_server() -> bool:
+    """True in a kernel a Jupyter server started (JupyterLab, Notebook): it sets JPY_SESSION_NAME."""
+    return bool(os.environ.get("JPY_SESSION_NAME"))
+
+
+DATA_FOLDER = "feder-data"  # beside the notebook (the kernel's folder), git-ignored; Jupyter serves no hidden files
+
+
+def served_file(key: str, payload: dict) -> dict:
+    """Write `payload` where the Jupyter server serves it; what the page needs to find it."""
+    path = Path.cwd() / DATA_FOLDER / f"{key}.json"
+    if not path.is_file():
+        path.parent.mkdir(exist_ok=True)
+        scratch = path.with_suffix(".part")
+        scratch.write_text(js_value(payload))
+        scratch.replace(path)
+    return {"file": path.as_posix(), "home": Path.home().as_posix()}
 
 
 def _script(name: str, placeholder: str, value) -> str:
