@@ -47,12 +47,13 @@ def resolve_path(value) -> Path:
 
 
 def display_path(path) -> str:
-    """A path as shown to readers: relative to the repo (or its parent folder) when it is inside."""
+    """A path as shown to readers, true where they stand: relative to the working folder when it is
+    at most two levels up (`data/cache` from the repo, `../data/cache` from notebooks/), else
+    absolute (with `~` for the home folder)."""
     path = Path(path).resolve()
-    repo = repo_dir()
-    for base, prefix in ((repo, ""), (repo.parent, "../")) if repo else ():
-        if path.is_relative_to(base):
-            return prefix + str(path.relative_to(base))
+    relative = Path(os.path.relpath(path, Path.cwd()))
+    if relative.parts.count("..") <= 2:
+        return str(relative)
     home = Path.home()
     return "~/" + str(path.relative_to(home)) if path.is_relative_to(home) else str(path)
 

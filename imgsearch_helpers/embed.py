@@ -114,7 +114,7 @@ def iter_embeddings(
     """
     report = report if report is not None else EmbedReport()
     paths = [str(p) for p in paths]
-    bar = tqdm(total=len(paths), desc=f"embed {embedder.name}", unit="img", disable=not progress)
+    bar = Progress(len(paths), f"embed {embedder.name}", progress)
     pending: list[tuple[int, str, bytes, str]] = []
 
     def flush_pending() -> Iterator[Batch]:
@@ -125,13 +125,35 @@ def iter_embeddings(
         chunk = list(enumerate(paths[start : start + 4 * batch_size], start=start))
         hits, misses = _look_up(chunk, embedder, cache, report)
         if hits.positions:
-            bar.update(len(hits.positions))
+            bar.cached(len(hits.positions))
             yield hits
         pending.extend(misses)
         if len(pending) >= batch_size:
             yield from flush_pending()
     yield from flush_pending()
     bar.close()
+
+
+class Progress:
+    """A progress bar that appears once an image has to be embedded: work served from the cache
+    shows none (a rerun's outputs stay quiet), and a bar that appears counts the cached ones too."""
+
+    def __init__(self, total: int, desc: str, enabled: bool = True):
+        self.total, self.desc, self.enabled, self.done, self.bar = total, desc, enabled, 0, None
+
+    def cached(self, count: int) -> None:
+        self.done += count
+        if self.bar is not None:
+            self.bar.update(count)
+
+    def embedded(self, count: int = 1) -> None:
+        if self.bar is None and self.enabled:
+            self.bar = tqdm(total=self.total, initial=self.done, desc=self.desc, unit="img")
+        self.cached(count)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _look_up(chunk, embedder, cache, report) -> tuple[Batch, list]:
@@ -161,7 +183,7 @@ def _embed_misses(items, embedder, cache, batch_size, workers, report, bar) -> I
     positions, digests, tensors = [], [], []
     workers = workers if len(items) > 1 else 0  # one query image: no thread hand-off
     for pos, digest, tensor in bounded_map(prepare, items, workers, ahead=2 * batch_size):
-        bar.update(1)
+        bar.embedded(1)
         if isinstance(tensor, ImageError):
             report.failures.append(tensor)
             continue

@@ -12,8 +12,9 @@ from .images import load_image
 THUMB = 160  # thumbnails keep committed notebooks small
 
 
-def use_jpeg_figures(quality: int = 80) -> None:
-    """Inline figures as JPEG in a notebook: grids of photos are several times smaller than as PNG.
+def setup_notebook_display(quality: int = 80) -> None:
+    """In a notebook: inline figures as JPEG (grids of photos are several times smaller than as
+    PNG), and tables shown whole (pandas cuts cells at 50 characters: paths, model names, lists).
 
     Outside IPython it does nothing: set_matplotlib_formats would create an IPython shell, which
     makes the process look interactive (sys.ps1) to libraries such as Gradio.
@@ -25,9 +26,11 @@ def use_jpeg_figures(quality: int = 80) -> None:
         return
     if get_ipython() is not None:
         set_matplotlib_formats("jpeg", pil_kwargs={"quality": quality})
+        pd.set_option("display.max_colwidth", None)
+        pd.set_option("display.width", 200)
 
 
-use_jpeg_figures()
+setup_notebook_display()
 
 
 def thumbnail(path):

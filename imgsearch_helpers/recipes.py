@@ -18,11 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from .cache import EmbeddingCache
 from .config import Settings
-from .embed import BATCH_SIZE, Batch, EmbedReport, embed_paths
+from .embed import BATCH_SIZE, Batch, EmbedReport, Progress, embed_paths
 from .errors import UsageError
 from .index import SearchEngine
 from .models import build_embedder
@@ -109,13 +108,14 @@ class RecipeEmbedder:
         """The recipe's vectors, `CHUNK` images at a time through every pass; failures go into `report`."""
         report = report if report is not None else EmbedReport()
         paths = [str(p) for p in paths]
-        with tqdm(total=len(paths), desc=f"embed {self.recipe.model}", unit="img", disable=not progress) as bar:
-            for start in range(0, len(paths), CHUNK):
-                chunk = paths[start:start + CHUNK]
-                outputs = [embed_paths(chunk, p, cache, batch_size, progress=False) for p in self.passes]
-                report.add(outputs[0].report)  # every pass reads the same files
-                bar.update(len(chunk))
-                yield Batch([start + p for p in outputs[0].positions], self._combine([o.vectors for o in outputs]))
+        bar = Progress(len(paths), f"embed {self.recipe.model}", progress)
+        for start in range(0, len(paths), CHUNK):
+            chunk = paths[start:start + CHUNK]
+            outputs = [embed_paths(chunk, p, cache, batch_size, progress=False) for p in self.passes]
+            report.add(outputs[0].report)  # every pass reads the same files
+            (bar.embedded if any(o.report.embedded for o in outputs) else bar.cached)(len(chunk))
+            yield Batch([start + p for p in outputs[0].positions], self._combine([o.vectors for o in outputs]))
+        bar.close()
 
     def _combine(self, per_pass: list[np.ndarray]) -> np.ndarray:
         step = 2 if self.recipe.flip else 1

@@ -161,6 +161,27 @@ def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
     return app
 
 
+def screenshot(url: str, query: Path, width: int = 1300, height: int = 1000) -> bytes:
+    """A JPEG of the app at `url` with `query` uploaded and its results on the page (headless
+    Chromium): what a saved notebook keeps of the live app."""
+    from ..tools.browser import headless_chromium, outside_event_loop
+
+    def shoot() -> bytes:
+        with headless_chromium() as browser:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(url)
+            page.wait_for_selector("#query-upload input[type=file]", state="attached", timeout=120_000)
+            page.set_input_files("#query-upload input[type=file]", str(query))
+            page.wait_for_function("(name) => document.querySelector('#image-status').innerText.includes(name)",
+                                   arg=Path(query).name, timeout=120_000)
+            page.wait_for_function("document.querySelectorAll('#image-results img').length > 0 && "
+                                   "[...document.querySelectorAll('#image-results img')].every(i => i.complete)",
+                                   timeout=60_000)
+            return page.screenshot(type="jpeg", quality=75, full_page=True)
+
+    return outside_event_loop(shoot)
+
+
 def launch_options() -> dict:
     """Gradio's options shared by `make app` and `imgsearch serve`."""
     return {"max_file_size": f"{MAX_UPLOAD_MB}mb", "footer_links": []}

@@ -44,6 +44,15 @@ def headless_chromium():
             browser.close()
 
 
+def outside_event_loop(fn, *args):
+    """Run `fn` on a thread of its own: Playwright's sync API refuses to run where an asyncio loop
+    is running, as in a notebook kernel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args).result()
+
+
 @dataclass
 class OfflinePage:
     """A page opened with the network refused, and what went wrong on it."""

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -36,8 +37,12 @@ def execute(path: Path, out: Path) -> float:
     return time.perf_counter() - start
 
 
+LIVE_APP = re.compile(r'<iframe src="(http://(?:127\.0\.0\.1|localhost):\d+/?)"')
+
+
 def clean(notebook) -> None:
-    """Keep saved notebooks small and stable: no widget state, progress bars as their last state."""
+    """Keep saved notebooks small and stable: no widget state, progress bars as their last state,
+    no frames of an app that ran on this machine during the run (dead links in a saved file)."""
     notebook.metadata.pop("widgets", None)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     for cell in notebook.cells:
@@ -47,6 +52,15 @@ def clean(notebook) -> None:
             for output in cell.outputs:
                 if output.get("output_type") == "stream":
                     output["text"] = collapse_carriage_returns(output["text"])
+                drop_live_app(output)
+
+
+def drop_live_app(output) -> None:
+    html = output.get("data", {}).get("text/html", "")
+    found = LIVE_APP.search("".join(html) if isinstance(html, list) else html)
+    if found:
+        output["data"] = {"text/plain": f"(the app ran here, live, at {found.group(1)} while the notebook ran; "
+                                        "run the cell to open it)"}
 
 
 def merge_streams(outputs: list) -> list:
