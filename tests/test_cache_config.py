@@ -201,3 +201,15 @@ def test_describe_never_shows_the_token(clean_env):
     assert "s3cret" not in get_settings(milvus_token="arg-s3cret").describe()
     clean_env.delenv("MILVUS_TOKEN")
     assert "(none)" in get_settings().describe()
+
+
+def test_display_path_is_true_from_where_the_reader_stands(tmp_path, monkeypatch):
+    from imgsearch_helpers.config import display_path
+
+    (tmp_path / "repo" / "notebooks").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "repo" / "notebooks")
+    assert display_path(tmp_path / "repo" / "data" / "cache") == "../data/cache"
+    assert display_path(tmp_path / "shared" / "data") == "../../shared/data"
+    monkeypatch.chdir(tmp_path / "repo")
+    assert display_path(tmp_path / "repo" / "data" / "cache") == "data/cache"
+    assert display_path("/usr/bin") == "/usr/bin"  # far away: absolute

@@ -304,3 +304,14 @@ def test_ingest_transform_applies_to_stored_vectors(lite0, good):
     assert similarity[0, 0] == pytest.approx(1.0, abs=1e-4)  # unit vectors: an image's IP with itself is 1
     _, distance = raw.search(query, 1)
     assert distance[0, 0] == pytest.approx(0.0, abs=1e-2)
+
+
+def test_no_progress_bar_for_work_served_from_the_cache(good, lite0, tmp_path, capsys):
+    good = good[:3]
+    with EmbeddingCache(tmp_path / "bars.sqlite") as cache:
+        embed_paths(good, lite0, cache, progress=True)
+        first = capsys.readouterr().err
+        embed_paths(good, lite0, cache, progress=True)
+        second = capsys.readouterr().err
+    assert "embed efficientnet_lite0" in first and "3/3" in first
+    assert second == ""  # everything came from the cache: no bar at all

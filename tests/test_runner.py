@@ -96,3 +96,16 @@ def test_metric_fields_flatten_metric_rows_into_named_rounded_fields():
     assert metric_fields(rows, key="test_{metric}_{row}") == {
         "test_mhr10_whole": 0.6213, "test_mhr10_crop": 0.5, "test_ap10_whole": 0.5665, "test_ap10_crop": 0.4}
     assert metric_fields({"names": rows["whole"]}, ("ap@10",), key="{metric}") == {"ap10": 0.5665}
+
+
+def test_clean_replaces_a_live_app_frame_and_keeps_other_html():
+    frame = '<div><iframe src="http://127.0.0.1:7860/" width="100%" height="500"></iframe></div>'
+    cell = new_code_cell("app.launch(inline=True)", outputs=[
+        new_output("display_data", data={"text/html": frame, "text/plain": "<IPython.core.display.HTML object>"}),
+        new_output("display_data", data={"text/html": "<b>a table</b>", "text/plain": "table"})])
+    notebook = new_notebook(cells=[cell])
+    clean(notebook)
+    app, table = notebook.cells[0].outputs
+    assert "text/html" not in app["data"] and "http://127.0.0.1:7860/" in app["data"]["text/plain"]
+    assert table["data"]["text/html"] == "<b>a table</b>"
+    nbformat.validate(notebook)
