@@ -54,7 +54,7 @@ unit: $(STAMP)
 
 lab: $(STAMP)
 	@$(MAKE) --no-print-directory feder-js || echo "no local copy of Feder's script: its views will load it from the CDN"
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)  # JupyterLab refuses root without it
 
 app: $(STAMP)
 	$(BIN)/python -m imgsearch_helpers.serve.app $(APP_ARGS)

@@ -18,11 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from imgsearch_helpers.cache import open_cache
 from imgsearch_helpers.config import display_path, get_settings
-from imgsearch_helpers.data import ground_truth, holdout_split, load_catalog, load_queries
-from imgsearch_helpers.experiments.quality import QUALITY_RECIPES, run_recipe
-from imgsearch_helpers.index import TUTORIAL_IVF, open_engine
+from imgsearch_helpers.data import holdout_split, load_catalog, load_queries
+from imgsearch_helpers.experiments.quality import QUALITY_RECIPES, QualityRun
+from imgsearch_helpers.index import TUTORIAL_IVF
 from imgsearch_helpers.results import write_benchmark
 
 RESULTS = Path(__file__).parent / "results"
@@ -52,22 +51,16 @@ def main() -> None:
     args = parse_args()
     settings = get_settings()
     gallery, queries, description = query_set(args, settings)
-    truth = ground_truth(gallery, queries)
-    cache = open_cache(settings)
-    embedders, timings, rows = {}, {}, []
+    rows = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
-        bench = get_settings(milvus_uri=str(Path(scratch) / "quality.db"))
-
-        def engine_factory(metric, collection):
-            return open_engine("milvus", metric=metric, collection=collection, index=TUTORIAL_IVF, settings=bench)
-
+        run = QualityRun(get_settings(milvus_uri=str(Path(scratch) / "quality.db")), TUTORIAL_IVF)
         for recipe in QUALITY_RECIPES:
-            row = run_recipe(recipe, gallery, queries, truth, engine_factory, cache, embedders,
-                             speed_paths=queries["path"][:100], timings=timings)
+            row = run.measure(recipe, gallery, queries, queries_from=description)
             rows.append(row)
             print(f"{row['mhr10']:.3f} mHR@10  {row['ap10']:.3f} AP@10  {row['images_per_s']:5.1f} img/s  "
                   f"{row['model']}: {row['technique']}", flush=True)
+        run.close()
     result = {
         "command": "python benchmarks/quality.py " + " ".join(_given(args)),
         "queries": description,

@@ -117,3 +117,12 @@ class Unauthorized(ImgsearchError):
 
 class ServerError(ImgsearchError):
     """A local server (Milvus standalone, the app, JupyterLab) that did not start, answer or stop."""
+
+
+def brief(exc: BaseException, limit: int = 120) -> str:
+    """An exception as `Type: message`, shortened at a word boundary (a library's message can run
+    for pages; one cut mid-word reads as a typo)."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
+    return f"{type(exc).__name__}: {text}"

@@ -100,16 +100,25 @@ def _show_hits(axes, ids, distances, catalog: pd.DataFrame, label=None) -> None:
         ax.set_title(f"{hit.label}\n{dist:.3f}", fontsize=8, color=color)
 
 
-def plot_quality_speed(rows, quality: str = "mhr10", speed: str = "images_per_s", size=(7.5, 4.5)):
-    """Scatter of search quality against embedding speed, one labelled point per row."""
-    fig, ax = plt.subplots(figsize=size)
-    for row in rows:
-        ax.scatter(row[speed], row[quality], color="tab:red" if row.get("imagenet_only") else "tab:blue")
-        label = f"{row['model'].replace('efficientnet_', '')}: {row['technique']}"
-        ax.annotate(label, (row[speed], row[quality]), fontsize=7, xytext=(4, 2), textcoords="offset points")
-    ax.set(xlabel="images embedded per second (CPU, cold)", ylabel=quality.replace("10", "@10"), xscale="log",
-           title="quality against speed (red: relies on ImageNet classes)")
+def plot_quality_speed(rows, quality: str = "mhr10", speed: str = "images_per_s", size=(11, 4.6)):
+    """Search quality against embedding speed: one numbered point per row, the numbers explained
+    beside the plot (labels on the points would overlap), coloured by what the recipe relies on."""
+    fig, (ax, key) = plt.subplots(1, 2, figsize=size, gridspec_kw={"width_ratios": [3, 2]})
+    kinds = {False: ("tab:blue", "works for any collection"), True: ("tab:red", "relies on ImageNet classes")}
+    for number, row in enumerate(rows, start=1):
+        colour, _ = kinds[bool(row.get("imagenet_only"))]
+        ax.scatter(row[speed], row[quality], color=colour)
+        ax.annotate(str(number), (row[speed], row[quality]), fontsize=8, xytext=(4, 3), textcoords="offset points")
+    present = sorted({bool(row.get("imagenet_only")) for row in rows})
+    ax.legend(handles=[plt.Line2D([], [], color=kinds[kind][0], marker="o", ls="", label=kinds[kind][1])
+                       for kind in present], fontsize=8, loc="lower left")
+    ax.set(xlabel="images embedded per second (CPU, cold, log scale)", ylabel=quality.replace("10", "@10"),
+           xscale="log", title=f"{quality.replace('10', '@10')} against embedding speed")
     ax.grid(alpha=0.3)
+    key.axis("off")
+    lines = [f"{n:>2}  {row['model'].replace('efficientnet_', '')}: {row['technique']}" for n, row in
+             enumerate(rows, start=1)]
+    key.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=7.5, transform=key.transAxes)
     fig.tight_layout()
     return fig
 

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import time
 
-from ..cache import EmbeddingCache
+import pandas as pd
+
+from ..cache import EmbeddingCache, open_cache
+from ..config import Settings
+from ..data import ground_truth, load_catalog, load_queries
 from ..embed import embed_paths
-from ..index import SearchEngine
+from ..index import TUTORIAL_IVF, IndexSpec, SearchEngine, open_engine
 from ..metrics import evaluate
 from ..models import LITE_MODELS
 from ..models.embedder import Embedder
@@ -100,3 +104,64 @@ def time_pass(embedder: Embedder, paths) -> float:
         embed_paths(paths, embedder, progress=False)
         best = min(best, time.perf_counter() - start)
     return best
+
+
+class QualityRun:
+    """Scores recipes one way: each recipe in a fresh Milvus collection (`index`), the gallery
+    embedded through the cache (models already run elsewhere are not run again), every query
+    searched and scored against its class, and the cold speed of the recipe's network passes
+    over up to 100 of the queries (each pass timed once per run)."""
+
+    def __init__(self, settings: Settings, index: IndexSpec = TUTORIAL_IVF, k: int = 10):
+        self.settings, self.index, self.k = settings, index, k
+        self.catalog, self.queries = load_catalog(settings), load_queries(settings=settings)
+        self.cache = open_cache(settings)
+        self.embedders: dict = {}  # models loaded once, shared by every recipe
+        self.timings: dict = {}  # each model pass timed once
+
+    def engine(self, metric: str, collection: str) -> SearchEngine:
+        return open_engine("milvus", metric=metric, collection=collection, index=self.index, settings=self.settings)
+
+    def measure(self, recipe: Recipe, gallery: pd.DataFrame | None = None, queries: pd.DataFrame | None = None,
+                prefix: str = "", queries_from: str = "test/") -> dict:
+        """One row of the quality table for `recipe` (by default: the whole gallery, the test queries)."""
+        gallery = self.catalog if gallery is None else gallery
+        queries = self.queries if queries is None else queries
+        return run_recipe(recipe, gallery, queries, ground_truth(gallery, queries),
+                          lambda metric, name: self.engine(metric, prefix + name), self.cache, self.embedders,
+                          speed_paths=queries["path"][:100], timings=self.timings, source="measured here",
+                          queries_from=queries_from)
+
+    def top_hits(self, recipe: Recipe, k: int | None = None):
+        """(ids, distances) of the test queries on the collection `measure` filled for `recipe`."""
+        engine = self.engine(recipe.metric, collection_name(recipe))
+        vectors = embed_queries(self.queries["path"].tolist(), RecipeEmbedder(recipe, embedders=self.embedders),
+                                self.cache)
+        found = search_vectors(engine, vectors, k or self.k, recipe)
+        engine.close()
+        return found
+
+    def close(self) -> None:
+        self.cache.close()
+
+
+def effect(rows: list[dict], before: Recipe, after: Recipe, what: str) -> dict:
+    """What one technique did: the rows of `before` and `after` side by side (mHR@10, speed)."""
+    by_recipe = {(row["model"], row["technique"]): row for row in rows}
+    old, new = by_recipe[(before.model, before.technique)], by_recipe[(after.model, after.technique)]
+    return {"technique": what, "from": f"{before.model}: {before.technique}".replace("efficientnet_", ""),
+            "mhr10_before": old["mhr10"], "mhr10_after": new["mhr10"], "change": new["mhr10"] - old["mhr10"],
+            "images_per_s_before": old["images_per_s"], "images_per_s_after": new["images_per_s"]}
+
+
+# Each technique of notebook 3, as (what it is, the recipe before, the recipe with it).
+L0, L2 = LITE_MODELS[0], LITE_MODELS[2]
+STEPS = [
+    ("flip (mirrored pass)", Recipe(L2), Recipe(L2, flip=True)),
+    ("ensemble of Lite0+1+2", Recipe(L2, flip=True), Recipe(LITE_MODELS, flip=True)),
+    ("query expansion (top 3)", Recipe(LITE_MODELS, flip=True), Recipe(LITE_MODELS, flip=True, expand=3)),
+    ("class probabilities", Recipe(L0), Recipe(L0, "probabilities")),
+    ("class probabilities", Recipe(L2), Recipe(L2, "probabilities")),
+    ("... + flip + ensemble + query expansion", Recipe(L2, "probabilities"),
+     Recipe(LITE_MODELS, "probabilities", flip=True, expand=3)),
+]

@@ -141,7 +141,8 @@ class FederIndex:
                 raise UsageError(f"the {params['nprobe']} probed clusters hold {points} vectors, too few to project: "
                                  "raise nprobe")
             view_params = {"fineSearchWithProjection": projection, "neighbours": points - 1, **view_params}
-            notes += f"; view: {STAGES[stage]}" + ("" if projection else f" (projection off: {points} vectors)")
+            # "opens at": Feder's panel switches views, and the caption stays
+            notes += f"; opens at: {STAGES[stage]}" + ("" if projection else f" (projection off: {points} vectors)")
             spec["stage"] = None if stage == "coarse" else STAGES[stage]
         elif stage is not None:
             raise UsageError("stage applies to IVF_FLAT views; Feder's HNSW search has one view")

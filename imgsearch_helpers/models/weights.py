@@ -18,7 +18,7 @@ import timm
 import torch
 
 from ..config import display_path
-from ..errors import ModelWeightsUnavailable, UsageError
+from ..errors import ModelWeightsUnavailable, UsageError, brief
 from . import LITE_PACKAGES, WEIGHT_SUFFIXES, available_models
 
 
@@ -126,7 +126,7 @@ def hub_unreachable() -> OSError | None:
 def _offline_message(name: str, hub_id: str, weights_dir: Path, exc: Exception) -> str:
     return (
         f"pretrained weights for {name!r} come from the Hugging Face hub ({hub_id}), which cannot be "
-        f"reached ({type(exc).__name__}: {str(exc)[:120]}). Connect to the internet once, or place the "
+        f"reached ({brief(exc)}). Connect to the internet once, or place the "
         f"checkpoint at {display_path(Path(weights_dir) / (name + '.safetensors'))} (IMGSEARCH_WEIGHTS_DIR), "
         f"or use an offline model: {', '.join(available_models())}."
     )

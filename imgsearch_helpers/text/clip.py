@@ -16,7 +16,7 @@ import torch
 
 from ..config import Settings, display_path, get_settings
 from ..embed import StreamsImages
-from ..errors import ClipUnavailable, UsageError
+from ..errors import ClipUnavailable, UsageError, brief
 from ..models import WEIGHT_SUFFIXES
 from ..models.weights import hub_unreachable
 from ..vectors import l2_normalize
@@ -126,6 +126,6 @@ def _require_download(model: str, pretrained: str, weights_dir: Path) -> None:
 
 def _offline_message(model: str, pretrained: str, weights_dir: Path, exc: Exception) -> str:
     target = display_path(Path(weights_dir) / "open_clip" / f"{model}-{pretrained}.bin")
-    return (f"CLIP weights for {model} ({pretrained}) cannot be downloaded here ({type(exc).__name__}: "
-            f"{str(exc)[:100]}). Connect once, or put the checkpoint at {target} (IMGSEARCH_WEIGHTS_DIR), "
+    return (f"CLIP weights for {model} ({pretrained}) cannot be downloaded here ({brief(exc)}). Connect once, "
+            f"or put the checkpoint at {target} (IMGSEARCH_WEIGHTS_DIR), "
             "or use the offline text path (text='offline').")

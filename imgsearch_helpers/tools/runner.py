@@ -2,11 +2,13 @@
 
     python -m imgsearch_helpers.tools.runner            # executed copies into <results_dir>/notebooks
     python -m imgsearch_helpers.tools.runner --in-place # refresh the committed notebooks' outputs
+                                                        # (and, on the full data, notebooks/results/)
 """
 from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -81,6 +83,17 @@ def collapse_carriage_returns(text: str) -> str:
     return "\n".join(line.rstrip("\r").split("\r")[-1] for line in text.split("\n"))
 
 
+RESULTS = NOTEBOOKS / "results"  # committed beside the outputs they come from; tests read the claims' numbers
+
+
+def keep_results(results_dir: Path, since: float) -> None:
+    """Copy the metric rows a full-data run recorded (since `since`) into notebooks/results/."""
+    RESULTS.mkdir(exist_ok=True)
+    for path in results_dir.glob("*.json"):
+        if path.stat().st_mtime >= since:
+            shutil.copyfile(path, RESULTS / path.name)
+
+
 def summary(settings) -> str:
     parts = []
     for path in sorted(settings.results_dir.glob("*.json")):
@@ -102,8 +115,11 @@ def main(argv=None) -> int:
     for path in notebooks:
         out = path if args.in_place else settings.results_dir / "notebooks" / path.name
         print(f"running {path.name} ...", flush=True)
+        started = time.time()
         seconds = execute(path, out)
         print(f"  done in {seconds:.0f} s -> {out}", flush=True)
+        if args.in_place and settings.slice == "full":
+            keep_results(settings.results_dir, started)
     text = summary(settings)
     (settings.results_dir / "summary.txt").write_text(text + "\n")
     print(f"\n{text}\n\n(saved to {settings.results_dir / 'summary.txt'})")
