@@ -55,7 +55,7 @@ def snapshot_feder_outputs(notebook) -> str:
     return summary
 
 
-def screenshots(data_html: dict, views: list[tuple[str, str]], quality: int = 80) -> list[bytes]:
+def screenshots(data_html: dict, views: list[tuple[str, str]], quality: int = 70) -> list[bytes]:
     """JPEG bytes of each view, drawn on one offline page that holds every index's data."""
     body = list(data_html.values())
     for i, (view_html, key) in enumerate(views):
