@@ -3,7 +3,6 @@ collection on the Milvus server fixture, a bearer token; every endpoint, bad upl
 import io
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from PIL import Image
 from realdata import ROOT
 
-from imgsearch_helpers.tools.local_server import free_port, wait_for_url
+from imgsearch_helpers.tools.local_server import free_port, serving
 
 TOKEN = "s3cret-test-token"
 CLASSES = {"fish": "goldfish", "plane": "warplane", "001": "Afghan_hound"}
@@ -33,17 +32,11 @@ def server(tmp_path_factory, milvus_server, real_dataset):
     port = free_port()
     env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(folder / "cache"), "MILVUS_URI": milvus_server.uri,
            "GRADIO_TEMP_DIR": str(folder / "gradio")}
-    log = open(folder / "serve.log", "w")
-    process = subprocess.Popen([str(Path(sys.executable).parent / "imgsearch"), "serve", str(gallery), "--port",
-                                str(port), "--token", TOKEN, "--quiet"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    command = [str(Path(sys.executable).parent / "imgsearch"), "serve", str(gallery), "--port", str(port), "--token",
+               TOKEN, "--quiet"]
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_url(f"{base}/api/health", process, folder / "serve.log", timeout_s=300)
+    with serving(command, f"{base}/api/health", folder / "serve.log", env, timeout_s=300):
         yield base, gallery
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ bad uploads show a message in the page, and the app goes on answering afterwards
 """
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from PIL import Image
 
 from imgsearch_helpers.tools.browser import FLAGS, chromium_path
-from imgsearch_helpers.tools.local_server import free_port, wait_for_url
+from imgsearch_helpers.tools.local_server import free_port, serving
 
 pytestmark = pytest.mark.browser  # drives Debian's Chromium
 
@@ -27,17 +26,10 @@ def app(tmp_path_factory, real_dataset):
     port = free_port()
     env = {**os.environ, "IMGSEARCH_SLICE": "tiny", "IMGSEARCH_CACHE_DIR": str(folder / "cache"),
            "MILVUS_URI": str(folder / "milvus" / "app.db"), "GRADIO_TEMP_DIR": str(folder / "uploads")}
-    log = open(folder / "app.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "imgsearch_helpers.serve.app", "--port", str(port)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_for_url(url, server, folder / "app.log")
+    with serving([sys.executable, "-m", "imgsearch_helpers.serve.app", "--port", str(port)], url, folder / "app.log",
+                 env):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -25,31 +25,29 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 def ivf_sweep(matrix, ids, queries, nlist: int, nprobes, k: int = 10) -> list[dict]:
     """An L2 IVF_FLAT index over `matrix`, searched with each `nprobe`: recall@k, vectors compared."""
     index = build_faiss_index(matrix, ids, "IVF_FLAT", "L2", {"nlist": nlist})
-    truth = exact_top_k(matrix, ids, queries, k)
-    rows = []
-    for nprobe in nprobes:
-        faiss.cvar.indexIVF_stats.reset()
-        start = time.perf_counter()
-        _, found = index.search(queries, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
-        ms = 1000 * (time.perf_counter() - start) / len(queries)
-        rows.append({"index": f"IVF_FLAT nlist={nlist}", "nprobe": nprobe, f"recall@{k}": recall(found, truth),
-                     "vectors compared": faiss.cvar.indexIVF_stats.ndis / len(queries), "ms per query": ms})
-    return rows
+    searches = [("nprobe", n, faiss.SearchParametersIVF(nprobe=n)) for n in nprobes]
+    return _sweep(index, f"IVF_FLAT nlist={nlist}", searches, faiss.cvar.indexIVF_stats,
+                  exact_top_k(matrix, ids, queries, k), queries, k)
 
 
 def hnsw_sweep(matrix, ids, queries, M: int, ef_construction: int, efs, k: int = 10) -> list[dict]:
     """An L2 HNSW graph over `matrix`, searched with each `ef`: recall@k, distances computed."""
     index = build_faiss_index(matrix, ids, "HNSW", "L2", {"M": M, "efConstruction": ef_construction})
-    truth = exact_top_k(matrix, ids, queries, k)
+    searches = [("ef", ef, faiss.SearchParametersHNSW(efSearch=ef)) for ef in efs]
+    return _sweep(index, f"HNSW M={M} efConstruction={ef_construction}", searches, faiss.cvar.hnsw_stats,
+                  exact_top_k(matrix, ids, queries, k), queries, k)
+
+
+def _sweep(index, name: str, searches, stats, truth, queries, k: int) -> list[dict]:
+    """Each (parameter, value, search parameters) timed, with the distances FAISS's `stats` counted."""
     rows = []
-    for ef in efs:
-        faiss.cvar.hnsw_stats.reset()
+    for parameter, value, params in searches:
+        stats.reset()
         start = time.perf_counter()
-        _, found = index.search(queries, k, params=faiss.SearchParametersHNSW(efSearch=ef))
+        _, found = index.search(queries, k, params=params)
         ms = 1000 * (time.perf_counter() - start) / len(queries)
-        rows.append({"index": f"HNSW M={M} efConstruction={ef_construction}", "ef": ef,
-                     f"recall@{k}": recall(found, truth), "vectors compared": faiss.cvar.hnsw_stats.ndis / len(queries),
-                     "ms per query": ms})
+        rows.append({"index": name, parameter: value, f"recall@{k}": recall(found, truth),
+                     "vectors compared": stats.ndis / len(queries), "ms per query": ms})
     return rows
 
 

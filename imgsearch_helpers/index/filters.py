@@ -98,17 +98,17 @@ class Filter:
         raise FilterError(f"filter {self.text!r}: {what} at {self._peek().at}")
 
     def _or(self):
-        node = self._and()
-        while self._is("or", "||"):
-            self._take()
-            node = ("or", node, self._and())
-        return node
+        return self._chain("or", ("or", "||"), self._and)
 
     def _and(self):
-        node = self._not()
-        while self._is("and", "&&"):
+        return self._chain("and", ("and", "&&"), self._not)
+
+    def _chain(self, kind: str, words: tuple[str, ...], operand):
+        """`operand (word operand)*`, grouped from the left."""
+        node = operand()
+        while self._is(*words):
             self._take()
-            node = ("and", node, self._not())
+            node = (kind, node, operand())
         return node
 
     def _not(self):

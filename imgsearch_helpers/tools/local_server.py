@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ServerError
@@ -32,3 +34,16 @@ def wait_for_url(url: str, process=None, log: Path | None = None, timeout_s: flo
 
 def _log_tail(log: Path | None) -> str:
     return f": {log.read_text()[-2000:]}" if log else ""
+
+
+@contextmanager
+def serving(command: list[str], url: str, log: Path, env: dict | None = None, timeout_s: float = 180):
+    """Run `command` (a server) with its output in `log`; yield once `url` answers, then stop it."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_for_url(url, process, log, timeout_s)
+            yield process
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
