@@ -2,22 +2,30 @@
 
     python benchmarks/ingest.py [--model efficientnet_lite0] [--out benchmarks/results/ingest.json]
 
+On the backend `auto` picks (the fastest runtime that passed its check against PyTorch):
 (a) a per-image loop shaped like the Towhee tutorial: decode, embed a batch of 1, insert one row;
 (b) the package's `ingest`: batched, decoding on worker threads, cold embedding cache;
 (c) the same `ingest` again with the cache warm;
-plus single-query latency (decode + embed + search, warm) and Milvus vs exact search quality.
-All engines are Milvus Lite in a temporary folder; nothing in the repo's data is touched.
+plus single-query latency (decode + embed + search, one image, warm) and Milvus vs exact quality.
+Then (b), the latency and the quality again on PyTorch (`torch_*`), and on each other backend,
+including ones that failed the check (`backends`, with their check). Last, `imgsearch search`
+end to end as a process (`cli_search_s`: start to exit, the model export already cached).
+Milvus Lite and the caches live in a temporary folder; nothing in the repo's data is touched.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from imgsearch_helpers.cache import open_cache
 from imgsearch_helpers.config import get_settings
@@ -25,15 +33,18 @@ from imgsearch_helpers.data import ground_truth, load_catalog, load_queries
 from imgsearch_helpers.images import load_image
 from imgsearch_helpers.index import TUTORIAL_IVF, open_engine
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
+from imgsearch_helpers.models.exports import Export
 from imgsearch_helpers.results import write_benchmark
 from imgsearch_helpers.search import evaluate_engine, ingest, search_paths
+
+OTHERS = ("openvino", "openvino-f32", "onnxruntime")  # measured beside the chosen one and PyTorch
 
 
 def tutorial_loop(catalog, embedder, engine) -> float:
     """One image at a time, as the tutorial's pipeline does; returns seconds."""
     start = time.perf_counter()
     for row in catalog.itertuples():
-        vector = embedder.embed_batch(torch.stack([embedder.preprocess(load_image(row.path))]))
+        vector = embedder.embed_batch(embedder.preprocess(load_image(row.path))[None])
         engine.add(np.array([row.id]), vector)
     engine.commit()
     return time.perf_counter() - start
@@ -49,6 +60,34 @@ def query_latencies(queries, embedder, engine, k=10) -> np.ndarray:
     return np.array(times)
 
 
+def measure(embedder, catalog, queries, truth, milvus, cache) -> dict:
+    """Cold batched ingest, single-query latency and mHR@10 in Milvus for one embedder."""
+    embedder.embed_batch(embedder.preprocess(load_image(catalog.path[0]))[None])  # warm up (trace, compile)
+    engine = milvus(f"cold_{embedder.backend.replace('.', '_').replace('-', '_')}")
+    cold = ingest(catalog, embedder, engine, cache, progress=False)
+    latencies = query_latencies(queries, embedder, engine)
+    row = {"backend": embedder.backend, "images_per_s": round(cold.images_per_s, 1),
+           "cold_s": round(cold.seconds, 2), "query_p50_ms": round(float(np.percentile(latencies, 50)), 2),
+           "query_p99_ms": round(float(np.percentile(latencies, 99)), 2),
+           "mhr10": evaluate_engine(queries, truth, embedder, engine)["mhr@10"]}
+    return row, engine, cold
+
+
+def cli_search_seconds(settings, query: str, runs: int = 3) -> float:
+    """`imgsearch search` from process start to exit, on the tiny slice, the model export cached."""
+    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(settings.cache_dir), "IMGSEARCH_SLICE": "tiny",
+           "MILVUS_URI": str(settings.cache_dir / "cli" / "cli.db")}
+    imgsearch = str(Path(sys.executable).parent / "imgsearch")
+    subprocess.run([imgsearch, "ingest", "--quiet"], env=env, check=True, capture_output=True, timeout=600)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([imgsearch, "search", query, "-k", "5"], env=env, check=True, capture_output=True,
+                       timeout=300)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=DEFAULT_MODEL)
@@ -57,41 +96,56 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         settings = get_settings(cache_dir=scratch, milvus_uri=str(Path(scratch) / "bench.db"))
         catalog, queries = load_catalog(settings), load_queries(settings=settings)
-        embedder = build_embedder(args.model, settings=settings)
-        embedder.embed_batch(torch.stack([embedder.preprocess(load_image(catalog.path[0]))]))  # warm up (trace)
+        truth = ground_truth(catalog, queries)
+        cache = open_cache(settings)
 
         def milvus(collection):
             return open_engine("milvus", collection=collection, index=TUTORIAL_IVF, settings=settings)
 
+        embedder = build_embedder(args.model, settings=settings)  # "auto": exports and checks each runtime
+        chosen, engine, cold = measure(embedder, catalog, queries, truth, milvus, cache)
         loop_s = tutorial_loop(catalog, embedder, milvus("loop"))
-        cache = open_cache(settings)
-        cold = ingest(catalog, embedder, milvus("cold"), cache)
-        engine = milvus("warm")
-        warm = ingest(catalog, embedder, engine, cache)
-        assert warm.embed.embedded == 0 and engine.count() == len(catalog)
-
-        latencies = query_latencies(queries, embedder, engine)
+        warm = ingest(catalog, embedder, milvus("warm"), cache, progress=False)
+        assert warm.embed.embedded == 0
         exact = open_engine("exact")
         ingest(catalog, embedder, exact, cache, progress=False)
-        truth = ground_truth(catalog, queries)
-        milvus_row = evaluate_engine(queries, truth, embedder, engine)
         exact_row = evaluate_engine(queries, truth, embedder, exact)
+        torch_row, _, _ = measure(build_embedder(args.model, settings=settings, backend="torch"), catalog, queries,
+                                  truth, milvus, cache)
+        checks = Export(settings.cache_dir, embedder.key.split("|")[0]).meta()["checks"]
+        others = []
+        for backend in OTHERS:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                other = build_embedder(args.model, settings=settings, backend=backend, checked=False)
+            if other.backend != embedder.backend and not other.backend.startswith("torch"):
+                row, _, _ = measure(other, catalog, queries, truth, milvus, cache)
+                others.append({**row, "check_min_cosine": round(checks.get(other.backend, float("nan")), 5)})
+        cli_s = cli_search_seconds(settings, queries.path[0])
 
     result = {
         "command": "python benchmarks/ingest.py",
         "model": args.model,
         "slice": settings.slice,
         "images": len(catalog),
+        "backend": embedder.backend,
         "loop_images_per_s": len(catalog) / loop_s,
         "package_images_per_s": cold.images_per_s,
         "package_vs_loop": loop_s / cold.seconds,
         "cold_s": cold.seconds,
         "warm_s": warm.seconds,
         "warm_cache_speedup": cold.seconds / warm.seconds,
-        "query_p50_ms": float(np.percentile(latencies, 50)),
-        "query_p99_ms": float(np.percentile(latencies, 99)),
-        "milvus_mhr10": milvus_row["mhr@10"],
+        "query_p50_ms": chosen["query_p50_ms"],
+        "query_p99_ms": chosen["query_p99_ms"],
+        "milvus_mhr10": chosen["mhr10"],
         "exact_mhr10": exact_row["mhr@10"],
+        "torch_images_per_s": torch_row["images_per_s"],
+        "torch_query_p50_ms": torch_row["query_p50_ms"],
+        "torch_mhr10": torch_row["mhr10"],
+        "speedup_vs_torch": round(cold.images_per_s / torch_row["images_per_s"], 2),
+        "cli_search_s": round(cli_s, 2),
+        "check_min_cosine": round(checks.get(embedder.backend, float("nan")), 5),
+        "backends": [chosen, torch_row, *others],
         "index": TUTORIAL_IVF.as_dict(),
     }
     write_benchmark(args.out, result)

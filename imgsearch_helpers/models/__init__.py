@@ -28,16 +28,17 @@ def available_models() -> list[str]:
 
 
 def build_embedder(name: str = DEFAULT_MODEL, pretrained: bool = True, settings: Settings | None = None,
-                   fast: bool = True, backend: str | None = None) -> Embedder:
+                   fast: bool = True, backend: str | None = None, checked: bool = True) -> Embedder:
     """Build `name` with its pretrained weights (or seeded random weights for tests), running on
     `backend` (default settings.backend: "auto", the fastest verified runtime; see `backends`).
 
-    `fast=False` (PyTorch only) keeps plain eager PyTorch instead of the frozen trace.
+    `fast=False` (PyTorch only) keeps plain eager PyTorch instead of the frozen trace;
+    `checked=False` runs a runtime that failed its check against PyTorch (for benchmarks).
     """
     from .exports import load_embedder  # the runtimes (and torch, when needed) load here
 
     settings = settings or get_settings()
-    return load_embedder(name, pretrained, settings, backend or settings.backend, fast)
+    return load_embedder(name, pretrained, settings, backend or settings.backend, fast, checked)
 
 
 def lite_weights_file(name: str) -> Path:

@@ -21,7 +21,9 @@ from .embedder import Embedder, TorchRuntime
 from .preprocess import Preprocessing
 
 
-def load_embedder(name: str, pretrained: bool, settings: Settings, backend: str, fast: bool = True) -> Embedder:
+def load_embedder(name: str, pretrained: bool, settings: Settings, backend: str, fast: bool = True,
+                  checked: bool = True) -> Embedder:
+    """`checked=False` uses the named runtime even if it failed its check (to measure what it costs)."""
     if backend not in backends.BACKENDS:
         raise UsageError(f"unknown backend {backend!r}: choose one of {', '.join(backends.BACKENDS)}")
     if backend == "torch" or not fast:
@@ -33,7 +35,7 @@ def load_embedder(name: str, pretrained: bool, settings: Settings, backend: str,
         torch_model = torch_model or TorchModel.load(name, pretrained, settings.weights_dir)
         export.write(torch_model)
     meta = export.meta()
-    for candidate in ("openvino", "onnxruntime") if backend == "auto" else (backend,):
+    for candidate in backends.AUTO if backend == "auto" else (backend,):
         if not backends.installed(candidate):
             if backend != "auto":
                 warnings.warn(f"{candidate} is not installed: {name} runs on PyTorch", stacklevel=3)
@@ -43,7 +45,7 @@ def load_embedder(name: str, pretrained: bool, settings: Settings, backend: str,
         if checked_now:
             torch_model = torch_model or TorchModel.load(name, pretrained, settings.weights_dir)
             meta = export.record_check(runtime, torch_model)
-        if meta["checks"][runtime.name] >= backends.MIN_COSINE:
+        if meta["checks"][runtime.name] >= backends.MIN_COSINE or not checked:
             return export.embedder(name, runtime, meta)
         if checked_now or backend != "auto":  # once, when found out, or when asked for by name
             warnings.warn(f"{runtime.name} gives vectors unlike PyTorch's for {name} (smallest cosine "
