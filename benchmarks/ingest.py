@@ -112,7 +112,7 @@ def main() -> None:
         exact_row = evaluate_engine(queries, truth, embedder, exact)
         torch_row, _, _ = measure(build_embedder(args.model, settings=settings, backend="torch"), catalog, queries,
                                   truth, milvus, cache)
-        checks = Export(settings.cache_dir, embedder.key.split("|")[0]).meta()["checks"]
+        export = Export(settings.cache_dir, embedder.key.split("|")[0])
         others = []
         for backend in OTHERS:
             with warnings.catch_warnings():
@@ -120,7 +120,8 @@ def main() -> None:
                 other = build_embedder(args.model, settings=settings, backend=backend, checked=False)
             if other.backend != embedder.backend and not other.backend.startswith("torch"):
                 row, _, _ = measure(other, catalog, queries, truth, milvus, cache)
-                others.append({**row, "check_min_cosine": round(checks.get(other.backend, float("nan")), 5)})
+                others.append({**row, "check_min_cosine": round(export.meta()["checks"][other.backend], 5)})
+        checks = export.meta()["checks"]
         cli_s = cli_search_seconds(settings, queries.path[0])
 
     result = {

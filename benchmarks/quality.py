@@ -32,6 +32,7 @@ def parse_args() -> argparse.Namespace:
     chosen = parser.add_mutually_exclusive_group()
     chosen.add_argument("--queries", type=Path, help="folder of <label>/<image> query images")
     chosen.add_argument("--holdout", type=int, metavar="N", help="use the N-th gallery image of each class as queries")
+    parser.add_argument("--backend", help="where the networks run (default: the setting, normally auto)")
     parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
     return parser.parse_args()
 
@@ -54,12 +55,14 @@ def main() -> None:
     rows = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
-        run = QualityRun(get_settings(milvus_uri=str(Path(scratch) / "quality.db")), TUTORIAL_IVF)
+        run = QualityRun(get_settings(milvus_uri=str(Path(scratch) / "quality.db"), backend=args.backend),
+                         TUTORIAL_IVF)
         for recipe in QUALITY_RECIPES:
             row = run.measure(recipe, gallery, queries, queries_from=description)
             rows.append(row)
             print(f"{row['mhr10']:.3f} mHR@10  {row['ap10']:.3f} AP@10  {row['images_per_s']:5.1f} img/s  "
                   f"{row['model']}: {row['technique']}", flush=True)
+        backends = sorted({embedder.backend for embedder in run.embedders.values()})
         run.close()
     result = {
         "command": "python benchmarks/quality.py " + " ".join(_given(args)),
@@ -68,6 +71,7 @@ def main() -> None:
         "gallery": len(gallery),
         "slice": settings.slice,
         "index": TUTORIAL_IVF.as_dict(),
+        "backend": ", ".join(backends),
         "seconds": round(time.perf_counter() - start, 1),
         "rows": rows,
     }
@@ -78,6 +82,7 @@ def main() -> None:
 def _given(args) -> list[str]:
     given = [f"--queries {display_path(args.queries)}"] if args.queries else []
     given += [f"--holdout {args.holdout}"] if args.holdout is not None else []
+    given += [f"--backend {args.backend}"] if args.backend else []
     return given + [f"--out {display_path(args.out)}"]
 
 

@@ -65,3 +65,23 @@ def test_scale_results_cover_every_engine_and_size_and_meet_the_target():
     assert max(row["n"] for row in rows) >= 100_000
     assert any(row["n"] >= 100_000 and row["recall10"] >= 0.95 and row["p50_ms"] <= 10 for row in rows)
     assert all(0 <= row["recall10"] <= 1 and row["p50_ms"] <= row["p99_ms"] for row in rows)
+
+
+def test_the_default_backend_keeps_every_quality_figure_of_pytorch():
+    """benchmarks/quality.py on the default backend against the same run on PyTorch: every recipe
+    within 0.005 of mHR@10 (an export that changed what is found would fail here)."""
+    default, reference = (json.loads((RESULTS / name).read_text()) for name in ("quality.json", "quality_torch.json"))
+    assert reference["backend"].startswith("torch") and not default["backend"].startswith("torch")
+    pairs = list(zip(default["rows"], reference["rows"]))
+    assert len(pairs) == len(QUALITY_RECIPES)
+    for row, torch_row in pairs:
+        assert (row["model"], row["technique"]) == (torch_row["model"], torch_row["technique"])
+        assert abs(row["mhr10"] - torch_row["mhr10"]) <= 0.005, row["technique"]
+
+
+def test_ingest_results_compare_the_backend_with_pytorch_in_one_run():
+    result = json.loads((RESULTS / "ingest.json").read_text())
+    assert result["backend"] != result["backends"][1]["backend"] and result["backends"][1]["backend"].startswith("torch")
+    assert abs(result["milvus_mhr10"] - result["torch_mhr10"]) <= 0.005
+    assert result["check_min_cosine"] >= 0.999  # the chosen runtime passed its check
+    assert result["package_images_per_s"] > result["torch_images_per_s"] and result["cli_search_s"] < 3

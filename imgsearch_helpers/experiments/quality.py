@@ -62,14 +62,15 @@ def measure_recipe(embedder: RecipeEmbedder, engine: SearchEngine, queries, trut
 
 
 def run_recipe(recipe: Recipe, gallery, queries, truth, engine_factory, cache: EmbeddingCache | None = None,
-               embedders: dict | None = None, speed_paths=None, timings: dict | None = None, **columns) -> dict:
+               embedders: dict | None = None, speed_paths=None, timings: dict | None = None,
+               settings: Settings | None = None, **columns) -> dict:
     """Index `gallery` with the recipe in a fresh collection, search `queries`, score: one row.
 
     `engine_factory(metric, collection)` opens the engine; `speed_paths` (images embedded cold,
     without the cache) adds `images_per_s`; pass one `timings` dict to a series of calls to time
     each model pass once.
     """
-    embedder = RecipeEmbedder(recipe, embedders=embedders)
+    embedder = RecipeEmbedder(recipe, settings, embedders)
     engine = engine_factory(recipe.metric, collection_name(recipe))
     try:
         engine.drop()  # a fresh collection: no rows left over from another gallery
@@ -129,13 +130,13 @@ class QualityRun:
         queries = self.queries if queries is None else queries
         return run_recipe(recipe, gallery, queries, ground_truth(gallery, queries),
                           lambda metric, name: self.engine(metric, prefix + name), self.cache, self.embedders,
-                          speed_paths=queries["path"][:100], timings=self.timings, source="measured here",
-                          queries_from=queries_from)
+                          speed_paths=queries["path"][:100], timings=self.timings, settings=self.settings,
+                          source="measured here", queries_from=queries_from)
 
     def top_hits(self, recipe: Recipe, k: int | None = None):
         """(ids, distances) of the test queries on the collection `measure` filled for `recipe`."""
         engine = self.engine(recipe.metric, collection_name(recipe))
-        vectors = embed_queries(self.queries["path"].tolist(), RecipeEmbedder(recipe, embedders=self.embedders),
+        vectors = embed_queries(self.queries["path"].tolist(), RecipeEmbedder(recipe, self.settings, self.embedders),
                                 self.cache)
         found = search_vectors(engine, vectors, k or self.k, recipe)
         engine.close()
