@@ -24,33 +24,52 @@ from .preprocess import Preprocessing
 def load_embedder(name: str, pretrained: bool, settings: Settings, backend: str, fast: bool = True,
                   checked: bool = True) -> Embedder:
     """`checked=False` uses the named runtime even if it failed its check (to measure what it costs)."""
-    if backend not in backends.BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}: choose one of {', '.join(backends.BACKENDS)}")
+    check_backend(backend)
     if backend == "torch" or not fast:
         return TorchModel.load(name, pretrained, settings.weights_dir).embedder(fast)
     known = identify(name, pretrained, settings.weights_dir)
-    torch_model = None if known else TorchModel.load(name, pretrained, settings.weights_dir)
-    export = Export(settings.cache_dir, known[0] if known else torch_model.key)
+    loaded = Loaded(lambda: TorchModel.load(name, pretrained, settings.weights_dir))
+    export = Export(settings.cache_dir, known[0] if known else loaded().key)
+    return load_export(export, loaded, backend, checked, name) or loaded().embedder(fast)
+
+
+def check_backend(backend: str) -> None:
+    if backend not in backends.BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}: choose one of {', '.join(backends.BACKENDS)}")
+
+
+class Loaded:
+    """A PyTorch model loaded the first time it is asked for (most processes never ask)."""
+
+    def __init__(self, load):
+        self.load, self.model = load, None
+
+    def __call__(self):
+        self.model = self.model or self.load()
+        return self.model
+
+
+def load_export(export: Export, loaded: Loaded, backend: str, checked: bool, name: str) -> Embedder | None:
+    """The export (written first if missing) on the first runtime of `backend` that passes its
+    check; None if none does (the caller falls back to PyTorch)."""
     if not export.exists():
-        torch_model = torch_model or TorchModel.load(name, pretrained, settings.weights_dir)
-        export.write(torch_model)
+        export.write(loaded())
     meta = export.meta()
     for candidate in backends.AUTO if backend == "auto" else (backend,):
         if not backends.installed(candidate):
             if backend != "auto":
-                warnings.warn(f"{candidate} is not installed: {name} runs on PyTorch", stacklevel=3)
+                warnings.warn(f"{candidate} is not installed: {name} runs on PyTorch", stacklevel=4)
             continue
         runtime = backends.open_runtime(candidate, export.onnx, export.folder / "compiled")
         checked_now = runtime.name not in meta["checks"]
         if checked_now:
-            torch_model = torch_model or TorchModel.load(name, pretrained, settings.weights_dir)
-            meta = export.record_check(runtime, torch_model)
+            meta = export.record_check(runtime, loaded())
         if meta["checks"][runtime.name] >= backends.MIN_COSINE or not checked:
             return export.embedder(name, runtime, meta)
         if checked_now or backend != "auto":  # once, when found out, or when asked for by name
             warnings.warn(f"{runtime.name} gives vectors unlike PyTorch's for {name} (smallest cosine "
-                          f"{meta['checks'][runtime.name]:.5f} < {backends.MIN_COSINE}): not used", stacklevel=3)
-    return (torch_model or TorchModel.load(name, pretrained, settings.weights_dir)).embedder(fast)
+                          f"{meta['checks'][runtime.name]:.5f} < {backends.MIN_COSINE}): not used", stacklevel=4)
+    return None
 
 
 class TorchModel:

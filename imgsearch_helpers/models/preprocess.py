@@ -21,6 +21,7 @@ class Preprocessing:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     interpolation: str = "bicubic"
+    whole: bool = False  # squeeze the whole image into the square instead of cropping its center
 
     @classmethod
     def from_timm(cls, config: dict) -> Preprocessing:
@@ -33,18 +34,22 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, saved: dict) -> Preprocessing:
-        return cls(saved["crop"], saved["resize"], tuple(saved["mean"]), tuple(saved["std"]), saved["interpolation"])
+        return cls(saved["crop"], saved["resize"], tuple(saved["mean"]), tuple(saved["std"]), saved["interpolation"],
+                   saved.get("whole", False))
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def __call__(self, image: Image.Image) -> np.ndarray:
-        """An RGB image as a (3, crop, crop) float32 array, as timm's transform makes it.
+        """An RGB image as a (3, crop, crop) float32 array, as timm's transform makes it (or, if
+        `whole`, the whole image resized to the square: nothing at the edges is lost).
 
         Only the region that survives the center crop is resampled (Pillow's `box`), straight to
         the crop's size: the same sampling grid as resizing the whole image and then cropping, at
         half the cost; a few pixels differ by one level of rounding.
         """
+        if self.whole:
+            return self.normalize(np.asarray(image.resize((self.crop, self.crop), RESAMPLING[self.interpolation])))
         width, height = image.size
         short, long = (width, height) if width <= height else (height, width)
         new_long = int(self.resize * long / short)  # torchvision's rounding of the long side
@@ -53,7 +58,10 @@ class Preprocessing:
         top = int(round((resized[1] - self.crop) / 2.0))
         x_scale, y_scale = width / resized[0], height / resized[1]
         box = (left * x_scale, top * y_scale, (left + self.crop) * x_scale, (top + self.crop) * y_scale)
-        pixels = np.asarray(image.resize((self.crop, self.crop), RESAMPLING[self.interpolation], box=box))
+        return self.normalize(np.asarray(image.resize((self.crop, self.crop), RESAMPLING[self.interpolation], box=box)))
+
+    def normalize(self, pixels: np.ndarray) -> np.ndarray:
+        """(crop, crop, 3) uint8 pixels -> (3, crop, crop) float32, scaled and normalized."""
         out = np.empty((3, self.crop, self.crop), np.float32)
         for channel, (mean, std) in enumerate(zip(self.mean, self.std)):
             np.multiply(pixels[..., channel], np.float32(1.0 / (255.0 * std)), out=out[channel])
