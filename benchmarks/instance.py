@@ -2,6 +2,7 @@
 
     python benchmarks/instance.py                                   # all benchmarks -> results/instance.json
     python benchmarks/instance.py --gallery DIR --queries DIR --out FILE   # any <group>/<image> folders
+    python benchmarks/instance.py --only duplicates                 # rerun one part, keep the other rows
 
 Without folders it runs, one row per recipe (and edit):
 - copies: each edit of `imgsearch_helpers.instance.edits` applied to every `--every`-th gallery
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +35,7 @@ from imgsearch_helpers.instance.verify import Verifier
 from imgsearch_helpers.results import write_benchmark
 
 RESULTS = Path(__file__).parent / "results"
+PARTS = ("duplicates", "copies", "ukbench", "classes")
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,6 +43,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--gallery", type=Path, help="folder of <group>/<image> gallery images")
     parser.add_argument("--queries", type=Path, help="folder of <group>/<image> queries (default: the gallery)")
     parser.add_argument("--every", type=int, default=5, help="copies of every N-th gallery image (default 5)")
+    parser.add_argument("--only", nargs="+", choices=PARTS, help="rerun these benchmarks, keep the file's other rows")
     parser.add_argument("--out", type=Path, default=RESULTS / "instance.json")
     return parser.parse_args()
 
@@ -94,6 +98,22 @@ def folder_rows(descriptors, args) -> list[dict]:
                          queries_dir=display_path(args.queries or args.gallery))
 
 
+def benchmark_rows(part: str, descriptors, settings, every: int) -> list[dict]:
+    if part == "duplicates":
+        row = duplicate_row(settings)
+        print(row, flush=True)
+        return [row]
+    if part == "copies":
+        return copies_rows(descriptors, settings, every)
+    if part == "ukbench":
+        ukbench = load_queries(settings.data_dir / "ukbench_mini")
+        return score_recipes(descriptors, ukbench, ukbench, "ukbench")
+    catalog = load_catalog(settings)
+    holdout_gallery, holdout_queries = holdout_split(catalog, 0)
+    return (score_recipes(descriptors, catalog, load_queries(settings=settings), "classes", queries_from="test")
+            + score_recipes(descriptors, holdout_gallery, holdout_queries, "classes", queries_from="holdout 0"))
+
+
 def main() -> None:
     args = parse_args()
     settings = get_settings()
@@ -102,15 +122,11 @@ def main() -> None:
     if args.gallery:
         rows = folder_rows(descriptors, args)
     else:
-        ukbench = load_queries(settings.data_dir / "ukbench_mini")
-        catalog = load_catalog(settings)
-        holdout_gallery, holdout_queries = holdout_split(catalog, 0)
-        rows = [duplicate_row(settings)]
-        print(rows[0], flush=True)
-        rows += copies_rows(descriptors, settings, args.every)
-        rows += score_recipes(descriptors, ukbench, ukbench, "ukbench")
-        rows += score_recipes(descriptors, catalog, load_queries(settings=settings), "classes", queries_from="test")
-        rows += score_recipes(descriptors, holdout_gallery, holdout_queries, "classes", queries_from="holdout 0")
+        parts = args.only or PARTS
+        kept = [r for r in json.loads(args.out.read_text())["rows"] if r["benchmark"] not in parts] if args.only else []
+        fresh = {part: benchmark_rows(part, descriptors, settings, args.every) for part in parts}
+        rows = [row for part in PARTS for row in (fresh[part] if part in fresh else
+                                                  [r for r in kept if r["benchmark"] == part])]
     command = "python benchmarks/instance.py" + (f" --gallery {display_path(args.gallery)}" if args.gallery else "")
     write_benchmark(args.out, {"command": command, "every": args.every, "slice": settings.slice,
                                "backend": settings.backend, "seconds": round(time.perf_counter() - start, 1),

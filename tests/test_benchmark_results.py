@@ -81,7 +81,29 @@ def test_the_default_backend_keeps_every_quality_figure_of_pytorch():
 
 def test_ingest_results_compare_the_backend_with_pytorch_in_one_run():
     result = json.loads((RESULTS / "ingest.json").read_text())
-    assert result["backend"] != result["backends"][1]["backend"] and result["backends"][1]["backend"].startswith("torch")
+    torch_run = result["backends"][1]["backend"]
+    assert result["backend"] != torch_run and torch_run.startswith("torch")
     assert abs(result["milvus_mhr10"] - result["torch_mhr10"]) <= 0.005
     assert result["check_min_cosine"] >= 0.999  # the chosen runtime passed its check
     assert result["package_images_per_s"] > result["torch_images_per_s"] and result["cli_search_s"] < 3
+
+
+def test_instance_results_cover_every_recipe_on_every_benchmark():
+    from imgsearch_helpers.instance.benchmark import INSTANCE_RECIPES
+    from imgsearch_helpers.instance.edits import EDITS
+
+    result = json.loads((RESULTS / "instance.json").read_text())
+    rows = [r for r in result["rows"] if r["benchmark"] != "duplicates"]
+    names = [r.name for r in INSTANCE_RECIPES]
+    for edit in EDITS:
+        assert [r["recipe"] for r in rows if r.get("edit") == edit] == names, edit
+    for benchmark, queries_from in (("ukbench", None), ("classes", "test"), ("classes", "holdout 0")):
+        chosen = [r["recipe"] for r in rows if r["benchmark"] == benchmark and r.get("queries_from") == queries_from]
+        assert chosen == names, (benchmark, queries_from)
+    for row in rows:
+        assert 0 <= row["map10"] <= row["hit10"] <= 1 and 0 <= row["top1"] <= row["hit10"] and 0 <= row["ns"] <= 4
+        assert row["ms_per_query"] >= row["search_ms"] > 0
+        if "verify" in row["recipe"]:
+            assert row["search_ms"] <= 150, row  # the budget for verification per query
+    duplicates = next(r for r in result["rows"] if r["benchmark"] == "duplicates")
+    assert duplicates["true_pairs"] == duplicates["images"] // 2 and 0 <= duplicates["precision"] <= 1

@@ -135,17 +135,17 @@ def test_a_prepared_recipe_ranks_each_ukbench_photo_first_among_its_own():
     assert (ranked[:, 0] == np.arange(len(frame))).all()
 
 
-def test_duplicates_groups_exact_and_near_copies_and_nothing_else(small_gem, tmp_path):
+def test_duplicates_groups_exact_and_near_copies_and_nothing_else(tmp_path):
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)
     for i, path in enumerate(PHOTOS):
         shutil.copy(path, folder / f"p{i}.jpg")
     shutil.copy(PHOTOS[0], folder / "sub" / "same-bytes.jpg")
-    apply_edit("downscale 1/4", load_image(PHOTOS[1]), "x").save(folder / "sub" / "smaller.jpg")
+    apply_edit("crop 50%", load_image(PHOTOS[1]), "x").save(folder / "sub" / "smaller.jpg")
     apply_edit("jpeg 10", load_image(PHOTOS[2]), "x").save(folder / "sub" / "recompressed.jpg")
     Image.new("RGB", (10, 10)).save(folder / "sub" / "tiny.png")
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
-    found = find_duplicates(folder, embedder=small_gem, progress=False)
+    found = find_duplicates(folder, progress=False)  # the default descriptor and thresholds
     names = [sorted(p.split("/")[-1] for p in group) for group in found.groups]
     assert sorted(names) == [["p0.jpg", "same-bytes.jpg"], ["p1.jpg", "smaller.jpg"], ["p2.jpg", "recompressed.jpg"]]
     assert found.exact_pairs == 1 and found.near_pairs == 2

@@ -135,8 +135,7 @@ def measure(recipe: InstanceRecipe, descriptors: Descriptors, gallery, queries, 
     if recipe.verify:  # the gallery's local features are indexing work too: found before the clock starts
         if verifier is None or list(verifier.gallery_paths) != gallery_paths:  # positions must match
             verifier = Verifier(gallery_paths)
-        for position in range(len(gallery_paths)):
-            verifier.features(position)
+        verifier.prefetch(range(len(gallery_paths)))
     start = time.perf_counter()
     ranked = prepared.rank(query_vectors, query_paths, verifier if recipe.verify else None)
     search_ms = 1000 * (time.perf_counter() - start) / len(query_paths)

@@ -1,8 +1,12 @@
 """Re-ranking by geometric verification: the top hits of a vector search are matched to the query
 by local features (SIFT keypoints, Lowe's ratio test) and a homography fitted with RANSAC; a hit
-whose inliers reach `min_inliers` is the same object or picture seen again, and moves up by its
-inlier count. Hits that fail keep their vector order below the verified ones, so a query with no
-verifiable match (a mirror image, a textureless object) loses nothing.
+whose inliers reach `min_inliers` is the same object or picture seen again. Verified hits move
+above the others, each group keeping its vector order, so a query with no verifiable match (a
+mirror image, a textureless object) loses nothing.
+
+Inlier counts are not compared with each other: on the copies benchmark an unrelated product shot
+(shared white background, text, the black corners of a rotated copy) reached 70 to 147 inliers
+with some copies, more than their originals, while the vector search had the original first.
 """
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ import numpy as np
 from PIL import Image
 
 from ..images import load_image
+from ..parallel import bounded_map
 
+WORKERS = 2  # threads finding gallery features: one per core here
 MAX_SIDE = 512  # local features are found on this size: enough for covers and objects, and fast
 FEATURES = 500
 
@@ -71,12 +77,18 @@ class Verifier:
         self._extractor = self._extractor or cv2.SIFT_create(FEATURES)
         return self._extractor
 
+    def prefetch(self, indexes, workers: int = WORKERS) -> None:
+        """Find the features of these gallery images on `workers` threads (OpenCV releases the GIL)."""
+        missing = [i for i in dict.fromkeys(indexes) if i not in self._features]
+        found = bounded_map(lambda i: local_features(self.gallery_paths[i]), missing, workers, 4 * workers)
+        self._features.update(zip(missing, found))
+
     def rerank(self, query_path, ranked: np.ndarray) -> np.ndarray:
-        """`ranked` (gallery positions, best first) with the verified among its first `top` moved up."""
+        """`ranked` (gallery positions, best first) with the verified among its first `top` moved up, in order."""
         query = local_features(query_path, self._sift())
         head = [int(i) for i in ranked[: self.top]]
         counts = {i: inliers(query, self.features(i)) for i in head}
-        verified = sorted((i for i in head if counts[i] >= self.min_inliers), key=lambda i: -counts[i])
+        verified = [i for i in head if counts[i] >= self.min_inliers]
         moved = set(verified)
         rest = [i for i in ranked if int(i) not in moved]
         return np.array(verified + rest, dtype=np.asarray(ranked).dtype)
