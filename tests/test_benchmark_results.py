@@ -102,7 +102,7 @@ def test_instance_results_cover_every_recipe_on_every_benchmark():
         assert chosen == names, (benchmark, queries_from)
     for row in rows:
         assert 0 <= row["map10"] <= row["hit10"] <= 1 and 0 <= row["top1"] <= row["hit10"] and 0 <= row["ns"] <= 4
-        assert row["ms_per_query"] >= row["search_ms"] > 0
+        assert row["ms_per_query"] > row["search_ms"] >= 0
         if "verify" in row["recipe"]:
             assert row["search_ms"] <= 150, row  # the budget for verification per query
     duplicates = next(r for r in result["rows"] if r["benchmark"] == "duplicates")
