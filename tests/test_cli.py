@@ -115,3 +115,26 @@ def test_a_malformed_filter_exits_2_naming_it(env, ingested, real_dataset):
     query = sorted((real_dataset / "test" / "Afghan_hound").glob("*.JPEG"))[0]
     done = imgsearch(env, "search", str(query), "--gallery", "dataset", "--where", "label = 'x'")
     assert done.returncode == 2 and "compare with ==" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_duplicates_prints_the_groups_of_a_folder(env, real_dataset, tmp_path):
+    from PIL import Image
+
+    photos = sorted((real_dataset / "train").glob("*/*.JPEG"))[:6]
+    for photo in photos:
+        shutil.copy(photo, tmp_path / photo.name)
+    shutil.copy(photos[0], tmp_path / "again.JPEG")
+    with Image.open(photos[1]) as image:
+        image.convert("L").save(tmp_path / "gray.jpg", quality=90)
+    done = imgsearch(env, "duplicates", str(tmp_path), "--json", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    groups = [sorted(Path(p).name for p in group) for group in json.loads(done.stdout)["groups"]]
+    assert sorted(groups) == sorted([sorted([photos[0].name, "again.JPEG"]), sorted([photos[1].name, "gray.jpg"])])
+    text = imgsearch(env, "duplicates", str(tmp_path), "--quiet").stdout
+    assert "2 groups, 4 images (1 exact, 1 near copies joined)" in text
+
+
+def test_duplicates_of_a_missing_folder_exits_3_naming_it(env, tmp_path):
+    done = imgsearch(env, "duplicates", str(tmp_path / "nowhere"))
+    assert done.returncode == 3 and "nowhere" in done.stderr and "Traceback" not in done.stderr
+    assert imgsearch(env, "duplicates", str(tmp_path), "--threshold", "2").returncode == 2
