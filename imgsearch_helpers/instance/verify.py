@@ -30,10 +30,10 @@ class Features:
     descriptors: np.ndarray  # (n, 128) float32 RootSIFT descriptors
 
 
-def local_features(path, extractor=None) -> Features:
-    """RootSIFT keypoints of the image at `path`, resized to MAX_SIDE pixels on its long side."""
+def local_features(path, extractor=None, side: int = MAX_SIDE) -> Features:
+    """RootSIFT keypoints of the image at `path`, resized to `side` pixels on its long side."""
     image = load_image(path)
-    scale = MAX_SIDE / max(image.size)  # small images are enlarged: a 1/4-size copy still has keypoints
+    scale = side / max(image.size)  # small images are enlarged: a 1/4-size copy still has keypoints
     image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                          Image.Resampling.BILINEAR)
     gray = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)
@@ -65,12 +65,13 @@ class Verifier:
     gallery_paths: list
     top: int = 10  # hits verified per query
     min_inliers: int = 15
+    side: int = MAX_SIDE  # long side local features are found at
     _features: dict = field(default_factory=dict, repr=False)
     _extractor: object = field(default=None, repr=False)
 
     def features(self, index: int) -> Features:
         if index not in self._features:
-            self._features[index] = local_features(self.gallery_paths[index], self._sift())
+            self._features[index] = local_features(self.gallery_paths[index], self._sift(), self.side)
         return self._features[index]
 
     def _sift(self):
@@ -80,12 +81,13 @@ class Verifier:
     def prefetch(self, indexes, workers: int = WORKERS) -> None:
         """Find the features of these gallery images on `workers` threads (OpenCV releases the GIL)."""
         missing = [i for i in dict.fromkeys(indexes) if i not in self._features]
-        found = bounded_map(lambda i: local_features(self.gallery_paths[i]), missing, workers, 4 * workers)
+        found = bounded_map(lambda i: local_features(self.gallery_paths[i], side=self.side), missing, workers,
+                            4 * workers)
         self._features.update(zip(missing, found))
 
     def rerank(self, query_path, ranked: np.ndarray) -> np.ndarray:
         """`ranked` (gallery positions, best first) with the verified among its first `top` moved up, in order."""
-        query = local_features(query_path, self._sift())
+        query = local_features(query_path, self._sift(), self.side)
         head = [int(i) for i in ranked[: self.top]]
         counts = {i: inliers(query, self.features(i)) for i in head}
         verified = [i for i in head if counts[i] >= self.min_inliers]
