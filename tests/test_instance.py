@@ -155,3 +155,30 @@ def test_duplicates_groups_exact_and_near_copies_and_nothing_else(tmp_path):
 def test_duplicates_of_a_missing_folder_name_it(tmp_path):
     with pytest.raises(ImageError, match="nowhere"):
         find_duplicates(tmp_path / "nowhere")
+
+
+def test_the_benchmark_scores_any_group_folders(tmp_path):
+    """benchmarks/instance.py --gallery/--queries on a small <group>/<image> tree: one row per recipe."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from imgsearch_helpers.instance.benchmark import INSTANCE_RECIPES
+
+    gallery, queries = tmp_path / "gallery", tmp_path / "queries"
+    for group in ("g0000", "g0001", "g0002"):
+        photos = sorted((UKBENCH / group).glob("*.jpg"))
+        (gallery / group).mkdir(parents=True)
+        (queries / group).mkdir(parents=True)
+        for photo in photos[:3]:
+            shutil.copy(photo, gallery / group / photo.name)
+        shutil.copy(photos[3], queries / group / photos[3].name)
+    out = tmp_path / "rows.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "instance.py"
+    done = subprocess.run([sys.executable, str(script), "--gallery", str(gallery), "--queries", str(queries),
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["recipe"] for r in rows] == [r.name for r in INSTANCE_RECIPES]
+    assert all(r["queries"] == 3 and 0 <= r["top1"] <= r["hit10"] <= 1 for r in rows)
