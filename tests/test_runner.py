@@ -109,3 +109,10 @@ def test_clean_replaces_a_live_app_frame_and_keeps_other_html():
     assert "text/html" not in app["data"] and "http://127.0.0.1:7860/" in app["data"]["text/plain"]
     assert table["data"]["text/html"] == "<b>a table</b>"
     nbformat.validate(notebook)
+
+
+def test_clean_drops_the_kernels_scratch_file_names_from_warnings():
+    text = "/tmp/ipykernel_6768/1248297588.py:2: UserWarning: slow\n  embedder = build()\n"
+    notebook = new_notebook(cells=[new_code_cell("build()", outputs=[new_output("stream", name="stderr", text=text)])])
+    clean(notebook)
+    assert notebook.cells[0].outputs[0]["text"] == "cell line 2: UserWarning: slow\n  embedder = build()\n"

@@ -40,11 +40,14 @@ def execute(path: Path, out: Path) -> float:
 
 
 LIVE_APP = re.compile(r'<iframe src="(http://(?:127\.0\.0\.1|localhost):\d+/?)"')
+# A warning raised in a cell names the kernel's scratch file for it (a new name every run)
+KERNEL_CELL_FILE = re.compile(r"/tmp/ipykernel_\d+/\d+\.py:(\d+):")
 
 
 def clean(notebook) -> None:
     """Keep saved notebooks small and stable: no widget state, progress bars as their last state,
-    no frames of an app that ran on this machine during the run (dead links in a saved file)."""
+    no frames of an app that ran on this machine during the run (dead links in a saved file), no
+    per-run scratch file names in warnings."""
     notebook.metadata.pop("widgets", None)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     for cell in notebook.cells:
@@ -53,7 +56,7 @@ def clean(notebook) -> None:
             cell.outputs = merge_streams(cell.outputs)
             for output in cell.outputs:
                 if output.get("output_type") == "stream":
-                    output["text"] = collapse_carriage_returns(output["text"])
+                    output["text"] = KERNEL_CELL_FILE.sub(r"cell line \1:", collapse_carriage_returns(output["text"]))
                 drop_live_app(output)
 
 
