@@ -1,4 +1,6 @@
 """imgsearch_helpers.tools.runner: saved notebooks are cleaned of widget state and progress-bar redraws."""
+import tempfile
+
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
@@ -112,7 +114,7 @@ def test_clean_replaces_a_live_app_frame_and_keeps_other_html():
 
 
 def test_clean_drops_the_kernels_scratch_file_names_from_warnings():
-    text = "/tmp/ipykernel_6768/1248297588.py:2: UserWarning: slow\n  embedder = build()\n"
+    text = f"{tempfile.gettempdir()}/ipykernel_6768/1248297588.py:2: UserWarning: slow\n  embedder = build()\n"
     notebook = new_notebook(cells=[new_code_cell("build()", outputs=[new_output("stream", name="stderr", text=text)])])
     clean(notebook)
     assert notebook.cells[0].outputs[0]["text"] == "cell line 2: UserWarning: slow\n  embedder = build()\n"

@@ -10,6 +10,7 @@ import argparse
 import re
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,8 +41,9 @@ def execute(path: Path, out: Path) -> float:
 
 
 LIVE_APP = re.compile(r'<iframe src="(http://(?:127\.0\.0\.1|localhost):\d+/?)"')
-# A warning raised in a cell names the kernel's scratch file for it (a new name every run)
-KERNEL_CELL_FILE = re.compile(r"/tmp/ipykernel_\d+/\d+\.py:(\d+):")
+# A warning raised in a cell names the kernel's scratch file for it (a new name every run),
+# which ipykernel makes in the temporary folder
+KERNEL_CELL_FILE = re.compile(re.escape(tempfile.gettempdir()) + r"/ipykernel_\d+/\d+\.py:(\d+):")
 
 
 def clean(notebook) -> None:
