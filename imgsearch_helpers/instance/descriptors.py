@@ -44,10 +44,8 @@ class PooledModel:
         self.preprocess = replace(base.preprocess, crop=pooling.size, resize=pooling.size, whole=True)
         self.dim = int(base.model.num_features)
 
-    def reference(self, batch):
-        from ..models.embedder import TorchRuntime
-
-        return TorchRuntime(self.module, fast=False).run(batch)
+    reference = TorchModel.reference  # PyTorch on `self.module`, the check's reference
+    embedder = TorchModel.embedder  # the PyTorch fallback: the same Embedder, on `self.module`
 
     def sizes(self) -> dict:
         return {"dim": self.dim, "classes": 0, "parameters": sum(p.numel() for p in self.module.parameters())}
@@ -97,14 +95,7 @@ def build_instance_embedder(name: str = DEFAULT_MODEL, pooling: Pooling = Poolin
     check_backend(backend)
     loaded = Loaded(lambda: PooledModel(TorchModel.load(name, True, settings.weights_dir), pooling))
     if backend == "torch":
-        return _torch_embedder(loaded())
+        return loaded().embedder()
     known = identify(name, True, settings.weights_dir)
     export = Export(settings.cache_dir, f"{known[0]}|{pooling.tag}" if known else loaded().key)
-    return load_export(export, loaded, backend, checked, name) or _torch_embedder(loaded())
-
-
-def _torch_embedder(model: PooledModel) -> Embedder:
-    from ..models.embedder import TorchRuntime
-
-    return Embedder(model.name, model.key, model.preprocess, model.pooling.size, model.weights,
-                    runtime=TorchRuntime(model.module, fast=True), **model.sizes())
+    return load_export(export, loaded, backend, checked, name) or loaded().embedder()
