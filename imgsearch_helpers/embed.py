@@ -90,7 +90,7 @@ class StreamsImages:
         return iter_embeddings(paths, self, cache, batch_size, report=report, progress=progress)
 
 
-def _read(path: str) -> tuple[str, bytes | ImageError]:
+def read_file(path: str) -> tuple[str, bytes | ImageError]:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -157,7 +157,7 @@ class Progress:
 
 def _look_up(chunk, embedder, cache, report) -> tuple[Batch, list]:
     """Read a chunk of files; return the cached vectors and the (position, path, bytes, digest) misses."""
-    read = [(pos, *_read(path)) for pos, path in chunk]
+    read = [(pos, *read_file(path)) for pos, path in chunk]
     for _, _, data in read:
         if isinstance(data, ImageError):
             report.failures.append(data)

@@ -97,6 +97,14 @@ class MilvusEngine:
         self.client.create_collection(self.collection, schema=schema)
         self._dim = dim
 
+    def ensure_collection(self, dim: int) -> None:
+        """Create the collection now (writers in other processes then only upsert into it)."""
+        if self._dim is None:
+            self._create(dim)
+        elif dim != self._dim:
+            raise DimensionMismatchError(f"collection {self.collection!r} at {self.uri} stores {self._dim}-d "
+                                         f"vectors, not {dim}-d (a different model?): drop it first")
+
     def add(self, ids, vectors, metadata=None) -> None:
         vectors = as_matrix(vectors)
         ids = np.asarray(ids, dtype=np.int64)

@@ -2,6 +2,7 @@
 
     imgsearch ingest                      index the tutorial gallery (downloaded on first use)
     imgsearch ingest ~/photos             index a folder of your own; again later: only what changed
+    imgsearch ingest ~/photos --ray       embed on Ray workers (a local Ray, or a cluster's address)
     imgsearch search query.jpg            the 10 most similar gallery images
     imgsearch search a.jpg -k 5 --where 'label in ["cat", "dog"]' --json
     imgsearch evaluate                    mHR@10 / mAP@10 / AP@10 on the tutorial's test queries
@@ -57,6 +58,14 @@ def parser() -> argparse.ArgumentParser:
                                              "and changed images (cached by content), remove deleted ones.")
     ingest.add_argument("folder", nargs="?", help="a folder of images (default: the tutorial gallery)")
     ingest.add_argument("--fresh", action="store_true", help="drop the collection first")
+    ingest.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help="embed on Ray workers, which write to the Milvus server in MILVUS_URI: a local Ray "
+                             "on this machine's cores, or a cluster's address ('auto', 'ray://head:10001')")
+    ingest.add_argument("--actors", type=int, default=2, help="with --ray: embedding actors, one model each "
+                                                               "(default 2)")
+    ingest.add_argument("--batch-size", type=int, default=32, help="with --ray: images per batch (default 32)")
+    ingest.add_argument("--manifest", metavar="FILE", help="with --ray: a text file listing the images, one path "
+                                                           "per line (relative to the folder), instead of walking it")
 
     search = commands.add_parser("search", parents=[common], help="find the gallery images most like these",
                                  description="Print the top-k gallery images for each query image.")
@@ -140,7 +149,7 @@ def run(args) -> dict:
 
 def run_on(service, args, registry) -> dict:
     if args.command == "ingest":
-        report = service.build(fresh=args.fresh, progress=not args.quiet)
+        report = build(service, args)
         registry.set_last(service.gallery)
         return {**report.counts(), "seconds": round(report.seconds, 2), **service.describe()}
     if args.command == "drop":
@@ -159,6 +168,19 @@ def run_on(service, args, registry) -> dict:
         return {"collection": service.collection, "k": args.k, "where": args.where, "gone": found.gone,
                 "results": [{"query": q, "hits": h} for q, h in zip(args.images, hits_as_dicts(found.hits))]}
     return service.evaluate(args.queries, args.k)
+
+
+def build(service, args):
+    """The single-process ingest, or with --ray the distributed one (the same collection)."""
+    if args.ray is None:
+        if args.manifest:
+            raise UsageError("--manifest goes with --ray")
+        return service.build(fresh=args.fresh, progress=not args.quiet)
+    from ..scaleout.ray_ingest import ingest_with_ray
+
+    return ingest_with_ray(service, address=None if args.ray == "local" else args.ray, actors=args.actors,
+                           batch_size=args.batch_size, manifest=args.manifest, fresh=args.fresh,
+                           progress=not args.quiet)
 
 
 def list_collections(registry, settings) -> dict:

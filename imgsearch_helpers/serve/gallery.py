@@ -53,6 +53,22 @@ def _image_files(root: Path):
         yield from (Path(directory) / name for name in sorted(names) if Path(name).suffix.lower() in IMAGE_SUFFIXES)
 
 
+def manifest_rows(root: Path, manifest) -> pd.DataFrame:
+    """The gallery's rows from a manifest instead of a folder walk: a text file with one image path
+    per line, relative to `root` or absolute inside it (blank lines and `#` comments ignored)."""
+    manifest, root = Path(manifest), Path(root).resolve()
+    if not manifest.is_file():
+        raise DatasetError(f"manifest not found: {manifest}")
+    lines = [line.strip() for line in manifest.read_text().splitlines()]
+    files = [root / line for line in lines if line and not line.startswith("#")]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise DatasetError(f"{manifest} lists {len(missing)} file(s) that do not exist, e.g. {missing[0]}")
+    if not files:
+        raise DatasetError(f"{manifest} lists no files")
+    return file_rows(root, files)
+
+
 def file_rows(root: Path, files) -> pd.DataFrame:
     """Rows for image files inside the gallery `root` (a file outside it is an error naming it)."""
     root, rows = Path(root).resolve(), []
@@ -84,14 +100,16 @@ def dataset_rows(catalog: pd.DataFrame, root: Path) -> pd.DataFrame:
 def describe_files(gallery: pd.DataFrame) -> pd.DataFrame:
     """`gallery` with width, height (upright, from the header) and digest (sha256 of the bytes);
     a file that cannot be read gets 0 x 0 and an empty digest (embedding then reports it)."""
-    sizes = [_upright_size(Path(file)) for file in gallery["path"]]
+    sizes = [upright_size(Path(file)) for file in gallery["path"]]
     return gallery.assign(width=[w for w, _ in sizes], height=[h for _, h in sizes],
                           digest=[_digest(Path(file)) for file in gallery["path"]])
 
 
-def _upright_size(path: Path) -> tuple[int, int]:
+def upright_size(source) -> tuple[int, int]:
+    """(width, height) as the image is shown, read from the header of a file or a file object;
+    (0, 0) when it cannot be read."""
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             width, height = image.size
             return (height, width) if image.getexif().get(0x0112) in ROTATED else (width, height)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
@@ -122,22 +140,38 @@ class SyncPlan:
         return ", ".join(parts) + (f" ({self.renamed} renamed or copied)" if self.renamed else "")
 
 
+@dataclass
+class Listing:
+    """A folder's files against the collection's rows, from sizes and modification times alone."""
+
+    added: pd.DataFrame  # files with no row yet
+    modified: pd.DataFrame  # files whose size or modification time differ from their row
+    removed: list[int]  # ids of rows whose file is gone
+    unchanged: int
+
+
+def compare_listing(gallery: pd.DataFrame, stored: pd.DataFrame) -> Listing:
+    """Which files are new, modified or gone, without reading any file (rows: `id`, `size`, `mtime`)."""
+    stored = stored.set_index("id") if len(stored) else pd.DataFrame(columns=["size", "mtime", "digest"])
+    known = gallery["id"].isin(stored.index)
+    present = gallery[known]
+    row = stored.loc[present["id"]]
+    same = (row["size"].to_numpy() == present["size"].to_numpy()) & np.isclose(
+        row["mtime"].to_numpy(dtype=float), present["mtime"].to_numpy(dtype=float), rtol=0, atol=1e-3)
+    removed_ids = stored.index.difference(pd.Index(gallery["id"]))
+    return Listing(gallery[~known], present[~same], [int(i) for i in removed_ids], int(same.sum()))
+
+
 def plan_sync(gallery: pd.DataFrame, stored: pd.DataFrame) -> SyncPlan:
     """Compare the folder's files with the collection's rows (`id`, `size`, `mtime`, `digest`).
 
     Files whose size and modification time match their row are not read again. A changed file is
     hashed: the same bytes (a touched file) keep their vector and only get new metadata.
     """
+    listing = compare_listing(gallery, stored)
     stored = stored.set_index("id") if len(stored) else pd.DataFrame(columns=["size", "mtime", "digest"])
-    known = gallery["id"].isin(stored.index)
-    added = describe_files(gallery[~known])
-    present = gallery[known]
-    row = stored.loc[present["id"]]
-    same = (row["size"].to_numpy() == present["size"].to_numpy()) & np.isclose(
-        row["mtime"].to_numpy(dtype=float), present["mtime"].to_numpy(dtype=float), rtol=0, atol=1e-3)
-    changed = describe_files(present[~same])
+    added, changed = describe_files(listing.added), describe_files(listing.modified)
     touched = changed.loc[changed["digest"].to_numpy() == stored.loc[changed["id"], "digest"].to_numpy(), "id"]
-    removed_ids = stored.index.difference(pd.Index(gallery["id"]))
-    renamed = int(added["digest"].isin(stored.loc[removed_ids, "digest"]).sum()) if len(removed_ids) else 0
-    return SyncPlan(added, changed, [int(i) for i in removed_ids], int(same.sum()), renamed,
-                    [int(i) for i in touched])
+    gone = stored.loc[listing.removed, "digest"] if listing.removed else pd.Series(dtype=str)
+    renamed = int(added["digest"].isin(gone).sum()) if listing.removed else 0
+    return SyncPlan(added, changed, listing.removed, listing.unchanged, renamed, [int(i) for i in touched])

@@ -120,7 +120,7 @@ class SearchService:
         gallery = self.scan()
         if fresh:
             self.engine.drop()
-        self._use_index(index_for_rows(len(gallery), self.engine_kind))
+        self.use_index_for(len(gallery))
         plan = plan_sync(gallery, self.engine.metadata())
         self.engine.delete(plan.removed)
         self._update_metadata(plan.changed[plan.changed["id"].isin(plan.touched)])
@@ -130,12 +130,20 @@ class SearchService:
             report = ingest(todo, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
         else:
             self.engine.commit()  # deletes and metadata updates become visible
+        return self.finish_build(plan, report, start)
+
+    def finish_build(self, plan: SyncPlan, report: IngestReport | None, start: float) -> SyncReport:
+        """Record the built collection in the registry (for Milvus) and report what changed."""
         rows = self.engine.count()
         if self.engine_kind == "milvus":  # the only engine that keeps the collection
             self.registry.record(Entry(self.collection, self.gallery.key, self.gallery.label, self.model_name,
                                        self.engine_kind, self.index.as_dict() if self.index else None, rows, 0.0))
         self._built = rows > 0
         return SyncReport(plan, report, rows, time.perf_counter() - start)
+
+    def use_index_for(self, rows: int) -> None:
+        """Open the collection with the index its size calls for (before it is filled)."""
+        self._use_index(index_for_rows(rows, self.engine_kind))
 
     def _use_index(self, index: IndexSpec | None) -> None:
         """Reopen the engine with `index` when the collection's size calls for another one."""

@@ -1,0 +1,6 @@
+"""Ingest beyond one process: Ray Data reads, decodes and embeds a gallery on a pool of workers
+(a laptop's local Ray or a Ray cluster) and the workers upsert into a Milvus server or cluster.
+
+`ray_ingest.ingest_with_ray` is the driver (`imgsearch ingest FOLDER --ray [ADDRESS]`);
+`workers` holds what runs on the workers. Ray is imported only when they are used.
+"""

@@ -1,0 +1,172 @@
+"""Ingest on Ray (a local Ray with 2 CPUs) into the Milvus server: the same collection as the
+single-process ingest, and exact after an embedding actor is killed or the driver stops midway."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+
+from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.errors import UsageError
+from imgsearch_helpers.scaleout.ray_ingest import ingest_with_ray
+from imgsearch_helpers.serve.gallery import FIELDS
+from imgsearch_helpers.serve.service import SearchService
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """One cache for the module: the model is exported once; each test uses its own collection."""
+    return tmp_path_factory.mktemp("ray-cache")
+
+
+def server_service(milvus_server, cache_dir, gallery="dataset") -> SearchService:
+    settings = get_settings(slice="tiny", cache_dir=cache_dir, milvus_uri=milvus_server.uri)
+    return SearchService(gallery=gallery, settings=settings)
+
+
+def all_rows(service: SearchService):
+    rows = service.engine.metadata().sort_values("id").reset_index(drop=True)
+    return rows, service.engine.fetch(rows["id"].to_numpy())
+
+
+def test_ray_ingest_stores_what_the_single_process_ingest_stores(local_ray, milvus_server, cache_dir, tmp_path):
+    single = SearchService(gallery="dataset", settings=get_settings(slice="tiny", cache_dir=tmp_path / "lite"))
+    single.build(fresh=True, progress=False)
+    expected, expected_vectors = all_rows(single)
+    single.close()
+
+    service = server_service(milvus_server, cache_dir)
+    report = ingest_with_ray(service, fresh=True, use_cache=False, batch_size=16, progress=False)
+    rows, vectors = all_rows(service)
+    assert report.counts()["added"] == 100 and report.ingest.embed.embedded == 100 and report.rows == 100
+    assert rows["id"].tolist() == expected["id"].tolist()
+    for name in FIELDS:  # the same metadata, field by field
+        assert rows[name].tolist() == expected[name].tolist(), name
+    cosines = np.sum(vectors * expected_vectors, axis=1)  # both sides are unit vectors
+    assert cosines.min() >= 0.999, cosines.min()
+    assert service.registry.get(service.collection).rows == 100
+
+    again = ingest_with_ray(service, progress=False)  # nothing changed: nothing to do
+    assert again.ingest is None and again.counts()["unchanged"] == 100 and again.rows == 100
+    service.engine.drop()
+    service.close()
+
+
+def actor_pids() -> list[int]:
+    """The embedding actors of this test's Ray, found by the process title Ray gives them."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            title = (entry / "cmdline").read_bytes().split(b"\0")[0] if entry.name.isdigit() else b""
+            if title.startswith(b"ray::MapWorker(") and b"EmbedWriter" in title:
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_a_killed_embedding_actor_leaves_the_collection_exact(local_ray, milvus_server, cache_dir):
+    service = server_service(milvus_server, cache_dir)
+    killed = []
+
+    def kill_one_actor(done: int) -> None:
+        if not killed and done >= 16:
+            os.kill(actor_pids()[0], signal.SIGKILL)  # raises if no actor is running
+            killed.append(done)
+
+    report = ingest_with_ray(service, fresh=True, use_cache=False, batch_size=8, progress=False,
+                             on_progress=kill_one_actor)
+    assert killed and killed[0] < 100  # the actor died mid-run
+    ids = service.engine.metadata()["id"].tolist()
+    expected = sorted(service.scan()["id"].tolist())
+    assert report.rows == 100 and service.engine.count() == 100
+    assert sorted(ids) == expected and len(set(ids)) == len(ids)  # every image once
+    service.engine.drop()
+    service.close()
+
+
+class DriverStopped(Exception):
+    pass
+
+
+def test_a_rerun_after_the_driver_stopped_only_embeds_what_is_missing(local_ray, milvus_server, cache_dir):
+    service = server_service(milvus_server, cache_dir)
+
+    def stop_driver(done: int) -> None:
+        if done >= 40:
+            raise DriverStopped
+
+    with pytest.raises(DriverStopped):
+        ingest_with_ray(service, fresh=True, use_cache=False, batch_size=8, progress=False, on_progress=stop_driver)
+    service.close()
+
+    service = server_service(milvus_server, cache_dir)  # a new driver
+    report = ingest_with_ray(service, use_cache=False, batch_size=8, progress=False)
+    counts = report.counts()
+    assert 0 < counts["added"] <= 60 and counts["unchanged"] >= 40  # the rows stored before the stop stay
+    ids = service.engine.metadata()["id"].tolist()
+    assert service.engine.count() == 100 and sorted(ids) == sorted(service.scan()["id"].tolist())
+    assert len(set(ids)) == 100
+    service.engine.drop()
+    service.close()
+
+
+def test_ray_ingest_refuses_milvus_lite(tmp_path):
+    service = SearchService(gallery="dataset", settings=get_settings(slice="tiny", cache_dir=tmp_path))
+    with pytest.raises(UsageError, match="needs a Milvus server"):
+        ingest_with_ray(service)
+    service.close()
+
+
+IMGSEARCH = Path(sys.executable).parent / "imgsearch"
+
+
+def imgsearch(env, *args):
+    return subprocess.run([str(IMGSEARCH), *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_command_ingests_a_manifest_reports_bad_files_and_follows_deletions(milvus_server, tmp_path,
+                                                                                real_dataset):
+    photos = tmp_path / "photos"
+    for source in sorted((real_dataset / "train").glob("*/*.JPEG"))[:12]:
+        (photos / source.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, photos / source.parent.name / source.name)
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (photos / "empty.png").write_bytes(b"")
+    manifest = tmp_path / "files.txt"
+    manifest.write_text("\n".join(str(p.relative_to(photos)) for p in sorted(photos.rglob("*.*"))) + "\n")
+    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(tmp_path / "cache"), "MILVUS_URI": milvus_server.uri}
+
+    done = imgsearch(env, "ingest", str(photos), "--ray", "--manifest", str(manifest), "--json", "--quiet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["added"] == 12 and result["rows"] == 12
+    assert sorted(Path(s.split(":")[0]).name for s in result["skipped"]) == ["broken.jpg", "empty.png"]
+
+    removed = sorted(photos.rglob("*.JPEG"))[0]
+    removed.unlink()
+    done = imgsearch(env, "ingest", str(photos), "--ray", "--json", "--quiet")  # walks the folder this time
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["removed"] == 1 and result["rows"] == 11 and result["added"] == 0
+    assert imgsearch(env, "drop", str(photos)).returncode == 0
+
+
+def test_the_command_explains_that_ray_needs_a_milvus_server(tmp_path, real_dataset):
+    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(tmp_path), "IMGSEARCH_SLICE": "tiny"}
+    env.pop("MILVUS_URI", None)
+    done = imgsearch(env, "ingest", "--ray", "--quiet")
+    assert done.returncode == 2 and "needs a Milvus server" in done.stderr
