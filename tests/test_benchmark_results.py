@@ -107,3 +107,17 @@ def test_instance_results_cover_every_recipe_on_every_benchmark():
             assert row["search_ms"] <= 150, row  # the issue's budget for verification per query
     duplicates = next(r for r in result["rows"] if r["benchmark"] == "duplicates")
     assert duplicates["true_pairs"] == duplicates["images"] // 2 and 0 <= duplicates["precision"] <= 1
+
+
+def test_distributed_results_compare_ray_with_one_process_and_extrapolate_by_the_stated_formula():
+    result = json.loads((RESULTS / "distributed.json").read_text())
+    rows = {row["row"]: row for row in result["rows"]}
+    assert {"single process", "single process, PyTorch", "Ray, 1 actor", "Ray, 2 actors"} <= set(rows)
+    assert result["gallery"] == "dataset" and all(row["images"] == 1000 and row["skipped"] == 0 for row in rows.values())
+    for row in rows.values():
+        if row["row"].startswith("Ray"):
+            assert row["min_cosine_vs_single"] >= 0.999  # the same ids, the same vectors
+            assert row["steady_images_per_s"] > row["images_per_s"] > 0  # the actors' start-up is left out
+        per_image = row.get("steady_core_s_per_image", row["core_s_per_image"])
+        hours = 100_000_000 * per_image / (10 * result["cores"]) / 3600
+        assert row["hours_100M_on_10"] == pytest.approx(hours, abs=0.01)

@@ -42,14 +42,19 @@ class Preprocessing:
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         """An RGB image as a (3, crop, crop) float32 array, as timm's transform makes it (or, if
-        `whole`, the whole image resized to the square: nothing at the edges is lost).
+        `whole`, the whole image resized to the square: nothing at the edges is lost)."""
+        return self.normalize(self.pixels(image))
+
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """The (crop, crop, 3) uint8 pixels the network sees, before `normalize` (a quarter of the
+        float input's bytes, for sending between processes).
 
         Only the region that survives the center crop is resampled (Pillow's `box`), straight to
         the crop's size: the same sampling grid as resizing the whole image and then cropping, at
         half the cost; a few pixels differ by one level of rounding.
         """
         if self.whole:
-            return self.normalize(np.asarray(image.resize((self.crop, self.crop), RESAMPLING[self.interpolation])))
+            return np.asarray(image.resize((self.crop, self.crop), RESAMPLING[self.interpolation]))
         width, height = image.size
         short, long = (width, height) if width <= height else (height, width)
         new_long = int(self.resize * long / short)  # torchvision's rounding of the long side
@@ -58,7 +63,7 @@ class Preprocessing:
         top = int(round((resized[1] - self.crop) / 2.0))
         x_scale, y_scale = width / resized[0], height / resized[1]
         box = (left * x_scale, top * y_scale, (left + self.crop) * x_scale, (top + self.crop) * y_scale)
-        return self.normalize(np.asarray(image.resize((self.crop, self.crop), RESAMPLING[self.interpolation], box=box)))
+        return np.asarray(image.resize((self.crop, self.crop), RESAMPLING[self.interpolation], box=box))
 
     def normalize(self, pixels: np.ndarray) -> np.ndarray:
         """(crop, crop, 3) uint8 pixels -> (3, crop, crop) float32, scaled and normalized."""

@@ -42,16 +42,17 @@ COLUMNS = ["id", "path", "relpath", "label", "folder", "size", "mtime"]
 
 
 def ingest_with_ray(service, address: str | None = None, actors: int = ACTORS, batch_size: int = BATCH_SIZE,
-                    actor_cpus: float = ACTOR_CPUS, manifest=None, fresh: bool = False, use_cache: bool = True,
-                    progress: bool = True, on_progress=None):
+                    actor_cpus: float = ACTOR_CPUS, read_cpus: float = READ_CPUS, manifest=None, fresh: bool = False,
+                    use_cache: bool = True, progress: bool = True, on_progress=None):
     """Bring `service`'s collection in step with its gallery, embedding on Ray; a `SyncReport`.
 
     `address`: None starts a local Ray (or uses the one this process already started), else
     any address `ray.init` takes ("auto", "ray://head:10001"). `manifest`: a text file listing the
     gallery's images (one path per line), instead of walking the folder. `on_progress(done)` is
-    called on the driver after each finished batch.
+    called on the driver after each finished batch. `actor_cpus` and `read_cpus`: the CPUs Ray
+    reserves per actor and per read task (equal figures run the reads inside the actors).
     """
-    check_can_distribute(service, actors, batch_size, actor_cpus)
+    check_can_distribute(service, actors, batch_size, min(actor_cpus, read_cpus))
     start = time.perf_counter()
     gallery = manifest_rows(service.root, manifest) if manifest else service.scan()
     if fresh:
@@ -64,20 +65,21 @@ def ingest_with_ray(service, address: str | None = None, actors: int = ACTORS, b
     if len(todo):
         service.engine.ensure_collection(service.embedder.dim)  # before any worker writes
         with ray_session(address):
-            report = embed_on_ray(todo, service, actors, batch_size, actor_cpus, use_cache, progress, on_progress)
+            report = embed_on_ray(todo, service, actors, batch_size, (actor_cpus, read_cpus), use_cache, progress,
+                                  on_progress)
     service.engine.commit()  # flush, index, load: once, on the driver
     plan = SyncPlan(listing.added, listing.modified, listing.removed, listing.unchanged)
     return service.finish_build(plan, report, start)
 
 
-def check_can_distribute(service, actors: int, batch_size: int, actor_cpus: float) -> None:
+def check_can_distribute(service, actors: int, batch_size: int, cpus: float) -> None:
     if service.engine_kind != "milvus" or is_milvus_lite(service.settings.milvus_uri):
         raise UsageError("--ray has its workers write to Milvus, so it needs a Milvus server: set MILVUS_URI "
                          "(e.g. http://127.0.0.1:19530; `python -m imgsearch_helpers.tools.milvus_server` starts "
                          "one here). Milvus Lite is a file only one process may open.")
-    if actors < 1 or batch_size < 1 or actor_cpus <= 0:
-        raise UsageError(f"actors and batch size must be at least 1 and actor CPUs above 0, not {actors}, "
-                         f"{batch_size} and {actor_cpus}")
+    if actors < 1 or batch_size < 1 or cpus <= 0:
+        raise UsageError(f"actors and batch size must be at least 1 and CPUs per worker above 0, not {actors}, "
+                         f"{batch_size} and {cpus}")
 
 
 @contextmanager
@@ -96,8 +98,8 @@ def ray_session(address: str | None = None):
         ray.shutdown()
 
 
-def embed_on_ray(todo: pd.DataFrame, service, actors: int, batch_size: int, actor_cpus: float, use_cache: bool,
-                 progress: bool, on_progress) -> IngestReport:
+def embed_on_ray(todo: pd.DataFrame, service, actors: int, batch_size: int, cpus: tuple[float, float],
+                 use_cache: bool, progress: bool, on_progress) -> IngestReport:
     """Read tasks -> an actor pool that embeds and upserts; the driver counts what comes back."""
     import ray
 
@@ -115,10 +117,10 @@ def embed_on_ray(todo: pd.DataFrame, service, actors: int, batch_size: int, acto
     # default to -1 for actor pools) and retries failed read tasks.
     pixels = listing.map_batches(read_images, fn_kwargs={"preprocess": embedder.preprocess,
                                                          "min_side": embedder.min_side},
-                                 batch_size=batch_size, batch_format="numpy", num_cpus=READ_CPUS)
+                                 batch_size=batch_size, batch_format="numpy", num_cpus=cpus[1])
     writer = writer_for(service.model_name, service.settings, service.collection, use_cache)
     written = pixels.map_batches(writer, compute=ray.data.ActorPoolStrategy(size=actors), batch_size=batch_size,
-                                 batch_format="numpy", num_cpus=actor_cpus)
+                                 batch_format="numpy", num_cpus=cpus[0])
     report = count_results(written, len(todo), f"embed {embedder.name} on Ray", progress, on_progress)
     return IngestReport(report.embedded + report.from_cache, time.perf_counter() - start, report)
 

@@ -20,22 +20,23 @@ def read_images(batch: dict, preprocess, min_side: int) -> dict:
     """A Ray task: read, hash and decode each row's file into the network's input.
 
     Adds `digest` (sha256 of the bytes, the embedding cache's key), `width`/`height` (upright, from
-    the header, as the single-process ingest stores them), `pixels` and `error` ('' when read).
+    the header, as the single-process ingest stores them), `pixels` (uint8: the actor normalizes
+    them, so a quarter of the bytes cross between processes) and `error` ('' when read).
     """
     from ..cache import content_digest
 
-    pixels = np.zeros((len(batch["path"]), 3, preprocess.crop, preprocess.crop), np.float32)
+    pixels = np.zeros((len(batch["path"]), preprocess.crop, preprocess.crop, 3), np.uint8)
     digests, sizes, errors = [], [], []
     for row, path in enumerate(batch["path"]):
         _, data = read_file(str(path))
         try:
             if isinstance(data, ImageError):
                 raise data
-            pixels[row] = preprocess(load_image(path, data=data, min_side=min_side))
+            pixels[row] = preprocess.pixels(load_image(path, data=data, min_side=min_side))
             digests.append(content_digest(data)), sizes.append(upright_size(io.BytesIO(data))), errors.append("")
         except ImageError as exc:
             digests.append(""), sizes.append((0, 0)), errors.append(exc.reason)
-    widths, heights = (np.array(side, np.int64) for side in zip(*sizes))
+    widths, heights = (np.array([size[side] for size in sizes], np.int64) for side in (0, 1))
     return {**batch, "digest": np.array(digests, dtype=object), "width": widths, "height": heights, "pixels": pixels,
             "error": np.array(errors, dtype=object)}
 
@@ -81,7 +82,8 @@ class EmbedWriter:
         if hit.any():
             vectors[hit] = np.stack([found[d] for d, h in zip(digests, hit) if h])
         if (~hit).any():
-            vectors[~hit] = self.embedder.embed_batch(pixels[~hit])
+            normalize = self.embedder.preprocess.normalize
+            vectors[~hit] = self.embedder.embed_batch(np.stack([normalize(image) for image in pixels[~hit]]))
             if self.cache:
                 self.cache.put_many(key, [d for d, h in zip(digests, hit) if not h], vectors[~hit])
         return vectors, hit
