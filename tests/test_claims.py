@@ -201,3 +201,16 @@ def test_notebook_07_instance_tools_do_not_help_classes():
     assert sum(row["ns"] == 4 for row in ukbench.values()) == len(ukbench) - 1
     verifying = [r["search_ms"] for r in benchmark_rows("instance") if "verify" in r.get("recipe", "")]
     assert (round(min(verifying)), round(max(verifying))) == (46, 110)
+
+
+def test_readme_ray_claims_follow_the_distributed_benchmark():
+    """README: "at steady state 2 actors embed as fast as one process, and its start-up takes a
+    quarter to a half of a 1,000-image run" (start-up "6 to 15 s here")."""
+    readme = (ROOT / "README.md").read_text()
+    assert "2 actors embed as fast as one process" in readme and "6 to 15 s here" in readme
+    rows = {row["row"]: row for row in benchmark("distributed")["rows"]}
+    single = rows["single process"]["images_per_s"]
+    for name in ("Ray, 2 actors", "Ray, 2 actors, reads inside them"):
+        row = rows[name]
+        assert 0.85 <= row["steady_images_per_s"] / single <= 1.25
+        assert 6 <= row["startup_s"] <= 15 and 0.25 <= row["startup_s"] / row["seconds"] <= 0.5
