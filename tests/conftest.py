@@ -48,11 +48,23 @@ def lite0(real_dataset):
     return build_embedder(DEFAULT_MODEL)
 
 
+SERVERS = []  # the Milvus server the session started, if any
+
+
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory):
-    """A real Milvus server (standalone 2.3.5 from PyPI) for the whole test session."""
+    """A real Milvus server (standalone 2.3.5 from PyPI) for the tests under tests/."""
     from imgsearch_helpers.tools.milvus_server import MilvusServer
 
     server = MilvusServer(tmp_path_factory.mktemp("milvus-server")).start()
+    SERVERS.append(server)
     yield server
     server.stop()
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """Stop the tests' Milvus server before the notebooks run: one such server fits on a machine
+    (its etcd port is fixed), and notebook 08 starts its own."""
+    if nextitem is not None and nextitem.path.suffix == ".ipynb" and item.path.suffix != ".ipynb":
+        for server in SERVERS:
+            server.stop()  # the fixture's own stop later does nothing

@@ -154,7 +154,7 @@ def test_notebook_06_the_offline_path_knows_no_colours():
 
 @pytest.mark.parametrize("name", ["01_build_image_search_engine", "02_normalization", "03_bigger_model",
                                   "04_object_detection", "05_feder_visualization", "06_cross_modal_search",
-                                  "07_find_the_original"])
+                                  "07_find_the_original", "08_scale_out"])
 def test_the_committed_notebooks_stay_under_one_megabyte(name):
     assert (ROOT / "notebooks" / f"{name}.ipynb").stat().st_size < 1_000_000
 
@@ -214,3 +214,16 @@ def test_readme_ray_claims_follow_the_distributed_benchmark():
         row = rows[name]
         assert 0.85 <= row["steady_images_per_s"] / single <= 1.25
         assert 6 <= row["startup_s"] <= 15 and 0.25 <= row["startup_s"] / row["seconds"] <= 0.5
+
+
+def test_notebook_08_ray_adds_no_cores_on_one_machine():
+    """'On one machine the steady rate of 2 actors is the single process's: Ray adds start-up ... and
+    no cores'; 'Past a few dozen workers of this size one standalone server ... would set the pace'."""
+    text = markdown("08_scale_out")
+    assert "steady rate of 2 actors is the single process's" in text and "a few dozen workers" in text
+    rows = {row["row"]: row for row in benchmark("distributed")["rows"]}
+    ratio = rows["Ray, 2 actors"]["steady_images_per_s"] / rows["single process"]["images_per_s"]
+    assert 0.85 <= ratio <= 1.25
+    million = [r for r in benchmark_rows("scale") if r["engine"] == "milvus-server" and r["n"] == 1_000_000]
+    server_rate = max(1_000_000 / r["build_s"] for r in million)  # vectors/s the server took and indexed
+    assert 12 <= server_rate / rows["Ray, 2 actors"]["steady_images_per_s"] <= 60  # workers the server keeps up with

@@ -28,7 +28,7 @@ from ..embed import EmbedReport
 from ..errors import ImageError, UsageError
 from ..search import IngestReport
 from ..serve.gallery import SyncPlan, compare_listing, manifest_rows
-from .workers import read_images, writer_for
+from .workers import EmbedWriter, read_images
 
 ACTORS = 2  # embedding actors (one model each)
 BATCH_SIZE = 32  # images per read task and per forward pass
@@ -118,8 +118,10 @@ def embed_on_ray(todo: pd.DataFrame, service, actors: int, batch_size: int, cpus
     pixels = listing.map_batches(read_images, fn_kwargs={"preprocess": embedder.preprocess,
                                                          "min_side": embedder.min_side},
                                  batch_size=batch_size, batch_format="numpy", num_cpus=cpus[1])
-    writer = writer_for(service.model_name, service.settings, service.collection, use_cache)
-    written = pixels.map_batches(writer, compute=ray.data.ActorPoolStrategy(size=actors), batch_size=batch_size,
+    job = {"model": service.model_name, "settings": service.settings, "collection": service.collection,
+           "use_cache": use_cache}
+    pool = ray.data.ActorPoolStrategy(size=actors)
+    written = pixels.map_batches(EmbedWriter, fn_constructor_kwargs=job, compute=pool, batch_size=batch_size,
                                  batch_format="numpy", num_cpus=cpus[0])
     report = count_results(written, len(todo), f"embed {embedder.name} on Ray", progress, on_progress)
     return IngestReport(report.embedded + report.from_cache, time.perf_counter() - start, report)

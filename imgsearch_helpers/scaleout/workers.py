@@ -49,18 +49,14 @@ class EmbedWriter:
     than add them twice. Returns the rows' `id`, `path`, `error` and `cached` for the driver's progress.
     """
 
-    job: dict = {}  # model, settings, collection, use_cache: set by `writer_for`
-
-    def __init__(self):
+    def __init__(self, model: str, settings, collection: str, use_cache: bool = True):
         from ..cache import open_cache
         from ..index import open_engine
         from ..models import build_embedder
 
-        settings = self.job["settings"]
-        self.embedder = build_embedder(self.job["model"], settings=settings)
-        self.engine = open_engine("milvus", metric="IP", collection=self.job["collection"], settings=settings,
-                                  fields=FIELDS)
-        self.cache = open_cache(settings) if self.job["use_cache"] else None
+        self.embedder = build_embedder(model, settings=settings)
+        self.engine = open_engine("milvus", metric="IP", collection=collection, settings=settings, fields=FIELDS)
+        self.cache = open_cache(settings) if use_cache else None
 
     def __call__(self, batch: dict) -> dict:
         from ..vectors import l2_normalize
@@ -88,10 +84,3 @@ class EmbedWriter:
                 self.cache.put_many(key, [d for d, h in zip(digests, hit) if not h], vectors[~hit])
         return vectors, hit
 
-
-def writer_for(model: str, settings, collection: str, use_cache: bool = True) -> type[EmbedWriter]:
-    """An `EmbedWriter` class that carries its job, so actors are built without constructor
-    arguments: Ray keeps those in its object store, and an actor restarted after their owner
-    is gone could not be rebuilt from them."""
-    job = {"model": model, "settings": settings, "collection": collection, "use_cache": use_cache}
-    return type("EmbedWriter", (EmbedWriter,), {"job": job})
