@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import ray
 
-from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.config import display_path, get_settings
 from imgsearch_helpers.models import DEFAULT_MODEL
 from imgsearch_helpers.results import write_benchmark
 from imgsearch_helpers.scaleout.ray_ingest import ACTOR_CPUS, ingest_with_ray
@@ -124,9 +124,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         with MilvusServer(Path(scratch) / "milvus") as server:
             rows, ray_init_s = measure(args.gallery, args.model, Path(scratch), server.uri)
-    result = {"command": "python benchmarks/distributed.py" + (f" --gallery {args.gallery}" if args.gallery !=
-                                                               "dataset" else ""),
-              "model": args.model, "gallery": args.gallery, "cores": CORES, "ray_init_s": round(ray_init_s, 1),
+    gallery = args.gallery if args.gallery == "dataset" else display_path(args.gallery)
+    result = {"command": "python benchmarks/distributed.py" + (f" --gallery {gallery}" if gallery != "dataset" else ""),
+              "model": args.model, "gallery": gallery, "cores": CORES, "ray_init_s": round(ray_init_s, 1),
               "formula": FORMULA, "rows": rows}
     write_benchmark(args.out, result)
     print(json.dumps(result, indent=2))
