@@ -112,7 +112,7 @@ def embed_on_ray(todo: pd.DataFrame, service, actors: int, batch_size: int, cpus
     # One block per batch, so reads spread over every worker from the start (Ray's own split of
     # a frame, `override_num_blocks`, fails on pandas 3).
     rows = todo[COLUMNS]
-    listing = ray.data.from_pandas([rows.iloc[start:start + batch_size] for start in range(0, len(rows), batch_size)])
+    listing = ray.data.from_pandas([rows.iloc[first:first + batch_size] for first in range(0, len(rows), batch_size)])
     # Ray Data restarts a dead actor and retries its batch (max_restarts and max_task_retries
     # default to -1 for actor pools) and retries failed read tasks.
     pixels = listing.map_batches(read_images, fn_kwargs={"preprocess": embedder.preprocess,
