@@ -121,3 +121,22 @@ def test_a_reused_export_loads_without_torch(settings):
 def test_an_unknown_backend_is_a_usage_error(settings):
     with pytest.raises(UsageError, match="unknown backend 'tpu'"):
         build_embedder(settings=settings, backend="tpu")
+
+
+def test_int8_is_quantized_once_checked_on_its_own_bar_and_finds_nearly_the_same_hits(settings, torch_vectors):
+    from imgsearch_helpers.models.quantize import MIN_COSINE_INT8
+
+    embedder = build_embedder(settings=settings, backend="openvino-int8")
+    export = Export(settings.cache_dir, "efficientnet_lite0@efficientnet-lite0-57934424")
+    made = export.int8.stat().st_mtime
+    assert embedder.backend.endswith("-int8") and embedder.key.endswith("|" + embedder.backend)
+    assert MIN_COSINE_INT8 <= export.meta()["checks"][embedder.backend] < 1
+    vectors = embed_paths(PATHS, embedder, progress=False).vectors
+    assert cosines(vectors, torch_vectors).min() >= MIN_COSINE_INT8
+    engine = open_engine("exact", metric="IP")
+    engine.add(np.arange(len(PATHS)), torch_vectors)
+    reference, _ = engine.search(torch_vectors, 4)
+    found, _ = engine.search(vectors, 4)
+    assert (found[:, 1:4] == reference[:, 1:4]).mean() >= 0.7  # the neighbours beyond itself, mostly kept
+    build_embedder(settings=settings, backend="openvino-int8")
+    assert export.int8.stat().st_mtime == made  # reused, not quantized again

@@ -88,6 +88,16 @@ def test_ingest_results_compare_the_backend_with_pytorch_in_one_run():
     assert result["package_images_per_s"] > result["torch_images_per_s"] and result["cli_search_s"] < 3
 
 
+def test_int8_is_the_default_exactly_when_it_keeps_mhr_within_0_005():
+    from imgsearch_helpers.models import backends
+
+    result = json.loads((RESULTS / "ingest.json").read_text())
+    int8 = next(row for row in result["backends"] if row["backend"].endswith("-int8"))
+    assert int8["images_per_s"] > 0 and 0 < int8["mhr10"] <= 1
+    keeps_quality = abs(int8["mhr10"] - result["torch_mhr10"]) <= 0.005
+    assert keeps_quality == ("openvino-int8" in backends.AUTO)
+
+
 def test_instance_results_cover_every_recipe_on_every_benchmark():
     from imgsearch_helpers.instance.benchmark import INSTANCE_RECIPES
     from imgsearch_helpers.instance.edits import EDITS

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-BACKENDS = ("auto", "openvino", "openvino-f32", "onnxruntime", "torch")
+BACKENDS = ("auto", "openvino", "openvino-f32", "openvino-int8", "onnxruntime", "torch")
 AUTO = ("openvino", "openvino-f32", "onnxruntime")  # tried in this order; PyTorch if none passes
 MIN_COSINE = 0.999
 CHECK_BATCH = 8  # images in the fixed batch every export is checked on
@@ -65,24 +65,27 @@ class OpenVino:
     """OpenVINO on the CPU at its default precision (bf16 where the CPU has it, else f32), with
     compiled blobs cached beside the export so a new process compiles in milliseconds."""
 
-    def __init__(self, onnx_file, cache_dir, precision: str | None = None):
+    def __init__(self, model_file, cache_dir, precision: str | None = None, weights: str = ""):
         import openvino
 
         core = openvino.Core()
         config = {"CACHE_DIR": str(cache_dir), **({"INFERENCE_PRECISION_HINT": precision} if precision else {})}
-        self.compiled = core.compile_model(str(onnx_file), "CPU", config)
+        self.compiled = core.compile_model(str(model_file), "CPU", config)
         precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        self.name = f"openvino-{openvino.__version__.split('-')[0]}-{precision}"
+        self.name = f"openvino-{openvino.__version__.split('-')[0]}-{precision}" + (f"-{weights}" if weights else "")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.compiled(np.ascontiguousarray(batch, np.float32))[0]
 
 
-def open_runtime(backend: str, onnx_file, cache_dir) -> Runtime:
+def open_runtime(backend: str, model_file, cache_dir) -> Runtime:
+    """`model_file`: the export's ONNX file (for openvino-int8, its quantized OpenVINO IR)."""
+    if backend == "openvino-int8":
+        return OpenVino(model_file, cache_dir, "f32", weights="int8")  # the layers left in float stay f32
     if backend.startswith("openvino"):
-        return OpenVino(onnx_file, cache_dir, "f32" if backend == "openvino-f32" else None)
+        return OpenVino(model_file, cache_dir, "f32" if backend == "openvino-f32" else None)
     if backend == "onnxruntime":
-        return OnnxRuntime(onnx_file)
+        return OnnxRuntime(model_file)
     raise ValueError(f"no exported runtime called {backend!r}")
 
 

@@ -19,6 +19,7 @@ from ..errors import UsageError
 from . import backends, identify
 from .embedder import Embedder, TorchRuntime
 from .preprocess import Preprocessing
+from .quantize import MIN_COSINE_INT8, calibration_images, quantize
 
 
 def load_embedder(name: str, pretrained: bool, settings: Settings, backend: str, fast: bool = True,
@@ -30,6 +31,8 @@ def load_embedder(name: str, pretrained: bool, settings: Settings, backend: str,
     known = identify(name, pretrained, settings.weights_dir)
     loaded = Loaded(lambda: TorchModel.load(name, pretrained, settings.weights_dir))
     export = Export(settings.cache_dir, known[0] if known else loaded().key)
+    if backend == "openvino-int8":
+        export.ensure_int8(loaded, settings)
     return load_export(export, loaded, backend, checked, name) or loaded().embedder(fast)
 
 
@@ -60,15 +63,17 @@ def load_export(export: Export, loaded: Loaded, backend: str, checked: bool, nam
             if backend != "auto":
                 warnings.warn(f"{candidate} is not installed: {name} runs on PyTorch", stacklevel=4)
             continue
-        runtime = backends.open_runtime(candidate, export.onnx, export.folder / "compiled")
+        model_file = export.int8 if candidate == "openvino-int8" else export.onnx
+        runtime = backends.open_runtime(candidate, model_file, export.folder / "compiled")
         checked_now = runtime.name not in meta["checks"]
         if checked_now:
             meta = export.record_check(runtime, loaded())
-        if meta["checks"][runtime.name] >= backends.MIN_COSINE or not checked:
+        bar = MIN_COSINE_INT8 if candidate == "openvino-int8" else backends.MIN_COSINE
+        if meta["checks"][runtime.name] >= bar or not checked:
             return export.embedder(name, runtime, meta)
         if checked_now or backend != "auto":  # once, when found out, or when asked for by name
             warnings.warn(f"{runtime.name} gives vectors unlike PyTorch's for {name} (smallest cosine "
-                          f"{meta['checks'][runtime.name]:.5f} < {backends.MIN_COSINE}): not used", stacklevel=4)
+                          f"{meta['checks'][runtime.name]:.5f} < {bar}): not used", stacklevel=4)
     return None
 
 
@@ -119,6 +124,19 @@ class Export:
 
     def exists(self) -> bool:
         return self.meta_file.is_file() and self.onnx.is_file()
+
+    @property
+    def int8(self) -> Path:
+        return self.folder / "model-int8.xml"
+
+    def ensure_int8(self, loaded: Loaded, settings: Settings) -> None:
+        """Quantize the export to INT8 once (calibrated on tutorial gallery images)."""
+        if self.int8.is_file():
+            return
+        if not self.exists():
+            self.write(loaded())
+        preprocess = Preprocessing.from_dict(self.meta()["preprocessing"])
+        quantize(self.onnx, calibration_images(settings, preprocess, preprocess.resize), self.int8)
 
     def meta(self) -> dict:
         return json.loads(self.meta_file.read_text())
