@@ -150,9 +150,14 @@ class Listing:
     unchanged: int
 
 
+def by_id(stored: pd.DataFrame) -> pd.DataFrame:
+    """The collection's rows indexed by id (an empty frame with the compared columns when none)."""
+    return stored.set_index("id") if len(stored) else pd.DataFrame(columns=["size", "mtime", "digest"])
+
+
 def compare_listing(gallery: pd.DataFrame, stored: pd.DataFrame) -> Listing:
     """Which files are new, modified or gone, without reading any file (rows: `id`, `size`, `mtime`)."""
-    stored = stored.set_index("id") if len(stored) else pd.DataFrame(columns=["size", "mtime", "digest"])
+    stored = by_id(stored)
     known = gallery["id"].isin(stored.index)
     present = gallery[known]
     row = stored.loc[present["id"]]
@@ -169,7 +174,7 @@ def plan_sync(gallery: pd.DataFrame, stored: pd.DataFrame) -> SyncPlan:
     hashed: the same bytes (a touched file) keep their vector and only get new metadata.
     """
     listing = compare_listing(gallery, stored)
-    stored = stored.set_index("id") if len(stored) else pd.DataFrame(columns=["size", "mtime", "digest"])
+    stored = by_id(stored)
     added, changed = describe_files(listing.added), describe_files(listing.modified)
     touched = changed.loc[changed["digest"].to_numpy() == stored.loc[changed["id"], "digest"].to_numpy(), "id"]
     gone = stored.loc[listing.removed, "digest"] if listing.removed else pd.Series(dtype=str)
