@@ -132,3 +132,21 @@ def test_distributed_results_compare_ray_with_one_process_and_extrapolate_by_the
         per_image = row.get("steady_core_s_per_image", row["core_s_per_image"])
         hours = 100_000_000 * per_image / (10 * result["cores"]) / 3600
         assert row["hours_100M_on_10"] == pytest.approx(hours, abs=0.01)
+
+
+def test_decode_results_split_an_image_into_stages_that_add_up():
+    result = json.loads((RESULTS / "decode.json").read_text())
+    stages = result["stages"]
+    assert result["images"] >= 100 and all(stages[k] > 0 for k in ("read_ms", "decode_pillow_ms", "resize_crop_ms",
+                                                                   "normalize_ms", "network_batch16_ms_per_image"))
+    assert abs(sum(result["share"].values()) - 1) < 0.01
+    assert result["bound_images_per_s"] == round(2000 / result["core_ms_per_image"], 1)
+    assert 0 < result["batched_images_per_s"]["pillow"] <= 1.1 * result["bound_images_per_s"]
+
+
+def test_ingest_results_compare_the_backend_with_torch_in_one_run():
+    result = json.loads((RESULTS / "ingest.json").read_text())
+    assert result["slice"] == "full" and result["images"] == 1000
+    assert result["speedup_vs_torch"] == round(result["package_images_per_s"] / result["torch_images_per_s"], 2)
+    assert abs(result["milvus_mhr10"] - result["torch_mhr10"]) <= 0.005
+    assert [row["backend"] for row in result["backends"]][:2] == [result["backend"], "torch-2.14.1"]

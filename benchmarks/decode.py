@@ -1,0 +1,137 @@
+"""Where a batch of photos spends its time before and in the network, stage by stage, and whether a
+faster JPEG decoder would make ingest faster.
+
+    python benchmarks/decode.py [--gallery DIR] [--images 300] [--out benchmarks/results/decode.json]
+
+Per image, on one thread: read the file, decode it (the package's `load_image`: Pillow, reduced
+while decoding where the photo is large), resize and crop to the network's square (uint8),
+normalize to float; then the network per image at batch 16 and at batch 1 (both cores). If
+`simplejpeg` (libjpeg-turbo without Pillow) is installed, its decode time too, whether its pixels
+equal Pillow's, and the package's batched embedding (`embed.iter_embeddings`, decoding on worker
+threads while the network runs) with either decoder, side by side in one run. `--gallery` takes
+any folder of images (default: the configured tutorial gallery).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from imgsearch_helpers import embed
+from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.data import list_images, load_catalog
+from imgsearch_helpers.images import load_image
+from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
+from imgsearch_helpers.results import write_benchmark
+
+try:
+    import simplejpeg
+except ImportError:
+    simplejpeg = None
+
+
+def per_image_ms(fn, items, rounds: int = 3) -> tuple[float, list]:
+    """The median over `rounds` of milliseconds per item, and the last round's outputs."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        out = [fn(item) for item in items]
+        times.append(1000 * (time.perf_counter() - start) / len(items))
+    return statistics.median(times), out
+
+
+def decode_with_simplejpeg(path, data=None, min_side=None, **_):
+    """libjpeg-turbo through simplejpeg for colour JPEGs that decode at full scale (no EXIF turn:
+    for measuring only); the rest through `load_image`."""
+    data = data if data is not None else Path(path).read_bytes()
+    with Image.open(io.BytesIO(data)) as opened:
+        reduced = min_side and min(opened.size) // min_side >= 2
+        if opened.format != "JPEG" or opened.mode != "RGB" or reduced:
+            return load_image(path, data=data, min_side=min_side)
+    return Image.fromarray(simplejpeg.decode_jpeg(data, colorspace="RGB"))
+
+
+def network_ms(embedder, tensors, batch: int, rounds: int = 3) -> float:
+    """Median over `rounds` of the network's milliseconds per image at `batch`."""
+    stacked = [np.stack(tensors[i : i + batch]) for i in range(0, len(tensors) - batch + 1, batch)][:12]
+    embedder.embed_batch(stacked[0])
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for block in stacked:
+            embedder.embed_batch(block)
+        times.append(1000 * (time.perf_counter() - start) / (len(stacked) * batch))
+    return statistics.median(times)
+
+
+def stream_images_per_s(embedder, paths, decoder) -> float:
+    """The package's batched embedding (no cache) with `decoder` in place of `load_image`."""
+    original, embed.load_image = embed.load_image, decoder
+    try:
+        start = time.perf_counter()
+        count = sum(len(b.positions) for b in embed.iter_embeddings(paths, embedder, progress=False))
+        return count / (time.perf_counter() - start)
+    finally:
+        embed.load_image = original
+
+
+def measure_stages(embedder, paths) -> dict:
+    read_ms, datas = per_image_ms(lambda p: Path(p).read_bytes(), paths)
+    decode_ms, decoded = per_image_ms(lambda item: load_image(item[0], data=item[1], min_side=embedder.min_side),
+                                      list(zip(paths, datas)))
+    resize_ms, pixels = per_image_ms(embedder.preprocess.pixels, decoded)
+    normalize_ms, tensors = per_image_ms(embedder.preprocess.normalize, pixels)
+    stages = {"read_ms": read_ms, "decode_pillow_ms": decode_ms, "resize_crop_ms": resize_ms,
+              "normalize_ms": normalize_ms, "network_batch16_ms_per_image": network_ms(embedder, tensors, 16),
+              "network_batch1_ms": network_ms(embedder, tensors, 1)}
+    if simplejpeg is not None:
+        stages["decode_simplejpeg_ms"], fast = per_image_ms(
+            lambda item: decode_with_simplejpeg(item[0], data=item[1], min_side=embedder.min_side),
+            list(zip(paths, datas)))
+        stages["simplejpeg_same_pixels"] = sum(np.array_equal(np.asarray(a), np.asarray(b))
+                                               for a, b in zip(decoded, fast)) / len(paths)
+    return {key: round(value, 3) for key, value in stages.items()}
+
+
+def core_budget(stages: dict) -> dict:
+    """Core-milliseconds per image at batch 16 (the network uses both cores) and each stage's share."""
+    cores = 2
+    parts = {"read": stages["read_ms"], "decode": stages["decode_pillow_ms"], "resize_crop": stages["resize_crop_ms"],
+             "normalize": stages["normalize_ms"], "network": cores * stages["network_batch16_ms_per_image"]}
+    total = sum(parts.values())
+    return {"core_ms_per_image": round(total, 2), "share": {k: round(v / total, 3) for k, v in parts.items()},
+            "bound_images_per_s": round(1000 * cores / total, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gallery", type=Path, help="any folder of images (default: the tutorial's gallery)")
+    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "decode.json")
+    args = parser.parse_args()
+    settings = get_settings()
+    paths = [str(p) for p in (list_images(args.gallery) if args.gallery else load_catalog(settings).path)]
+    paths = paths[: args.images]
+    embedder = build_embedder(args.model, settings=settings)
+    stages = measure_stages(embedder, paths)
+    result = {"command": "python benchmarks/decode.py" + (f" --gallery {args.gallery}" if args.gallery else ""),
+              "model": args.model, "backend": embedder.backend, "images": len(paths), "stages": stages,
+              **core_budget(stages)}
+    rounds = {"pillow": [], "simplejpeg": []}
+    for _ in range(2 if simplejpeg is not None else 1):  # interleaved, so both see the same machine
+        rounds["pillow"].append(stream_images_per_s(embedder, paths, load_image))
+        if simplejpeg is not None:
+            rounds["simplejpeg"].append(stream_images_per_s(embedder, paths, decode_with_simplejpeg))
+    result["batched_images_per_s"] = {name: round(max(v), 1) for name, v in rounds.items() if v}
+    write_benchmark(args.out, result)
+    print(result)
+
+
+if __name__ == "__main__":
+    main()
