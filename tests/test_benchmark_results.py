@@ -140,7 +140,7 @@ def test_decode_results_split_an_image_into_stages_that_add_up():
     assert result["images"] >= 100 and all(stages[k] > 0 for k in ("read_ms", "decode_pillow_ms", "resize_crop_ms",
                                                                    "normalize_ms", "network_batch16_ms_per_image"))
     assert abs(sum(result["share"].values()) - 1) < 0.01
-    assert result["bound_images_per_s"] == round(2000 / result["core_ms_per_image"], 1)
+    assert abs(result["bound_images_per_s"] - 2000 / result["core_ms_per_image"]) < 0.5
     assert 0 < result["batched_images_per_s"]["pillow"] <= 1.1 * result["bound_images_per_s"]
 
 
