@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +23,13 @@ CREATE TABLE IF NOT EXISTS embeddings (
 
 def content_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON whole or not at all: another process reads the old file or the new one."""
+    scratch = Path(path).with_suffix(".part")
+    scratch.write_text(json.dumps(data, indent=2) + "\n")
+    scratch.replace(path)
 
 
 class EmbeddingCache:

@@ -160,9 +160,10 @@ class Detector:
     also faster (22.5 vs 17.5 images/s for batches of 8, yolov5n at 640 px).
     """
 
-    def __init__(self, name: str, model, path: Path, sha256: str, confidence: float):
+    def __init__(self, name: str, model, path: Path, sha256: str, confidence: float, backend: str = "torch"):
         self.name, self.model, self.path, self.sha256 = name, model, path, sha256
         self.confidence = model.conf = confidence
+        self.backend = backend  # the runtime the network runs on, e.g. "openvino-2026.4.1-f32"
 
     def detect(self, images: Sequence[Image.Image], size: int = 640) -> list[list[Box]]:
         return [self._detect_one(image, size) for image in images]
@@ -176,11 +177,16 @@ class Detector:
         return [Box(*map(float, row[:5]), names[int(row[5])]) for row in results.xyxy[0].tolist()]
 
     def __repr__(self) -> str:
-        return f"Detector({self.name}, {display_path(self.path)}, sha256 {self.sha256[:12]})"
+        return f"Detector({self.name}, {display_path(self.path)}, sha256 {self.sha256[:12]}, runs on {self.backend})"
 
 
-def load_detector(name: str = "yolov5n", settings: Settings | None = None, confidence: float = 0.25) -> Detector:
-    """Load a YOLOv5 checkpoint after checking its sha256 (pinned, or settings.detector_sha256)."""
+def load_detector(name: str = "yolov5n", settings: Settings | None = None, confidence: float = 0.25,
+                  backend: str | None = None) -> Detector:
+    """Load a YOLOv5 checkpoint after checking its sha256 (pinned, or settings.detector_sha256).
+
+    Its network runs on `backend` (default: settings.backend) as `detect_runtime` exports and
+    checks it: OpenVINO f32 for `auto`, PyTorch for `torch` or when no exported runtime agrees.
+    """
     settings = settings or get_settings()
     path = checkpoint_path(name, settings)
     expected = settings.detector_sha256 or CHECKPOINTS[name].sha256
@@ -188,21 +194,35 @@ def load_detector(name: str = "yolov5n", settings: Settings | None = None, confi
     yolov5 = _import_yolov5()
     with _pickle_loading_allowed():
         model = yolov5.load(str(path.resolve()), device="cpu")  # an absolute path: a bare name means a hub id
-    return Detector(name, model, path, expected, confidence)
+    from .detect_runtime import exported_network
+    from .models.exports import check_backend
+
+    backend = backend or settings.backend
+    check_backend(backend)
+    network, runtime = exported_network(model.model.model, expected, settings.cache_dir, backend)
+    if network is not None:
+        model.model.model = network  # AutoShape > DetectMultiBackend > the network: letterbox and NMS stay yolov5's
+    return Detector(name, model, path, expected, confidence, runtime or f"torch-{_torch_version()}")
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__.split("+")[0]
 
 
 def crop_paths(paths: Sequence[str | Path], detector: Detector, settings: Settings | None = None,
                progress: bool = True) -> list[Path]:
     """For each image, a file holding its largest detected object (or the whole image if none).
 
-    Crops live under `<cache>/crops/<detector sha>-conf<threshold>/`, named by the source file's
+    Crops live under `<cache>/crops/<detector sha>-conf<threshold>-<runtime>/`, named by the source file's
     sha256, with the chosen box beside them as JSON (written last: it marks a finished crop);
     images already cropped are not detected again. The next image is decoded on a worker thread
     while the detector runs. An unreadable image keeps its own path, so that embedding reports
     it like any other bad file.
     """
     settings = settings or get_settings()
-    folder = settings.cache_dir / "crops" / f"{detector.sha256[:16]}-conf{detector.confidence}"
+    folder = settings.cache_dir / "crops" / f"{detector.sha256[:16]}-conf{detector.confidence}-{detector.backend}"
     folder.mkdir(parents=True, exist_ok=True)
     targets = [_crop_file(Path(path), folder) for path in paths]
     todo = [(i, Path(p)) for i, (p, t) in enumerate(zip(paths, targets))

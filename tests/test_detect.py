@@ -1,5 +1,6 @@
 """Object detection: checksum before unpickling, largest-box choice, fallback, real detections, crop cache."""
 import hashlib
+import json
 import pickle
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from imgsearch_helpers.detect import (
     load_detector,
     verify_checkpoint,
 )
+from imgsearch_helpers.detect_runtime import MAX_BOX_SHIFT, DetectorExport
 from imgsearch_helpers.images import ImageError, load_image
 
 
@@ -148,3 +150,49 @@ def test_loading_the_detector_leaves_matplotlib_and_pillow_as_they_were():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["svg", "True"]
+
+
+@pytest.fixture(scope="module")
+def torch_detector():
+    return load_detector("yolov5n", get_settings(), backend="torch")
+
+
+def test_the_default_detector_runs_on_openvino_with_pytorchs_boxes(detector, torch_detector, photos):
+    assert detector.backend.startswith("openvino-") and detector.backend.endswith("-f32")
+    assert torch_detector.backend.startswith("torch-")
+    images = [load_image(p) for p in photos]
+    for exported, reference in zip(detector.detect(images), torch_detector.detect(images)):
+        assert [b.label for b in exported] == [b.label for b in reference] and exported
+        for a, b in zip(exported, reference):
+            assert max(abs(a.x1 - b.x1), abs(a.y1 - b.y1), abs(a.x2 - b.x2), abs(a.y2 - b.y2)) < 0.5
+            assert abs(a.score - b.score) < 1e-3
+
+
+def test_the_detector_export_is_written_once_checked_per_runtime_and_reused(tmp_path):
+    settings = get_settings(cache_dir=tmp_path)
+    first = load_detector("yolov5n", settings, backend="openvino")
+    export = DetectorExport(tmp_path, first.sha256)
+    meta = json.loads(export.meta_file.read_text())
+    assert list(meta["checks"]) == [first.backend]
+    assert meta["checks"][first.backend]["box_px"] <= MAX_BOX_SHIFT
+    stamp = export.onnx.stat().st_mtime_ns
+    again = load_detector("yolov5n", settings, backend="openvino")
+    assert again.backend == first.backend and export.onnx.stat().st_mtime_ns == stamp
+
+
+def test_a_runtime_that_moves_boxes_leaves_the_detector_on_pytorch(tmp_path, monkeypatch):
+    import imgsearch_helpers.detect_runtime as runtime
+
+    settings = get_settings(cache_dir=tmp_path)
+    monkeypatch.setattr(runtime, "MAX_BOX_SHIFT", -1.0)  # no runtime can agree this closely
+    with pytest.warns(UserWarning, match="boxes unlike PyTorch's"):
+        fallback = load_detector("yolov5n", settings, backend="openvino")
+    assert fallback.backend.startswith("torch-")
+    assert "dog" in {b.label for b in fallback.detect([load_image(object_photos(settings)[1])])[0]}
+
+
+def test_crops_are_kept_apart_per_runtime(detector, torch_detector, photos, tmp_path):
+    settings = get_settings(cache_dir=tmp_path)
+    exported, reference = (crop_paths([photos[0]], d, settings, progress=False)[0] for d in (detector, torch_detector))
+    assert exported.parent != reference.parent and exported.name == reference.name
+    assert chosen_box(exported).label == chosen_box(reference).label == "truck"

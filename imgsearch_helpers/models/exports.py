@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import write_json
 from ..config import Settings
 from ..errors import UsageError
 from . import backends, identify
@@ -150,21 +151,16 @@ class Export:
         head = model.classifier()
         if head is not None:
             np.savez(self.head_file, weights=head[0], bias=head[1])
-        self._write_meta({"key": self.key, "weights": model.weights, **model.sizes(),
-                          "preprocessing": model.preprocess.as_dict(), "checks": {}})
+        write_json(self.meta_file, {"key": self.key, "weights": model.weights, **model.sizes(),
+                                    "preprocessing": model.preprocess.as_dict(), "checks": {}})
 
     def record_check(self, runtime, model: TorchModel) -> dict:
         """Check `runtime` against PyTorch on the fixed batch once per runtime version; the meta after."""
         batch = backends.check_batch(model.preprocess)
         meta = self.meta()
         meta["checks"][runtime.name] = backends.agreement(runtime, model.reference(batch), batch)
-        self._write_meta(meta)
+        write_json(self.meta_file, meta)
         return meta
-
-    def _write_meta(self, meta: dict) -> None:
-        scratch = self.meta_file.with_suffix(".part")
-        scratch.write_text(json.dumps(meta, indent=2) + "\n")
-        scratch.replace(self.meta_file)  # another process reads a whole file or none
 
     def embedder(self, name: str, runtime, meta: dict) -> Embedder:
         preprocess = Preprocessing.from_dict(meta["preprocessing"])

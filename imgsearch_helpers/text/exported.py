@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import write_json
 from ..config import Settings
 from ..models import backends
 
@@ -76,7 +77,7 @@ def load_exported(settings: Settings, load_torch_model):
         model = model or load_torch_model()
         reference = model.encode(list(CHECK_SENTENCES), normalize_embeddings=True, show_progress_bar=False)
         meta["checks"][runtime.name] = float((exported.encode(CHECK_SENTENCES) * reference).sum(1).min())
-        write_meta(folder, meta)
+        write_json(folder / "meta.json", meta)
     if meta["checks"][runtime.name] < backends.MIN_COSINE:
         warnings.warn(f"{runtime.name} gives sentence vectors unlike PyTorch's (smallest cosine "
                       f"{meta['checks'][runtime.name]:.5f}): all-MiniLM-L6-v2 runs on PyTorch", stacklevel=3)
@@ -108,11 +109,8 @@ def write_export(model, folder: Path) -> None:
                           dynamo=False, dynamic_axes={name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "tokens")})
     scratch.replace(folder / "model.onnx")
     model.tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
-    write_meta(folder, {"pad_id": model.tokenizer.pad_token_id, "pad_token": model.tokenizer.pad_token,
-                        "max_seq_length": model.max_seq_length, "checks": {}})
+    # meta.json is written last: a folder that has it is whole
+    write_json(folder / "meta.json", {"pad_id": model.tokenizer.pad_token_id, "pad_token": model.tokenizer.pad_token,
+                                      "max_seq_length": model.max_seq_length, "checks": {}})
 
 
-def write_meta(folder: Path, meta: dict) -> None:
-    scratch = folder / "meta.part.json"
-    scratch.write_text(json.dumps(meta, indent=2) + "\n")
-    scratch.replace(folder / "meta.json")  # written last: a folder with meta.json is whole
