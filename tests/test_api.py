@@ -134,3 +134,15 @@ def test_the_app_and_the_openapi_page_are_served_too(server):
     paths = httpx.get(f"{base}/openapi.json").json()["paths"]
     assert {"/api/search", "/api/search/text", "/api/images", "/api/count", "/api/collections", "/api/health"} <= set(
         paths)
+
+
+def test_a_verified_search_marks_the_hits_that_show_the_query(client, server):
+    _, gallery = server
+    original = sorted((gallery / "plane").glob("*.JPEG"))[0]
+    answer = post_image(client, original, k="4", verify="true")
+    assert answer.status_code == 200, answer.text
+    hits = answer.json()["hits"]
+    assert hits[0]["relpath"] == f"plane/{original.name}" and hits[0]["verified"] is True
+    flags = [h["verified"] for h in hits]
+    assert flags == sorted(flags, reverse=True)  # verified hits first
+    assert all(h["verified"] is None for h in post_image(client, original, k="4").json()["hits"])

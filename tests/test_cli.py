@@ -138,3 +138,12 @@ def test_duplicates_of_a_missing_folder_exits_3_naming_it(env, tmp_path):
     done = imgsearch(env, "duplicates", str(tmp_path / "nowhere"))
     assert done.returncode == 3 and "nowhere" in done.stderr and "Traceback" not in done.stderr
     assert imgsearch(env, "duplicates", str(tmp_path), "--threshold", "2").returncode == 2
+
+
+def test_a_verified_search_marks_the_gallery_image_itself(env, ingested, real_dataset):
+    query = sorted((real_dataset / "test" / "Afghan_hound").glob("*.JPEG"))[0]
+    first = json.loads(imgsearch(env, "search", str(query), "-k", "1", "--json").stdout)["results"][0]["hits"][0]
+    done = imgsearch(env, "search", first["path"], "-k", "3", "--verify")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert first["path"] in lines[1] and lines[1].endswith("(verified)")

