@@ -83,3 +83,19 @@ def test_a_service_keeps_gallery_features_between_verified_searches_within_a_bou
     monkeypatch.setattr(module, "KEEP_FEATURES", 3)
     service.search_images(photos[5:6], k=10, verify=True)
     assert len(service._local_features) <= 3 + module.VERIFY_TOP
+
+
+def test_the_apps_verify_box_marks_and_counts_the_verified_hits(service, gallery, tmp_path):
+    from imgsearch_helpers.serve.app import APP_MODELS, Showcase
+
+    assert "efficientnet_lite0+gem" in APP_MODELS
+    showcase = Showcase.around(service)
+    original = sorted((gallery / GROUPS[2]).glob("*.jpg"))[1]
+    copy = tmp_path / "copy.jpg"
+    apply_edit("rotate 30", Image.open(original).convert("RGB"), original.name).save(copy, quality=90)
+    items, status, _ = showcase.search_upload(str(copy), service.model_name, "milvus", 5, "", True)
+    verified = sum(caption.endswith("✓") for _, caption in items)
+    assert verified >= 1 and items[0][1].endswith("✓")
+    assert f"{verified} verified by local features" in status
+    plain, status, _ = showcase.search_upload(str(copy), service.model_name, "milvus", 5, "", False)
+    assert "verified" not in status and not any(caption.endswith("✓") for _, caption in plain)

@@ -23,13 +23,14 @@ from ..config import get_settings  # noqa: E402
 from ..data import load_queries  # noqa: E402
 from ..errors import FilterError  # noqa: E402
 from ..index import ENGINES  # noqa: E402
-from ..models import DEFAULT_MODEL, LITE_MODELS  # noqa: E402
+from ..models import DEFAULT_MODEL, INSTANCE_SUFFIX, LITE_MODELS  # noqa: E402
 from ..plot import thumbnail  # noqa: E402
 from .collections import DATASET  # noqa: E402
 from .service import SearchService  # noqa: E402
 from .uploads import MAX_UPLOAD_MB, upload_problem  # noqa: E402
 
 EXAMPLES = 6
+APP_MODELS = [*LITE_MODELS, *(name + INSTANCE_SUFFIX for name in LITE_MODELS)]  # +gem: the same object, not class
 
 
 class Showcase:
@@ -75,7 +76,7 @@ class Showcase:
         """A model or engine chosen in the page: build its index now, with progress in the page."""
         return self.build(model, engine)
 
-    def search_upload(self, upload, model: str, engine: str, k: int, where: str = ""):
+    def search_upload(self, upload, model: str, engine: str, k: int, where: str = "", verify: bool = False):
         """(gallery items, status, preview) for an uploaded file; a bad file only changes the message."""
         if not upload:
             return [], "Upload an image, or pick one of the examples.", None
@@ -88,12 +89,14 @@ class Showcase:
             return [], f"The index for {model} ({engine}) is being built; search again when it is ready.", None
         start = time.perf_counter()
         try:
-            found = service.search_images([path], int(k), where.strip() or None)
+            found = service.search_images([path], int(k), where.strip() or None, verify=verify)
         except FilterError as exc:
             return [], f"**filter**: {exc}", thumbnail(path)
         ms = 1000 * (time.perf_counter() - start)
         hits = found.hits[0]
         status = f"Top {len(hits)} for **{path.name}** in {ms:.0f} ms ({model}, {engine})."
+        if verify:
+            status += f" {sum(bool(hit.verified) for hit in hits)} verified by local features, listed first."
         return gallery_items(hits), status, thumbnail(path)
 
     def search_text(self, sentence: str, k: int, where: str = ""):
@@ -109,8 +112,9 @@ class Showcase:
 
 
 def gallery_items(hits) -> list:
-    """Thumbnails captioned score first, so a long label cannot hide it."""
-    return [(thumbnail(hit.path), f"{hit.similarity:.3f} · {hit.label}") for hit in hits]
+    """Thumbnails captioned score first, so a long label cannot hide it (then ✓ if verified)."""
+    return [(thumbnail(hit.path), f"{hit.similarity:.3f} · {hit.label}" + (" ✓" if hit.verified else ""))
+            for hit in hits]
 
 
 def example_queries(showcase: Showcase) -> list[str]:
@@ -127,9 +131,11 @@ def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
         gr.Markdown("# imgsearch\nReverse image search: EfficientNet-Lite embeddings, cosine search in Milvus. "
                     "Upload a photo, or pick an example (test photos, not in the gallery).")
         with gr.Row():
-            model_choice = gr.Dropdown(list(LITE_MODELS), value=model, label="model")
+            models = APP_MODELS if model in APP_MODELS else [model, *APP_MODELS]
+            model_choice = gr.Dropdown(models, value=model, label="model")
             engine_choice = gr.Dropdown(list(ENGINES), value=engine, label="engine")
             top_k = gr.Slider(1, 20, value=k, step=1, label="results")
+            verify = gr.Checkbox(label="verify the top 10 by local features", elem_id="query-verify")
         where = gr.Textbox(label="filter (optional)", placeholder='label in ["Afghan_hound", "goldfish"]',
                            elem_id="query-filter")
         build_status = gr.Markdown(elem_id="build-status")
@@ -142,7 +148,7 @@ def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
                 gr.Examples([[p] for p in examples], inputs=[upload], label="examples (test photos)")
             image_status = gr.Markdown(elem_id="image-status")
             image_results = gr.Gallery(label="most similar", columns=6, height="auto", elem_id="image-results")
-        inputs = [upload, model_choice, engine_choice, top_k, where]
+        inputs = [upload, model_choice, engine_choice, top_k, where, verify]
         outputs = [image_results, image_status, preview]
         for choice in (model_choice, engine_choice):
             choice.change(showcase.switch, [model_choice, engine_choice], [build_status]).then(
@@ -150,6 +156,7 @@ def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
         upload.change(showcase.search_upload, inputs, outputs)
         top_k.release(showcase.search_upload, inputs, outputs)
         where.submit(showcase.search_upload, inputs, outputs)
+        verify.change(showcase.search_upload, inputs, outputs)
         if showcase.text:
             with gr.Tab("Search by text"):
                 sentence = gr.Textbox(label="a sentence", placeholder="a dog on a sofa", elem_id="query-text")
@@ -189,7 +196,7 @@ def launch_options() -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=DEFAULT_MODEL, choices=LITE_MODELS)
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=APP_MODELS)
     parser.add_argument("--engine", default=ENGINES[0], choices=ENGINES)
     parser.add_argument("--gallery", default=DATASET, help="'dataset' (the tutorial's) or a folder of images")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes it to the network)")
