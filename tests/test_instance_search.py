@@ -99,3 +99,10 @@ def test_the_apps_verify_box_marks_and_counts_the_verified_hits(service, gallery
     assert f"{verified} verified by local features" in status
     plain, status, _ = showcase.search_upload(str(copy), service.model_name, "milvus", 5, "", False)
     assert "verified" not in status and not any(caption.endswith("✓") for _, caption in plain)
+
+
+def test_a_verified_search_deeper_than_its_top_10_leaves_the_rest_unchecked(service, gallery):
+    photo = sorted(gallery.glob("*/*.jpg"))[0]
+    hits = service.search_images([photo], k=14, verify=True).hits[0]
+    assert len(hits) == 14 and hits[0].path == str(photo) and hits[0].verified is True
+    assert sum(h.verified is not None for h in hits) == 10 and all(h.verified is None for h in hits[10:])

@@ -277,14 +277,16 @@ def _ids_of(root: Path, files) -> list[int]:
 
 
 def verify_hits(query_path, hits: list[Hit], known: dict) -> list[Hit]:
-    """`hits` with those whose local features match the query's first (each group in its order);
-    `known` keeps gallery images' features (path -> features) for later queries."""
+    """`hits` with those of the first VERIFY_TOP whose local features match the query's moved up (each
+    group in its order; hits past VERIFY_TOP stay unchecked); `known` keeps gallery images' features
+    (path -> features) for later queries."""
     from ..instance.verify import Verifier
 
-    verifier = Verifier([hit.path for hit in hits], top=len(hits), known=known)
-    verifier.prefetch(range(len(hits)))
+    checked = min(len(hits), VERIFY_TOP)
+    verifier = Verifier([hit.path for hit in hits], top=checked, known=known)
+    verifier.prefetch(range(checked))
     chosen = set(verifier.verified(query_path, range(len(hits))))
-    marked = [replace(hit, verified=i in chosen) for i, hit in enumerate(hits)]
+    marked = [replace(hit, verified=i in chosen if i < checked else None) for i, hit in enumerate(hits)]
     return [hit for hit in marked if hit.verified] + [hit for hit in marked if not hit.verified]
 
 
