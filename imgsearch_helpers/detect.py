@@ -195,6 +195,7 @@ def load_detector(name: str = "yolov5n", settings: Settings | None = None, confi
     with _pickle_loading_allowed():
         model = yolov5.load(str(path.resolve()), device="cpu")  # an absolute path: a bare name means a hub id
     from .detect_runtime import exported_network
+    from .models.embedder import torch_runtime_name
     from .models.exports import check_backend
 
     backend = backend or settings.backend
@@ -202,13 +203,7 @@ def load_detector(name: str = "yolov5n", settings: Settings | None = None, confi
     network, runtime = exported_network(model.model.model, expected, settings.cache_dir, backend)
     if network is not None:
         model.model.model = network  # AutoShape > DetectMultiBackend > the network: letterbox and NMS stay yolov5's
-    return Detector(name, model, path, expected, confidence, runtime or f"torch-{_torch_version()}")
-
-
-def _torch_version() -> str:
-    import torch
-
-    return torch.__version__.split("+")[0]
+    return Detector(name, model, path, expected, confidence, runtime or torch_runtime_name())
 
 
 def crop_paths(paths: Sequence[str | Path], detector: Detector, settings: Settings | None = None,

@@ -76,10 +76,8 @@ class TorchRuntime:
     """PyTorch: a frozen TorchScript trace (batch norm folded; made on the first batch), or eager."""
 
     def __init__(self, module, fast: bool = True):
-        import torch
-
         self.module, self.fast, self._traced = module.eval(), fast, None
-        self.name = f"torch-{torch.__version__.split('+')[0]}" + ("" if fast else "-eager")
+        self.name = torch_runtime_name() + ("" if fast else "-eager")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -93,6 +91,13 @@ class TorchRuntime:
             # measured: one image runs faster on one thread than split over two
             with one_thread() if len(batch) == 1 else nullcontext():
                 return forward(tensor).float().numpy()
+
+
+def torch_runtime_name() -> str:
+    """PyTorch's runtime name, e.g. "torch-2.14.1": the cache and the checks are kept per runtime."""
+    import torch
+
+    return f"torch-{torch.__version__.split('+')[0]}"
 
 
 @contextmanager
