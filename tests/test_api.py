@@ -146,3 +146,14 @@ def test_a_verified_search_marks_the_hits_that_show_the_query(client, server):
     flags = [h["verified"] for h in hits]
     assert flags == sorted(flags, reverse=True)  # verified hits first
     assert all(h["verified"] is None for h in post_image(client, original, k="4").json()["hits"])
+
+
+def test_a_diffused_search_returns_k_hits_and_refuses_a_filter(client, server):
+    _, gallery = server
+    original = sorted((gallery / "plane").glob("*.JPEG"))[0]
+    answer = post_image(client, original, k="4", diffuse="true")
+    assert answer.status_code == 200, answer.text
+    hits = answer.json()["hits"]
+    assert len(hits) == 4 and len({h["id"] for h in hits}) == 4
+    refused = post_image(client, original, k="4", diffuse="true", where='label == "plane"')
+    assert refused.status_code == 400 and "diffusion ranks the whole collection" in refused.text

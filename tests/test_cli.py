@@ -72,6 +72,10 @@ def test_evaluate_scores_the_test_queries(env, ingested):
     row = json.loads(done.stdout)
     assert row["queries"] == 10 and row["k"] == 10
     assert 0 < row["ap@10"] <= row["towhee_map@10"] <= 1 and 0 < row["mhr@10"] <= 1
+    diffused = imgsearch(env, "evaluate", "--diffuse", "--json")
+    assert diffused.returncode == 0, diffused.stderr[-2000:]
+    row = json.loads(diffused.stdout)
+    assert row["engine"] == "milvus + diffusion" and row["queries"] == 10 and 0 < row["mhr@10"] <= 1
 
 
 @pytest.mark.parametrize("make, reason", [

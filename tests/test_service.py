@@ -116,6 +116,8 @@ def test_numeric_labels_stay_text_through_evaluate(tmp_path, settings, lite0):
     assert service.engine.metadata()["label"].map(type).eq(str).all()
     row = service.evaluate(queries)
     assert row["queries"] == 3 and row["mhr@10"] == 1.0  # 9 images: every relevant one in the top 10
+    diffused = service.evaluate(queries, diffuse=True)
+    assert diffused["engine"] == "milvus + diffusion" and diffused["mhr@10"] == 1.0
     assert service.search_images([query("goldfish")], 1).hits[0][0].label == "001"
     with pytest.raises(UsageError, match="evaluate needs labelled queries.*--queries"):
         service.evaluate()
@@ -129,6 +131,26 @@ def test_k_hits_whenever_the_collection_holds_k_rows(tmp_path, settings, lite0):
     found = service.search_images([query("goldfish"), query("warplane")], k=21).hits
     assert [len(row) for row in found] == [21, 21]
     assert service.engine.describe_index()["index_type"] == "FLAT"  # exact below 10,000 rows
+    service.close()
+
+
+def test_a_diffused_search_ranks_every_row_once_and_follows_the_collections_changes(tmp_path, settings, lite0):
+    folder = make_gallery(tmp_path / "g", per_class=5)  # 15 images
+    service = service_for(folder, settings, lite0)
+    service.build(progress=False)
+    plain = {h.id: h.similarity for h in service.search_images([query("goldfish")], 15).hits[0]}
+    diffused = service.search_images([query("goldfish")], 15, diffuse=True).hits[0]
+    assert sorted(h.id for h in diffused) == sorted(plain)  # a permutation of the collection
+    for hit in diffused:  # each hit's cosine is its own: positions map back to the right ids
+        assert hit.similarity == pytest.approx(plain[hit.id], abs=1e-4)
+    assert service.engine.name == "milvus" and service.diffused().name == "milvus + diffusion"
+    gone = diffused[0]
+    assert service.delete(ids=[gone.id]) == 1
+    after = service.search_images([query("goldfish")], 15, diffuse=True).hits[0]
+    assert len(after) == 14 and gone.id not in {h.id for h in after}
+    assert sorted(service.diffused().ids) == sorted(service.indexed()["id"])  # the graph was rebuilt
+    with pytest.raises(UsageError, match="diffusion ranks the whole collection"):
+        service.search_images([query("goldfish")], 3, 'label == "001"', diffuse=True)
     service.close()
 
 

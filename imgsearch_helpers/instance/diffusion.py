@@ -22,6 +22,7 @@ from .postprocess import neighbours
 
 TOLERANCE = 1e-6  # stop once no score moves by more than this share of the largest
 MAX_STEPS = 200  # alpha 0.8 reaches the tolerance in about 60
+CHUNK = 2048  # gallery rows compared with the whole gallery at a time (bounds the n x n scores)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class DiffusionSettings:
     seeds: int = 5  # the query's top hits that start the walk
 
 
+DEFAULTS = DiffusionSettings()
+
+
 @dataclass
 class Diffusion:
     gallery: np.ndarray  # unit vectors, (n, dim)
@@ -41,7 +45,7 @@ class Diffusion:
     settings: DiffusionSettings
 
     @classmethod
-    def fit(cls, gallery: np.ndarray, settings: DiffusionSettings = DiffusionSettings()) -> Diffusion:
+    def fit(cls, gallery: np.ndarray, settings: DiffusionSettings = DEFAULTS) -> Diffusion:
         gallery = np.asarray(gallery, np.float32)
         return cls(gallery, mutual_graph(gallery, settings.k, settings.gamma), settings)
 
@@ -72,7 +76,8 @@ class Diffusion:
 def mutual_graph(gallery: np.ndarray, k: int, gamma: float) -> sparse.csr_matrix:
     """S = D^-1/2 W D^-1/2 over mutual k-nearest neighbours (self-loops left out)."""
     n = len(gallery)
-    ids, cosines = neighbours(gallery, gallery, min(k + 1, n))  # each image is its own nearest
+    found = [neighbours(gallery[start:start + CHUNK], gallery, min(k + 1, n)) for start in range(0, n, CHUNK)]
+    ids, cosines = (np.concatenate(parts) for parts in zip(*found))  # each image is its own nearest
     rows = np.repeat(np.arange(n), ids.shape[1])
     weights = sparse.csr_matrix((np.clip(cosines.ravel(), 0, None) ** gamma, (rows, ids.ravel())), shape=(n, n))
     weights.setdiag(0)

@@ -89,10 +89,11 @@ def create_api(service: SearchService, text=None, token: str | None = None) -> F
 
     @api.post("/api/search", dependencies=guarded)
     def search(file: Annotated[UploadFile, File()], k: Annotated[int, Form()] = 10,
-               where: Annotated[str | None, Form()] = None, verify: Annotated[bool, Form()] = False) -> dict:
+               where: Annotated[str | None, Form()] = None, verify: Annotated[bool, Form()] = False,
+               diffuse: Annotated[bool, Form()] = False) -> dict:
         start = time.perf_counter()
         with received(file) as path:
-            found = service.search_images([path], k, where or None, verify=verify)
+            found = service.search_images([path], k, where or None, verify=verify, diffuse=diffuse)
         return {"hits": hits_as_dicts(found.hits)[0], "gone": found.gone, "k": k, "where": where,
                 "ms": round(1000 * (time.perf_counter() - start), 1)}
 

@@ -8,6 +8,7 @@
     imgsearch ingest ~/photos --model efficientnet_lite0+gem    find the same object or picture, not the class
     imgsearch search photo.jpg --model efficientnet_lite0+gem --verify    ... and check the top 10 by local features
     imgsearch evaluate                    mHR@10 / mAP@10 / AP@10 on the tutorial's test queries
+    imgsearch evaluate --diffuse          ... ranked by diffusion over the gallery's neighbours (classes)
     imgsearch list                        the collections built here: gallery, model, rows
     imgsearch drop ~/photos               delete a gallery's collection
     imgsearch serve ~/photos              the HTTP API and the app on http://127.0.0.1:8000
@@ -33,6 +34,8 @@ EXIT_CODES = """exit codes:
   2  wrong usage (an unknown option, a missing argument, a malformed --where filter)
   3  bad input: an image or folder that cannot be read
   4  nothing to search yet: run `imgsearch ingest` first"""
+DIFFUSE_HELP = ("rank by diffusion over the gallery's own neighbour graph: images of the same kind back "
+                "each other up (class-level mHR@10 0.745 -> 0.822 with efficientnet_lite2); not with --where")
 FILTER_HELP = ("only images whose metadata matches this Milvus boolean expression, e.g. "
                "'label in [\"cat\", \"dog\"]' or 'width >= 1024 and folder like \"2019/%%\"' (fields: label, "
                "folder, relpath, size, mtime, width, height, digest)")
@@ -79,6 +82,7 @@ def parser() -> argparse.ArgumentParser:
     search.add_argument("--verify", action="store_true",
                         help="re-rank the top 10 by matching local features: the same picture or object (a crop, "
                              "another view) moves up, marked 'verified' (about 0.1 s more per query)")
+    search.add_argument("--diffuse", action="store_true", help=DIFFUSE_HELP)
 
     evaluate = commands.add_parser("evaluate", parents=[common], help="score the index on labelled queries",
                                    description="mHR@k, Towhee mAP@k and standard AP@k over labelled queries.")
@@ -86,6 +90,7 @@ def parser() -> argparse.ArgumentParser:
                           help="<label>/<image> queries whose labels are gallery folder names "
                                "(default for the tutorial gallery: its test set)")
     evaluate.add_argument("-k", type=int, default=10, help="cut-off (default 10)")
+    evaluate.add_argument("--diffuse", action="store_true", help=DIFFUSE_HELP)
 
     commands.add_parser("list", parents=[common], help="the collections built here",
                         description="Each collection: its gallery, model, rows and index.")
@@ -171,10 +176,10 @@ def run_on(service, args, registry) -> dict:
 
         if args.k < 1:
             raise UsageError(f"-k must be at least 1, not {args.k}")
-        found = service.search_images(args.images, args.k, args.where, verify=args.verify)
+        found = service.search_images(args.images, args.k, args.where, verify=args.verify, diffuse=args.diffuse)
         return {"collection": service.collection, "k": args.k, "where": args.where, "gone": found.gone,
                 "results": [{"query": q, "hits": h} for q, h in zip(args.images, hits_as_dicts(found.hits))]}
-    return service.evaluate(args.queries, args.k)
+    return service.evaluate(args.queries, args.k, diffuse=args.diffuse)
 
 
 def build(service, args):

@@ -93,8 +93,10 @@ class SearchService:
         self._built = False  # known to hold rows: searches skip the engine's row count
         self._model_lock = threading.Lock()  # one forward pass at a time (the API serves threads)
         self._local_features = {}  # gallery path -> local features, for verified searches
+        self._diffused = None  # the collection's diffusion graph as last read (`index.diffused`)
 
     def _open(self, index: IndexSpec | None):
+        self._diffused = None
         return open_engine(self.engine_kind, metric="IP", collection=self.collection, index=index,
                            settings=self.settings, fields=FIELDS)
 
@@ -144,7 +146,7 @@ class SearchService:
         if self.engine_kind == "milvus":  # the only engine that keeps the collection
             self.registry.record(Entry(self.collection, self.gallery.key, self.gallery.label, self.model_name,
                                        self.engine_kind, self.index.as_dict() if self.index else None, rows, 0.0))
-        self._built = rows > 0
+        self._built, self._diffused = rows > 0, None
         return SyncReport(plan, report, rows, time.perf_counter() - start)
 
     def use_index_for(self, rows: int) -> None:
@@ -194,6 +196,7 @@ class SearchService:
         self.require_built()
         plan = plan_sync(file_rows(self.root, files), self.engine.metadata(_ids_of(self.root, files)))
         todo = pd.concat([plan.added, plan.changed], ignore_index=True)
+        self._diffused = None
         return ingest(todo, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
 
     def delete(self, ids=(), relpaths=()) -> int:
@@ -203,21 +206,26 @@ class SearchService:
         found = self.engine.metadata(wanted)["id"].tolist() if wanted else []
         self.engine.delete(found)
         self.engine.commit()
+        self._diffused = None
         return len(found)
 
     # --- searching -----------------------------------------------------------------------------
-    def search_images(self, paths, k: int = 10, where: str | None = None, verify: bool = False) -> Results:
+    def search_images(self, paths, k: int = 10, where: str | None = None, verify: bool = False,
+                      diffuse: bool = False) -> Results:
         """Top-k hits per query image; an unreadable image raises `ImageError` naming it.
 
-        `verify` re-ranks each query's top max(k, VERIFY_TOP) hits by geometric verification
-        (`instance.verify`): hits showing the query's picture or object move up, marked `verified`.
+        `diffuse` ranks by diffusion over the collection's neighbour graph (`index.diffused`):
+        better for classes, no filter. `verify` re-ranks each query's top max(k, VERIFY_TOP) hits by
+        geometric verification (`instance.verify`): hits showing the query's picture or object
+        move up, marked `verified`.
         """
         self.require_built()
         with self._model_lock:
             vectors = embed_queries([str(p) for p in paths], self.embedder, transform=l2_normalize)
+        engine = self.diffused() if diffuse else None
         if not verify:
-            return self.search_vectors(vectors, k, where)
-        found = self.search_vectors(vectors, max(k, VERIFY_TOP), where)
+            return self.search_vectors(vectors, k, where, engine)
+        found = self.search_vectors(vectors, max(k, VERIFY_TOP), where, engine)
         while len(self._local_features) > KEEP_FEATURES:  # oldest first: about 0.25 MB each
             self._local_features.pop(next(iter(self._local_features)))
         return Results([verify_hits(path, hits, self._local_features)[:k] for path, hits in zip(paths, found.hits)],
@@ -248,17 +256,27 @@ class SearchService:
         self.require_built()
         return self.engine.count(where)
 
-    def evaluate(self, queries_folder=None, k: int = 10) -> dict:
+    def diffused(self):
+        """The collection searched by diffusion, its graph built on first use and after changes."""
+        if self._diffused is None:
+            from ..index.diffused import DiffusedEngine
+
+            self.require_built()
+            self._diffused = DiffusedEngine(self.engine)
+        return self._diffused
+
+    def evaluate(self, queries_folder=None, k: int = 10, diffuse: bool = False) -> dict:
         """mHR@k, Towhee mAP@k and AP@k over labelled queries (`<label>/<image>`; for the tutorial
-        gallery the test set by default). A query's relevant images are those with its label."""
+        gallery the test set by default). A query's relevant images are those with its label;
+        `diffuse` scores the diffusion ranking instead of the index's."""
         self.require_built()
         if queries_folder is None and not self.gallery.is_dataset:
             raise UsageError(f"evaluate needs labelled queries for {self.gallery.label}: pass --queries DIR with "
                              "<label>/<image> files whose labels are folder names of the gallery")
         queries = load_queries(queries_folder, self.settings)
         truth = ground_truth(self.engine.metadata()[["id", "label"]], queries)
-        return evaluate_engine(queries, truth, self.embedder, self.engine, k, transform=l2_normalize,
-                               collection=self.collection)
+        return evaluate_engine(queries, truth, self.embedder, self.diffused() if diffuse else self.engine, k,
+                               transform=l2_normalize, collection=self.collection)
 
     def describe(self) -> dict:
         return {"collection": self.collection, "gallery": self.gallery.label, "model": self.model_name,
