@@ -4,8 +4,7 @@ walk from its top hits. It lifted class-level mHR@10 from 0.745 to 0.822 with Li
 tutorial's test queries (`benchmarks/results/instance.json`); for copies of one picture it can
 hurt, so it is a switch (`imgsearch search/evaluate --diffuse`, the API's `diffuse` field).
 
-The graph needs every vector in memory (1,000 Lite vectors: 5 MB; read from Milvus Lite and built
-in 0.45 s);
+The graph needs every vector in memory (1,000 Lite vectors: 5 MB);
 it is built when first searched and again after the collection changes through the service.
 """
 from __future__ import annotations
