@@ -101,6 +101,20 @@ def test_the_apps_verify_box_marks_and_counts_the_verified_hits(service, gallery
     assert "verified" not in status and not any(caption.endswith("✓") for _, caption in plain)
 
 
+def test_the_apps_diffusion_box_ranks_by_diffusion_and_explains_a_refused_filter(service, gallery):
+    from imgsearch_helpers.serve.app import Showcase
+
+    showcase = Showcase.around(service)
+    photo = str(sorted((gallery / GROUPS[1]).glob("*.jpg"))[0])
+    items, status, _ = showcase.search_upload(photo, service.model_name, "milvus", 5, "", False, True)
+    assert len(items) == 5 and "Ranked by diffusion" in status
+    diffused = [hit.relpath for hit in service.search_images([photo], k=5, diffuse=True).hits[0]]
+    assert [caption.split(" · ")[1] for _, caption in items] == [path.split("/")[0] for path in diffused]
+    refused, status, _ = showcase.search_upload(photo, service.model_name, "milvus", 5, 'label == "g0000"', False,
+                                                True)
+    assert refused == [] and "diffusion ranks the whole collection" in status
+
+
 def test_a_verified_search_deeper_than_its_top_10_leaves_the_rest_unchecked(service, gallery):
     photo = sorted(gallery.glob("*/*.jpg"))[0]
     hits = service.search_images([photo], k=14, verify=True).hits[0]

@@ -21,7 +21,7 @@ import gradio as gr  # noqa: E402
 
 from ..config import get_settings  # noqa: E402
 from ..data import load_queries  # noqa: E402
-from ..errors import FilterError  # noqa: E402
+from ..errors import FilterError, UsageError  # noqa: E402
 from ..index import ENGINES  # noqa: E402
 from ..models import DEFAULT_MODEL, INSTANCE_SUFFIX, LITE_MODELS  # noqa: E402
 from ..plot import thumbnail  # noqa: E402
@@ -76,7 +76,8 @@ class Showcase:
         """A model or engine chosen in the page: build its index now, with progress in the page."""
         return self.build(model, engine)
 
-    def search_upload(self, upload, model: str, engine: str, k: int, where: str = "", verify: bool = False):
+    def search_upload(self, upload, model: str, engine: str, k: int, where: str = "", verify: bool = False,
+                      diffuse: bool = False):
         """(gallery items, status, preview) for an uploaded file; a bad file only changes the message."""
         if not upload:
             return [], "Upload an image, or pick one of the examples.", None
@@ -89,12 +90,16 @@ class Showcase:
             return [], f"The index for {model} ({engine}) is being built; search again when it is ready.", None
         start = time.perf_counter()
         try:
-            found = service.search_images([path], int(k), where.strip() or None, verify=verify)
+            found = service.search_images([path], int(k), where.strip() or None, verify=verify, diffuse=diffuse)
         except FilterError as exc:
             return [], f"**filter**: {exc}", thumbnail(path)
+        except UsageError as exc:  # diffusion with a filter
+            return [], f"**{exc}**", thumbnail(path)
         ms = 1000 * (time.perf_counter() - start)
         hits = found.hits[0]
         status = f"Top {len(hits)} for **{path.name}** in {ms:.0f} ms ({model}, {engine})."
+        if diffuse:
+            status += " Ranked by diffusion over the gallery's neighbours."
         if verify:
             status += f" {sum(bool(hit.verified) for hit in hits)} verified by local features, listed first."
         return gallery_items(hits), status, thumbnail(path)
@@ -136,6 +141,8 @@ def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
             engine_choice = gr.Dropdown(list(ENGINES), value=engine, label="engine")
             top_k = gr.Slider(1, 20, value=k, step=1, label="results")
             verify = gr.Checkbox(label="verify the top 10 by local features", elem_id="query-verify")
+            diffuse = gr.Checkbox(label="rank by the gallery's neighbours (diffusion: better for classes)",
+                                  elem_id="query-diffuse")
         where = gr.Textbox(label="filter (optional)", placeholder='label in ["Afghan_hound", "goldfish"]',
                            elem_id="query-filter")
         build_status = gr.Markdown(elem_id="build-status")
@@ -148,7 +155,7 @@ def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
                 gr.Examples([[p] for p in examples], inputs=[upload], label="examples (test photos)")
             image_status = gr.Markdown(elem_id="image-status")
             image_results = gr.Gallery(label="most similar", columns=6, height="auto", elem_id="image-results")
-        inputs = [upload, model_choice, engine_choice, top_k, where, verify]
+        inputs = [upload, model_choice, engine_choice, top_k, where, verify, diffuse]
         outputs = [image_results, image_status, preview]
         for choice in (model_choice, engine_choice):
             choice.change(showcase.switch, [model_choice, engine_choice], [build_status]).then(
@@ -157,6 +164,7 @@ def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
         top_k.release(showcase.search_upload, inputs, outputs)
         where.submit(showcase.search_upload, inputs, outputs)
         verify.change(showcase.search_upload, inputs, outputs)
+        diffuse.change(showcase.search_upload, inputs, outputs)
         if showcase.text:
             with gr.Tab("Search by text"):
                 sentence = gr.Textbox(label="a sentence", placeholder="a dog on a sofa", elem_id="query-text")
