@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from .postprocess import neighbours
+from .postprocess import best_of, neighbours
 
 TOLERANCE = 1e-6  # stop once no score moves by more than this share of the largest
 MAX_STEPS = 200  # alpha 0.8 reaches the tolerance in about 60
@@ -51,10 +51,24 @@ class Diffusion:
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
         """(queries, n) diffused scores; gallery images the walk never reaches score 0."""
+        return self._spread(self._cosines(queries))
+
+    def rank(self, queries: np.ndarray, depth: int) -> np.ndarray:
+        """Each query's top `depth` gallery positions: by diffused score, then (for the images it
+        never reached) by cosine to the query."""
+        cosines = self._cosines(queries)
+        order = np.lexsort((-cosines, -self._spread(cosines)), axis=1)  # the last key sorts first
+        return order[:, :min(depth, len(self.gallery))]
+
+    def _cosines(self, queries: np.ndarray) -> np.ndarray:
+        return np.asarray(queries, np.float32) @ self.gallery.T
+
+    def _spread(self, cosines: np.ndarray) -> np.ndarray:
+        """Iterate f <- alpha S f + y from the seeds y (each query's best cosines) until f settles."""
         s = self.settings
-        ids, cosines = neighbours(queries, self.gallery, min(s.seeds, len(self.gallery)))
-        start = np.zeros((len(queries), len(self.gallery)), np.float32)
-        np.put_along_axis(start, ids, np.clip(cosines, 0, None) ** s.gamma, 1)
+        ids, best = best_of(cosines, s.seeds)
+        start = np.zeros_like(cosines)
+        np.put_along_axis(start, ids, np.clip(best, 0, None) ** s.gamma, 1)
         scores = start
         for _ in range(MAX_STEPS):
             following = s.alpha * (self.graph @ scores.T).T + start  # S is symmetric
@@ -63,14 +77,6 @@ class Diffusion:
             if moved <= TOLERANCE * max(float(scores.max(initial=0.0)), 1e-12):
                 break
         return scores
-
-    def rank(self, queries: np.ndarray, depth: int) -> np.ndarray:
-        """Each query's top `depth` gallery positions: by diffused score, then (for the images it
-        never reached) by cosine to the query."""
-        queries = np.asarray(queries, np.float32)
-        diffused, cosines = self.scores(queries), queries @ self.gallery.T
-        order = np.lexsort((-cosines, -diffused), axis=1)  # the last key sorts first
-        return order[:, :min(depth, len(self.gallery))]
 
 
 def mutual_graph(gallery: np.ndarray, k: int, gamma: float) -> sparse.csr_matrix:

@@ -39,7 +39,11 @@ class Whitening:
 
 def neighbours(queries: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(ids, cosines) of each query's k most similar gallery vectors, best first (exact)."""
-    scores = np.asarray(queries, np.float32) @ np.asarray(gallery, np.float32).T
+    return best_of(np.asarray(queries, np.float32) @ np.asarray(gallery, np.float32).T, k)
+
+
+def best_of(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, scores) of each row's k largest scores, largest first."""
     k = min(k, scores.shape[1])
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1)
