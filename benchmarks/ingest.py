@@ -38,7 +38,8 @@ from imgsearch_helpers.models.exports import Export
 from imgsearch_helpers.results import write_benchmark
 from imgsearch_helpers.search import evaluate_engine, ingest, search_paths
 
-OTHERS = ("openvino", "openvino-f32", "openvino-int8", "onnxruntime")  # measured beside the chosen one and PyTorch
+# measured beside the chosen one and PyTorch
+OTHERS = ("openvino", "openvino-mixed", "openvino-f32", "openvino-int8", "onnxruntime")
 
 
 def tutorial_loop(catalog, embedder, engine) -> float:

@@ -14,8 +14,9 @@ from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.embed import embed_paths
 from imgsearch_helpers.errors import UsageError
 from imgsearch_helpers.index import open_engine
-from imgsearch_helpers.models import backends, build_embedder
+from imgsearch_helpers.models import backends, build_embedder, mixed
 from imgsearch_helpers.models.exports import Export, TorchModel
+from imgsearch_helpers.models.preprocess import Preprocessing
 
 PATHS = [str(p) for label in ("goldfish", "warplane", "Afghan_hound", "brain_coral")
          for p in sorted((TRAIN / label).glob("*.JPEG"))[:6]]
@@ -89,11 +90,56 @@ def test_every_backend_returns_the_same_top_hits(settings, torch_vectors):
     engine = open_engine("exact", metric="IP")
     engine.add(np.arange(len(PATHS)), torch_vectors)
     reference, _ = engine.search(torch_vectors, 5)
-    for backend in ("onnxruntime", "openvino", "auto"):
+    for backend in ("onnxruntime", "openvino", "openvino-mixed", "auto"):
         vectors = embed_paths(PATHS, build_embedder(settings=settings, backend=backend), progress=False).vectors
         found, _ = engine.search(vectors, 5)
         agree = (found[:, :3] == reference[:, :3]).mean()
         assert agree >= 0.95, (backend, agree)
+
+
+def test_a_network_split_at_a_cut_and_run_in_f32_equals_the_whole(settings):
+    import openvino
+
+    build_embedder(settings=settings, backend="onnxruntime")  # the export exists
+    export = Export(settings.cache_dir, "efficientnet_lite0@efficientnet-lite0-57934424")
+    batch = backends.check_batch(Preprocessing.from_dict(export.meta()["preprocessing"]))
+    core = openvino.Core()
+    whole = core.compile_model(str(export.onnx), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(batch)[0]
+    cut = export.cuts()[0]
+    head, tail = (core.compile_model(half, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+                  for half in mixed.split(export.onnx, cut))
+    np.testing.assert_allclose(tail(head(batch)[0])[0], whole, rtol=1e-4, atol=1e-5)
+
+
+def test_a_tensor_that_a_skip_connection_crosses_is_not_a_cut(settings):
+    build_embedder(settings=settings, backend="onnxruntime")
+    export = Export(settings.cache_dir, "efficientnet_lite0@efficientnet-lite0-57934424")
+    cuts = export.cuts()
+    inside_a_residual_block = next(k for k in range(cuts[0], cuts[-1]) if not mixed.is_cut(export.onnx, k))
+    with pytest.raises(mixed.NotACut, match=f"convolution {inside_a_residual_block} of .*model.onnx"):
+        mixed.split(export.onnx, inside_a_residual_block)
+    assert cuts == sorted(set(cuts)) and all(mixed.is_cut(export.onnx, k) for k in cuts)
+
+
+def test_mixed_precision_takes_the_earliest_cut_that_passes_and_keeps_its_checks(settings, torch_vectors):
+    embedder = build_embedder(settings=settings, backend="openvino-mixed")
+    export = Export(settings.cache_dir, "efficientnet_lite0@efficientnet-lite0-57934424")
+    checks = export.meta()["checks"]
+    scores = {cut: checks[mixed.runtime_name(cut)] for cut in export.cuts() if mixed.runtime_name(cut) in checks}
+    if not mixed.has_bf16():  # nothing to mix on this CPU: PyTorch, and no cut checked
+        assert embedder.backend.startswith("torch") and not scores
+        return
+    passed = [cut for cut, score in scores.items() if score >= mixed.MIN_COSINE_MIXED]
+    if not passed:
+        assert embedder.backend.startswith("torch") and sorted(scores) == export.cuts()
+        return
+    chosen = passed[0]
+    assert embedder.backend == mixed.runtime_name(chosen) and embedder.runtime.cut == chosen
+    assert sorted(scores) == [cut for cut in export.cuts() if cut <= chosen]  # later cuts never tried
+    vectors = embed_paths(PATHS, embedder, progress=False).vectors
+    assert cosines(vectors, torch_vectors).min() >= backends.MIN_COSINE
+    again = build_embedder(settings=settings, backend="openvino-mixed")
+    assert again.backend == embedder.backend and export.meta()["checks"] == checks  # opened, not checked again
 
 
 def test_class_probabilities_match_the_torch_head(settings):

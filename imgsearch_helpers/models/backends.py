@@ -4,10 +4,10 @@ A network is exported once per model and weights (`torch.onnx.export`) into the 
 runtime is checked against PyTorch on a fixed batch when it first loads that export (every
 vector's cosine with PyTorch's >= MIN_COSINE); the result is kept per runtime version, so later
 processes load the export without importing torch. `auto` takes the first runtime that is
-installed and passed, fastest first as measured here (EfficientNet-Lite0, 2 cores, batch 16 /
-batch 1): OpenVINO at the CPU's default precision (bf16 with AMX: 471 img/s / 4.8 ms), OpenVINO
-in f32 (191 / 7.1), ONNX Runtime (140 / 8.5), then PyTorch's trace (103 / 21). A runtime that
-fails the check is skipped (with a warning the first time).
+installed and passed, fastest first: OpenVINO at the CPU's default precision (bf16 where the CPU
+has it, else f32), OpenVINO with only the layers after a cut in bf16 (`mixed`), OpenVINO in f32,
+ONNX Runtime, then PyTorch's trace (`benchmarks/ingest.py` measures them side by side). A runtime
+that fails the check is skipped (with a warning the first time).
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
-BACKENDS = ("auto", "openvino", "openvino-f32", "openvino-int8", "onnxruntime", "torch")
-AUTO = ("openvino", "openvino-f32", "onnxruntime")  # tried in this order; PyTorch if none passes
+BACKENDS = ("auto", "openvino", "openvino-mixed", "openvino-f32", "openvino-int8", "onnxruntime", "torch")
+AUTO = ("openvino", "openvino-mixed", "openvino-f32", "onnxruntime")  # tried in this order; PyTorch if none passes
 MIN_COSINE = 0.999
 CHECK_BATCH = 8  # images in the fixed batch every export is checked on
 

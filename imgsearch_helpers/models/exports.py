@@ -17,7 +17,7 @@ import numpy as np
 from ..cache import write_json
 from ..config import Settings
 from ..errors import UsageError
-from . import backends, identify
+from . import backends, identify, mixed
 from .embedder import Embedder, TorchRuntime
 from .preprocess import Preprocessing
 from .quantize import MIN_COSINE_INT8, calibration_images, quantize
@@ -58,24 +58,59 @@ def load_export(export: Export, loaded: Loaded, backend: str, checked: bool, nam
     check; None if none does (the caller falls back to PyTorch)."""
     if not export.exists():
         export.write(loaded())
-    meta = export.meta()
     for candidate in backends.AUTO if backend == "auto" else (backend,):
         if not backends.installed(candidate):
             if backend != "auto":
                 warnings.warn(f"{candidate} is not installed: {name} runs on PyTorch", stacklevel=4)
             continue
-        model_file = export.int8 if candidate == "openvino-int8" else export.onnx
-        runtime = backends.open_runtime(candidate, model_file, export.folder / "compiled")
-        checked_now = runtime.name not in meta["checks"]
-        if checked_now:
-            meta = export.record_check(runtime, loaded())
-        bar = MIN_COSINE_INT8 if candidate == "openvino-int8" else backends.MIN_COSINE
+        opened = open_checked(export, loaded, candidate)
+        if opened is None:
+            continue
+        runtime, meta, checked_now = opened
+        bar = BARS.get(candidate, backends.MIN_COSINE)
         if meta["checks"][runtime.name] >= bar or not checked:
             return export.embedder(name, runtime, meta)
         if checked_now or backend != "auto":  # once, when found out, or when asked for by name
             warnings.warn(f"{runtime.name} gives vectors unlike PyTorch's for {name} (smallest cosine "
                           f"{meta['checks'][runtime.name]:.5f} < {bar}): not used", stacklevel=4)
     return None
+
+
+def open_checked(export: Export, loaded: Loaded, candidate: str) -> tuple | None:
+    """(runtime, meta, whether it was checked just now), or None where the runtime does not apply."""
+    if candidate == "openvino-mixed":
+        return open_mixed(export, loaded)
+    model_file = export.int8 if candidate == "openvino-int8" else export.onnx
+    return with_check(export, loaded, backends.open_runtime(candidate, model_file, export.folder / "compiled"))
+
+
+def with_check(export: Export, loaded: Loaded, runtime) -> tuple:
+    """(runtime, meta, whether it was checked just now): each runtime is checked once per version."""
+    meta = export.meta()
+    checked_now = runtime.name not in meta["checks"]
+    if checked_now:
+        meta = export.record_check(runtime, loaded())
+    return runtime, meta, checked_now
+
+
+BARS = {"openvino-int8": MIN_COSINE_INT8, "openvino-mixed": mixed.MIN_COSINE_MIXED}
+
+
+def open_mixed(export: Export, loaded: Loaded) -> tuple | None:
+    """OpenVINO f32 + bf16 (see `mixed`) at the earliest candidate cut that clears its bar, each cut
+    checked once (the checks are kept: a later process opens the chosen cut at once); if none does,
+    the last one tried, for the caller to report; None on a CPU without bf16."""
+    if not mixed.has_bf16():
+        return None
+    cuts = export.cuts()
+    known = export.meta()["checks"]
+    untried_or_passed = [cut for cut in cuts if known.get(mixed.runtime_name(cut), 1.0) >= mixed.MIN_COSINE_MIXED]
+    opened = None
+    for cut in untried_or_passed or cuts[-1:]:
+        opened = with_check(export, loaded, mixed.MixedOpenVino(export.onnx, export.folder / "compiled", cut))
+        if opened[1]["checks"][opened[0].name] >= mixed.MIN_COSINE_MIXED:
+            break
+    return opened
 
 
 class TorchModel:
@@ -138,6 +173,14 @@ class Export:
             self.write(loaded())
         preprocess = Preprocessing.from_dict(self.meta()["preprocessing"])
         quantize(self.onnx, calibration_images(settings, preprocess, preprocess.resize), self.int8)
+
+    def cuts(self) -> list[int]:
+        """Where the graph can be split for `openvino-mixed` (found once, kept in the meta)."""
+        meta = self.meta()
+        if "cuts" not in meta:
+            meta["cuts"] = mixed.candidate_cuts(self.onnx)
+            write_json(self.meta_file, meta)
+        return meta["cuts"]
 
     def meta(self) -> dict:
         return json.loads(self.meta_file.read_text())
