@@ -88,14 +88,17 @@ def test_ingest_results_compare_the_backend_with_pytorch_in_one_run():
     assert result["package_images_per_s"] > result["torch_images_per_s"] and result["cli_search_s"] < 3
 
 
-def test_int8_is_the_default_exactly_when_it_keeps_mhr_within_0_005():
+def test_int8_is_the_default_only_if_it_keeps_mhr_within_0_005():
+    """The issue's rule for INT8 ("only if"). It is not the default even when one run keeps mHR@10
+    within 0.005: its vectors are far from PyTorch's (cosine 0.95), and runs have put it on
+    either side of the line (+0.006, +0.002)."""
     from imgsearch_helpers.models import backends
 
     result = json.loads((RESULTS / "ingest.json").read_text())
     int8 = next(row for row in result["backends"] if row["backend"].endswith("-int8"))
-    assert int8["images_per_s"] > 0 and 0 < int8["mhr10"] <= 1
+    assert int8["images_per_s"] > 0 and 0 < int8["mhr10"] <= 1 and int8["check_min_cosine"] < backends.MIN_COSINE
     keeps_quality = abs(int8["mhr10"] - result["torch_mhr10"]) <= 0.005
-    assert keeps_quality == ("openvino-int8" in backends.AUTO)
+    assert keeps_quality or "openvino-int8" not in backends.AUTO
 
 
 def test_instance_results_cover_every_recipe_on_every_benchmark():
