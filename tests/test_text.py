@@ -1,5 +1,6 @@
 """Text-to-image search: the CLIP path with a small randomly initialised open_clip model (code
-path, shapes, normalization, index round trip, local weights), and the offline path for real."""
+path, shapes, normalization, index round trip, local weights, both towers exported), and the
+offline path for real."""
 import json
 
 import numpy as np
@@ -11,12 +12,15 @@ from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data import load_catalog
 from imgsearch_helpers.embed import embed_paths
 from imgsearch_helpers.errors import ClipUnavailable
+from imgsearch_helpers.images import load_image
 from imgsearch_helpers.index import IndexSpec, open_engine
+from imgsearch_helpers.models.backends import MIN_COSINE
 from imgsearch_helpers.recipes import Recipe
 from imgsearch_helpers.search import ingest
 from imgsearch_helpers.text import ClipTextPath, OfflineTextPath, class_queries, evaluate_text, open_text_path
 from imgsearch_helpers.text.clip import load_clip
 from imgsearch_helpers.text.offline import ClassNameTextEncoder
+from imgsearch_helpers.vectors import l2_normalize
 
 TINY = "imgsearch-tiny-clip"
 TINY_CONFIG = {"embed_dim": 32,
@@ -74,16 +78,54 @@ def test_clip_images_round_trip_through_an_index(tiny_clip, catalog, kind, index
     engine.close()
 
 
+def torch_texts(clip, sentences) -> np.ndarray:
+    with torch.no_grad():
+        return l2_normalize(clip.images.model.encode_text(clip.tokenizer(sentences)).numpy())
+
+
+def torch_images(clip, batch) -> np.ndarray:
+    with torch.no_grad():
+        return l2_normalize(clip.images.model.encode_image(torch.from_numpy(batch)).numpy())
+
+
 def test_local_clip_weights_are_loaded_from_the_weights_folder(tiny_clip, tmp_path):
     weights = tmp_path / "open_clip" / f"{TINY}-mytag.bin"
     weights.parent.mkdir()
+    changed = load_clip(TINY, pretrained=None)
     with torch.no_grad():
-        for parameter in tiny_clip.images.model.parameters():
+        for parameter in changed.images.model.parameters():
             parameter.add_(0.01)  # not the seed-0 weights: loading must take these
-    torch.save(tiny_clip.images.model.state_dict(), weights)
+    torch.save(changed.images.model.state_dict(), weights)
     loaded = load_clip(TINY, "mytag", get_settings(weights_dir=tmp_path))
-    assert "local file" in loaded.weights and not loaded.random
-    np.testing.assert_allclose(loaded.texts(["a dog"]), tiny_clip.texts(["a dog"]), atol=1e-5)
+    assert "local file" in loaded.weights and not loaded.random and loaded.images.key != tiny_clip.images.key
+    np.testing.assert_allclose(loaded.texts(["a dog"]), torch_texts(changed, ["a dog"]), atol=1e-5)
+    assert not np.allclose(loaded.texts(["a dog"]), tiny_clip.texts(["a dog"]), atol=1e-3)
+
+
+def test_both_clip_towers_run_exported_and_agree_with_pytorch(tiny_clip, catalog):
+    assert tiny_clip.images.runtime.name.startswith("openvino-") and tiny_clip.text_runtime is not None
+    assert tiny_clip.images.key.endswith("|" + tiny_clip.images.runtime.name)
+    sentences = ["a white dog", "a black dog", "", "an aeroplane over the sea at dusk"]
+    batch = np.stack([tiny_clip.images.preprocess(load_image(p)) for p in catalog.path[:6]])
+    for exported, reference in ((tiny_clip.texts(sentences), torch_texts(tiny_clip, sentences)),
+                                (tiny_clip.images.embed_batch(batch), torch_images(tiny_clip, batch))):
+        assert (exported * reference).sum(1).min() >= MIN_COSINE
+
+
+def test_clip_stays_on_pytorch_when_asked_or_when_a_tower_fails_its_check(tiny_clip, tmp_path):
+    on_torch = load_clip(TINY, pretrained=None, settings=get_settings(backend="torch", cache_dir=tmp_path))
+    assert on_torch.images.runtime is None and on_torch.text_runtime is None and "|" not in on_torch.images.key
+    assert not (tmp_path / "models").exists()  # nothing exported
+    settings = get_settings(cache_dir=tmp_path)
+    assert load_clip(TINY, pretrained=None, settings=settings).text_runtime is not None
+    meta_file = next((tmp_path / "models").glob("*/meta.json"))
+    meta = json.loads(meta_file.read_text())
+    meta["checks"] = {name: 0.5 if name.startswith("text") else value for name, value in meta["checks"].items()}
+    meta_file.write_text(json.dumps(meta))  # as a runtime version that moved the text vectors would leave it
+    with pytest.warns(UserWarning, match=r"CLIP text vectors unlike PyTorch's \(smallest cosine 0.50000"):
+        failed = load_clip(TINY, pretrained=None, settings=settings)
+    assert failed.text_runtime is None and failed.images.runtime is not None
+    np.testing.assert_allclose(failed.texts(["a dog"]), torch_texts(failed, ["a dog"]), atol=1e-6)
 
 
 def test_clip_without_weights_is_a_clear_error_and_auto_falls_back(tmp_path):

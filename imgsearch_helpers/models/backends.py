@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -85,7 +86,8 @@ class OpenVino:
 def open_runtime(backend: str, model_file, cache_dir) -> Runtime:
     """`model_file`: the export's ONNX file (for openvino-int8, its quantized OpenVINO IR)."""
     if backend == "openvino-int8":
-        return OpenVino(model_file, cache_dir, "f32", weights="int8")  # the layers left in float stay f32
+        weights = Path(model_file).stem.removeprefix("model-")  # int8, or 7bit-int8
+        return OpenVino(model_file, cache_dir, "f32", weights=weights)  # the layers left in float stay f32
     if backend.startswith("openvino"):
         return OpenVino(model_file, cache_dir, "f32" if backend == "openvino-f32" else None)
     if backend == "onnxruntime":
@@ -93,26 +95,27 @@ def open_runtime(backend: str, model_file, cache_dir) -> Runtime:
     raise ValueError(f"no exported runtime called {backend!r}")
 
 
-def export_onnx(module, example, path) -> None:
-    """Write `module` (a torch module taking a float32 NCHW batch) as ONNX with a dynamic batch size."""
+def export_onnx(module, example, path, input_name: str = "images") -> None:
+    """Write `module` (a torch module taking one batch, e.g. float32 NCHW) as ONNX with a dynamic batch size."""
     import torch
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
-        torch.onnx.export(module, (torch.from_numpy(example),), str(path), input_names=["images"],
-                          output_names=["features"], dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+        torch.onnx.export(module, (torch.from_numpy(example),), str(path), input_names=[input_name],
+                          output_names=["features"], dynamic_axes={input_name: {0: "batch"}, "features": {0: "batch"}},
                           opset_version=17, dynamo=False)
 
 
-def check_batch(preprocess) -> np.ndarray:
+def check_batch(preprocess, side: int | None = None) -> np.ndarray:
     """The fixed batch exports are checked on: seeded smooth colour fields (8 x 8 random pixels
-    enlarged), preprocessed like photos. On real gallery photos and on these, runtimes differ from
-    PyTorch alike (bf16: smallest cosine 0.997 on both); white noise would flatter or punish them."""
+    enlarged to `side`, by default the preprocessing's resize), preprocessed like photos. On real
+    gallery photos and on these, runtimes differ from PyTorch alike (bf16: smallest cosine 0.997 on
+    both); white noise would flatter or punish them."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
     fields = [Image.fromarray(rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)).resize(
-        (preprocess.resize, preprocess.resize), Image.Resampling.BICUBIC) for _ in range(CHECK_BATCH)]
+        (side or preprocess.resize,) * 2, Image.Resampling.BICUBIC) for _ in range(CHECK_BATCH)]
     return np.stack([preprocess(field) for field in fields])
 
 

@@ -20,7 +20,7 @@ from ..errors import UsageError
 from . import backends, identify, mixed
 from .embedder import Embedder, TorchRuntime
 from .preprocess import Preprocessing
-from .quantize import MIN_COSINE_INT8, calibration_images, quantize
+from .quantize import MIN_COSINE_INT8, calibration_images, int8_variant, quantize
 
 
 def load_embedder(name: str, pretrained: bool, settings: Settings, backend: str, fast: bool = True,
@@ -149,12 +149,17 @@ class TorchModel:
                         runtime=TorchRuntime(self.module, fast), classifier=self.classifier(), **self.sizes())
 
 
+def export_folder(cache_dir: Path, key: str) -> Path:
+    """Where the export of the model `key` (model + weights) lives in the cache."""
+    return Path(cache_dir) / "models" / re.sub(r"[^0-9A-Za-z_.@-]+", "_", key)
+
+
 class Export:
     """One model's export in the cache."""
 
     def __init__(self, cache_dir: Path, key: str):
         self.key = key
-        self.folder = Path(cache_dir) / "models" / re.sub(r"[^0-9A-Za-z_.@-]+", "_", key)
+        self.folder = export_folder(cache_dir, key)
         self.onnx, self.meta_file, self.head_file = (self.folder / n for n in ("model.onnx", "meta.json",
                                                                                 "classifier.npz"))
 
@@ -163,7 +168,8 @@ class Export:
 
     @property
     def int8(self) -> Path:
-        return self.folder / "model-int8.xml"
+        """The quantized model for this CPU (with VNNI or without: see `quantize`)."""
+        return self.folder / f"model-{int8_variant()}.xml"
 
     def ensure_int8(self, loaded: Loaded, settings: Settings) -> None:
         """Quantize the export to INT8 once (calibrated on tutorial gallery images)."""
@@ -172,7 +178,8 @@ class Export:
         if not self.exists():
             self.write(loaded())
         preprocess = Preprocessing.from_dict(self.meta()["preprocessing"])
-        quantize(self.onnx, calibration_images(settings, preprocess, preprocess.resize), self.int8)
+        quantize(self.onnx, calibration_images(settings, preprocess, preprocess.resize), self.int8,
+                 seven_bit=int8_variant() != "int8")
 
     def cuts(self) -> list[int]:
         """Where the graph can be split for `openvino-mixed` (found once, kept in the meta)."""

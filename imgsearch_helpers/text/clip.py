@@ -3,10 +3,12 @@
 Weights: a local checkpoint `<weights_dir>/open_clip/<model>-<pretrained>.<ext>` if there is one,
 else open_clip downloads them (OpenAI's or LAION's, via the Hugging Face hub). Offline, loading
 raises `ClipUnavailable` at once with what to do. `pretrained=None` builds the architecture with
-seeded random weights, for tests only: its vectors mean nothing.
+seeded random weights, for tests only: its vectors mean nothing. Both towers run exported, on
+OpenVINO, once they pass their check against PyTorch (`clip_export`).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +20,10 @@ from ..config import Settings, display_path, get_settings
 from ..embed import StreamsImages
 from ..errors import ClipUnavailable, UsageError, brief
 from ..models import WEIGHT_SUFFIXES
+from ..models.exports import export_folder
 from ..models.weights import hub_unreachable
 from ..vectors import l2_normalize
+from .clip_export import load_towers
 
 DEFAULT_MODEL, DEFAULT_PRETRAINED = "ViT-B-32", "openai"
 
@@ -34,11 +38,14 @@ class ClipImageEmbedder(StreamsImages):
     transform: object  # open_clip's preprocessing: PIL image -> CHW tensor
     min_side: int
     dim: int
+    runtime: object | None = None  # the exported tower (None: PyTorch)
 
     def preprocess(self, image) -> np.ndarray:
         return self.transform(image).numpy()
 
     def embed_batch(self, batch) -> np.ndarray:
+        if self.runtime is not None:
+            return l2_normalize(self.runtime.run(np.asarray(batch, np.float32)))
         with torch.no_grad():
             return l2_normalize(self.model.encode_image(torch.as_tensor(np.asarray(batch))).float().numpy())
 
@@ -50,6 +57,7 @@ class Clip:
     images: ClipImageEmbedder
     tokenizer: object
     weights: str
+    text_runtime: object | None = None  # the exported text tower (None: PyTorch)
 
     @property
     def name(self) -> str:
@@ -65,8 +73,10 @@ class Clip:
 
     def texts(self, sentences) -> np.ndarray:
         """Unit vectors for sentences, in CLIP's joint space."""
+        tokens = self.tokenizer(list(sentences))
+        if self.text_runtime is not None:
+            return l2_normalize(self.text_runtime.run(tokens.numpy()))
         with torch.no_grad():
-            tokens = self.tokenizer(list(sentences))
             return l2_normalize(self.images.model.encode_text(tokens).float().numpy())
 
     def __repr__(self) -> str:
@@ -89,6 +99,7 @@ def load_clip(model: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETR
     settings = settings or get_settings()
     if model not in open_clip.list_models():
         raise UsageError(f"unknown open_clip model {model!r}; e.g. {DEFAULT_MODEL}, ViT-B-16, ViT-L-14")
+    local = None
     if pretrained is None:
         torch.manual_seed(0)
         weights, source = "random (seed 0): for tests, not a CLIP model", None
@@ -110,10 +121,33 @@ def load_clip(model: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETR
     network.eval()
     size = network.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
-    key = f"clip/{model}@{pretrained or 'random-seed0'}"
-    embedder = ClipImageEmbedder(f"{model} ({pretrained or 'random'})", key, network, preprocess, int(size),
-                                 _output_dim(network, int(size)))
-    return Clip(embedder, open_clip.get_tokenizer(model), weights)
+    key = f"clip/{model}@{weights_id(network, pretrained, local)}"
+    tokenizer = open_clip.get_tokenizer(model)
+    runtimes = (None, None)
+    if settings.backend != "torch":
+        runtimes = load_towers(network, lambda image: preprocess(image).numpy(), tokenizer, int(size),
+                               export_folder(settings.cache_dir, key))
+    embedder = ClipImageEmbedder(f"{model} ({pretrained or 'random'})", key + runtime_suffix(runtimes[0]), network,
+                                 preprocess, int(size), _output_dim(network, int(size)), runtimes[0])
+    return Clip(embedder, tokenizer, weights, runtimes[1])
+
+
+def weights_id(network, pretrained: str | None, local: Path | None) -> str:
+    """What names the weights in cache keys: a local file by name and content, random weights by
+    content too (a test model's shape can change under its name), a download by its tag."""
+    if local is not None:
+        return f"{local.name}-{hashlib.sha256(local.read_bytes()).hexdigest()[:12]}"
+    if pretrained is None:
+        digest = hashlib.sha256()
+        for tensor in network.state_dict().values():
+            digest.update(tensor.detach().numpy().tobytes())
+        return f"random-seed0-{digest.hexdigest()[:12]}"
+    return pretrained
+
+
+def runtime_suffix(runtime) -> str:
+    """The embedding cache keeps an exported tower's vectors apart from PyTorch's."""
+    return f"|{runtime.name}" if runtime is not None else ""
 
 
 def _output_dim(network, size: int) -> int:
