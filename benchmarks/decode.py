@@ -80,7 +80,7 @@ def stream_images_per_s(embedder, paths, decoder) -> float:
         embed.load_image = original
 
 
-def measure_stages(embedder, paths) -> dict:
+def measure_stages(embedder, paths, torch_embedder=None) -> dict:
     read_ms, datas = per_image_ms(lambda p: Path(p).read_bytes(), paths)
     decode_ms, decoded = per_image_ms(lambda item: load_image(item[0], data=item[1], min_side=embedder.min_side),
                                       list(zip(paths, datas)))
@@ -89,6 +89,8 @@ def measure_stages(embedder, paths) -> dict:
     stages = {"read_ms": read_ms, "decode_pillow_ms": decode_ms, "resize_crop_ms": resize_ms,
               "normalize_ms": normalize_ms, "network_batch16_ms_per_image": network_ms(embedder, tensors, 16),
               "network_batch1_ms": network_ms(embedder, tensors, 1)}
+    if torch_embedder is not None:  # bounds any end-to-end speedup over PyTorch
+        stages["torch_network_batch16_ms_per_image"] = network_ms(torch_embedder, tensors, 16)
     if simplejpeg is not None:
         stages["decode_simplejpeg_ms"], fast = per_image_ms(
             lambda item: decode_with_simplejpeg(item[0], data=item[1], min_side=embedder.min_side),
@@ -119,10 +121,11 @@ def main() -> None:
     paths = [str(p) for p in (list_images(args.gallery) if args.gallery else load_catalog(settings).path)]
     paths = paths[: args.images]
     embedder = build_embedder(args.model, settings=settings)
-    stages = measure_stages(embedder, paths)
+    stages = measure_stages(embedder, paths, build_embedder(args.model, settings=settings, backend="torch"))
     result = {"command": "python benchmarks/decode.py" + (f" --gallery {args.gallery}" if args.gallery else ""),
               "model": args.model, "backend": embedder.backend, "images": len(paths), "stages": stages,
-              **core_budget(stages)}
+              **core_budget(stages), "network_speedup_vs_torch": round(
+                  stages["torch_network_batch16_ms_per_image"] / stages["network_batch16_ms_per_image"], 2)}
     rounds = {"pillow": [], "simplejpeg": []}
     for _ in range(2 if simplejpeg is not None else 1):  # interleaved, so both see the same machine
         rounds["pillow"].append(stream_images_per_s(embedder, paths, load_image))

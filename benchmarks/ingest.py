@@ -35,6 +35,7 @@ from imgsearch_helpers.images import load_image
 from imgsearch_helpers.index import TUTORIAL_IVF, open_engine
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 from imgsearch_helpers.models.exports import Export
+from imgsearch_helpers.models.mixed import has_bf16
 from imgsearch_helpers.results import write_benchmark
 from imgsearch_helpers.search import evaluate_engine, ingest, search_paths
 
@@ -135,8 +136,9 @@ def main() -> None:
         cli_s = cli_search_seconds(settings, queries.path[0])
 
     result = {
-        "command": "python benchmarks/ingest.py",
+        "command": " ".join(["python benchmarks/ingest.py", *sys.argv[1:]]),
         "model": args.model,
+        "cpu_bf16": has_bf16(),  # whether the bf16 rows (openvino, openvino-mixed) could run here
         "slice": settings.slice,
         "images": len(catalog),
         "backend": embedder.backend,

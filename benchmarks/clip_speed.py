@@ -1,0 +1,82 @@
+"""CLIP's towers on PyTorch and exported (OpenVINO f32), side by side in one run: speed only.
+
+    python benchmarks/clip_speed.py [--model ViT-B-32] [--out benchmarks/results/clip_speed.json]
+
+CLIP's weights do not download here, so the architecture is built with seeded random weights:
+the work per image and per sentence is the real model's, the vectors mean nothing (retrieval
+figures for CLIP come from `benchmarks/text.py` where its weights load). Image tower: a batch of
+16 and a single image (preprocessed already); text tower: the 100 tutorial class names as
+phrases, one batch. Medians of repeated runs, each runtime warmed up first. The export and its
+checks live in a temporary cache.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.data import load_catalog
+from imgsearch_helpers.images import load_image
+from imgsearch_helpers.results import write_benchmark
+from imgsearch_helpers.text import class_queries
+from imgsearch_helpers.text.clip import DEFAULT_MODEL, load_clip
+
+REPEATS = 7
+
+
+def median_seconds(work, repeats: int = REPEATS) -> float:
+    work()  # warm-up: a first compile or allocation is not the steady cost
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def smallest_cosine(vectors: np.ndarray, reference: np.ndarray) -> float:
+    """Both are unit vectors (CLIP's outputs are normalized)."""
+    return float((vectors * reference).sum(1).min())
+
+
+def measure(clip, images: np.ndarray, sentences: list[str]) -> dict:
+    batch, single = images[:16], images[:1]
+    per_batch = median_seconds(lambda: clip.images.embed_batch(batch))
+    return {"image_batch16_images_per_s": round(len(batch) / per_batch, 1),
+            "image_batch1_ms": round(1000 * median_seconds(lambda: clip.images.embed_batch(single)), 2),
+            "text_100_sentences_ms": round(1000 * median_seconds(lambda: clip.texts(sentences)), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "clip_speed.json")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    catalog = load_catalog(get_settings())
+    sentences = list(class_queries(catalog, "names").text)
+    with tempfile.TemporaryDirectory() as scratch:
+        exported = load_clip(args.model, pretrained=None, settings=get_settings(cache_dir=scratch))
+        on_torch = load_clip(args.model, pretrained=None, settings=get_settings(backend="torch", cache_dir=scratch))
+        images = np.stack([exported.images.preprocess(load_image(p)) for p in catalog.path[:16]])
+        rows = {"torch": measure(on_torch, images, sentences), "exported": measure(exported, images, sentences)}
+        agree = {"image": smallest_cosine(exported.images.embed_batch(images), on_torch.images.embed_batch(images)),
+                 "text": smallest_cosine(exported.texts(sentences), on_torch.texts(sentences))}
+    torch_row, exported_row = rows["torch"], rows["exported"]
+    result = {"command": "python benchmarks/clip_speed.py", "model": args.model,
+              "weights": "random (seed 0): speed only", "image_runtime": exported.images.runtime.name,
+              "text_runtime": exported.text_runtime.name, **rows,
+              "image_speedup": round(exported_row["image_batch16_images_per_s"]
+                                     / torch_row["image_batch16_images_per_s"], 2),
+              "text_speedup": round(torch_row["text_100_sentences_ms"] / exported_row["text_100_sentences_ms"], 2),
+              "min_cosine_vs_torch": {name: round(value, 5) for name, value in agree.items()}}
+    print(write_benchmark(args.out, result).read_text())
+
+
+if __name__ == "__main__":
+    main()
