@@ -12,6 +12,7 @@ on such CPUs: without VNNI the int8 products are summed in pairs into 16 bits an
 """
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ MIN_COSINE_INT8 = 0.9
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # as /proc/cpuinfo names them
 
 
+@cache  # read once per process: the path of the int8 file is asked for on every load
 def has_vnni() -> bool:
     """Whether the CPU sums int8 products in 32 bits (else NNCF's overflow fix is needed)."""
     cpuinfo = Path("/proc/cpuinfo")
