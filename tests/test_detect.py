@@ -6,7 +6,9 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from imgsearch_helpers.config import get_settings
@@ -23,7 +25,7 @@ from imgsearch_helpers.detect import (
     load_detector,
     verify_checkpoint,
 )
-from imgsearch_helpers.detect_runtime import MAX_BOX_SHIFT, DetectorExport
+from imgsearch_helpers.detect_runtime import MAX_BOX_SHIFT, MAX_SCORE_DIFF, DetectorExport
 from imgsearch_helpers.images import ImageError, load_image
 
 
@@ -157,15 +159,31 @@ def torch_detector():
     return load_detector("yolov5n", get_settings(), backend="torch")
 
 
+def overlap(a, b) -> float:
+    """Intersection over union of two boxes."""
+    width, height = min(a.x2, b.x2) - max(a.x1, b.x1), min(a.y2, b.y2) - max(a.y1, b.y1)
+    inter = max(width, 0) * max(height, 0)
+    return inter / ((a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter)
+
+
 def test_the_default_detector_runs_on_openvino_with_pytorchs_boxes(detector, torch_detector, photos):
+    """The networks agree on the real photos within the export check's bars. After non-maximum
+    suppression a box may still move a pixel: two candidates whose scores differ by less than the
+    runtimes do (seen: a cup, 0.6918626 against 0.6918623, boxes 1.1 px apart) swap places."""
     assert detector.backend.startswith("openvino-") and detector.backend.endswith("-f32")
     assert torch_detector.backend.startswith("torch-")
     images = [load_image(p) for p in photos]
+    exported_network, torch_network = detector.model.model.model, torch_detector.model.model.model
+    for image in images:
+        pixels = torch.from_numpy(np.asarray(image.convert("RGB").resize((640, 640)), np.float32).transpose(2, 0, 1)
+                                  [None].copy() / 255)
+        with torch.no_grad():
+            difference = (exported_network(pixels) - torch_network(pixels)[0]).abs()
+        assert difference[..., :4].max() <= MAX_BOX_SHIFT and difference[..., 4:].max() <= MAX_SCORE_DIFF
     for exported, reference in zip(detector.detect(images), torch_detector.detect(images)):
         assert [b.label for b in exported] == [b.label for b in reference] and exported
         for a, b in zip(exported, reference):
-            assert max(abs(a.x1 - b.x1), abs(a.y1 - b.y1), abs(a.x2 - b.x2), abs(a.y2 - b.y2)) < 0.5
-            assert abs(a.score - b.score) < 1e-3
+            assert overlap(a, b) >= 0.95 and abs(a.score - b.score) < 1e-3
 
 
 def test_the_detector_export_is_written_once_checked_per_runtime_and_reused(tmp_path):
