@@ -11,7 +11,7 @@ from PIL import Image
 
 from imgsearch_helpers.feder import FederIndex
 from imgsearch_helpers.feder.assets import fetch_feder_js
-from imgsearch_helpers.feder.snapshots import DATA_NOTE, snapshot_feder_outputs
+from imgsearch_helpers.feder.snapshots import DATA_NOTE, screenshots, snapshot_feder_outputs
 from imgsearch_helpers.index import IndexSpec, open_engine
 
 pytestmark = pytest.mark.browser  # drives Debian's Chromium
@@ -69,3 +69,22 @@ def test_a_notebook_without_feder_is_left_alone():
     notebook = new_notebook(cells=[new_code_cell("1", outputs=[new_output("stream", name="stdout", text="1\n")])])
     assert snapshot_feder_outputs(notebook) == "no Feder views"
     assert notebook.cells[0].outputs[0]["text"] == "1\n"
+
+
+def test_a_snapshot_shows_the_last_frame_of_the_animation_it_skips(index, tmp_path):
+    """Snapshots run Feder's animations 50 times faster; the frame they end on must be the one the
+    animation played at full length ends on (an HNSW search animates its steps one by one)."""
+    vectors = np.random.default_rng(6).normal(size=(300, 32)).astype(np.float32)
+    engine = open_engine("hnswlib", index=IndexSpec("HNSW", {"M": 8, "efConstruction": 32}, {"ef": 8}))
+    engine.add(np.arange(300), vectors)
+    hnsw = FederIndex.from_engine(engine, tmp_path / "hnsw.bin", progress=False)
+    views = [hnsw.search_by_vector(vectors[7], k=5, ef=8), index.search_by_id(3, k=5, nprobe=2, stage="coarse")]
+    data = {each.key: output_of(each)["data"]["text/html"] for each in (hnsw, index)}
+    shown = [(output_of(view)["data"]["text/html"], view.index.key) for view in views]
+    played, skipped = (screenshots(data, shown, kind="png", play_animations=play) for play in (True, False))
+    for full, fast in zip(played, skipped):
+        full, fast = (np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=int) for shot in (full, fast))
+        assert full.shape == fast.shape
+        rows, columns = np.nonzero(np.abs(full - fast).max(axis=2) > 16)
+        if len(rows):  # only where the HNSW time slider's handle stops (the last frame overshoots the end a little)
+            assert np.ptp(rows) < 32 and np.ptp(columns) < 32, (rows.min(), rows.max(), columns.min(), columns.max())

@@ -15,6 +15,7 @@ from ..errors import BrowserUnavailable, RenderError, UsageError
 from ..tools.browser import headless_chromium, open_offline, wait_until_still
 
 DATA_NOTE = " (sent to the page when the notebook runs; left out of the saved notebook)"
+STILL_TIMEOUT_S = 120
 VIEW_NOTE = " (screenshot of the live view, taken in headless Chromium when the notebook was run)"
 
 
@@ -55,9 +56,13 @@ def snapshot_feder_outputs(notebook) -> str:
     return summary
 
 
-def screenshots(data_html: dict, views: list[tuple[str, str]], quality: int = 70) -> list[bytes]:
-    """JPEG bytes of each view, drawn on one offline page that holds every index's data."""
-    body = list(data_html.values())
+def screenshots(data_html: dict, views: list[tuple[str, str]], quality: int = 70, kind: str = "jpeg",
+                play_animations: bool = False) -> list[bytes]:
+    """Image bytes of each view, drawn on one offline page that holds every index's data, each at
+    its animation's last frame. Unless `play_animations`, the animations run 50 times faster (see
+    feder_view.js): the same last frame, within Feder's own run-to-run layout noise."""
+    fast = [] if play_animations else ["<script>window.imgsearchFederSnapshot = true;</script>"]
+    body = [*fast, *data_html.values()]
     for i, (view_html, key) in enumerate(views):
         if key not in data_html:
             raise UsageError("a Feder view's index data is missing from the notebook (was its cell run?)")
@@ -71,11 +76,12 @@ def screenshots(data_html: dict, views: list[tuple[str, str]], quality: int = 70
         opened.page.wait_for_function(
             "[...document.querySelectorAll('.imgsearch-feder-view')].every(e => e.dataset.status !== 'waiting')",
             timeout=300_000)
-        wait_until_still(opened.page, "body", timeout_s=120)
+        if not wait_until_still(opened.page, "body", timeout_s=STILL_TIMEOUT_S):
+            raise RenderError(f"Feder views were still animating after {STILL_TIMEOUT_S} s: no screenshot of their end")
         if opened.errors:
             raise RenderError(f"Feder views failed in the browser: {opened.errors[:3]}")
-        return [opened.page.locator(f"#snapshot-{i} .imgsearch-feder").screenshot(type="jpeg", quality=quality)
-                for i in range(len(views))]
+        options = {"type": kind, **({"quality": quality} if kind == "jpeg" else {})}
+        return [opened.page.locator(f"#snapshot-{i} .imgsearch-feder").screenshot(**options) for i in range(len(views))]
 
 
 def _html(output) -> str:

@@ -31,13 +31,31 @@ def execute(path: Path, out: Path) -> float:
     start = time.perf_counter()
     resources = {"metadata": {"path": str(path.parent)}}  # the kernel runs in notebooks/
     NotebookClient(notebook, timeout=TIMEOUT_S, kernel_name="python3", resources=resources).execute()
+    print(f"  slowest cells: {slowest_cells(notebook)}", flush=True)
     clean(notebook)
+    snapshot_start = time.perf_counter()
     feder = snapshot_feder_outputs(notebook)
     if feder != "no Feder views":
-        print(f"  {feder}", flush=True)
+        print(f"  {feder} ({time.perf_counter() - snapshot_start:.0f} s)", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, out)
     return time.perf_counter() - start
+
+
+def cell_seconds(cell) -> float:
+    """How long a code cell ran, from the timestamps nbclient records (0 if it did not run)."""
+    timing = cell.get("metadata", {}).get("execution", {})
+    began, ended = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not began or not ended:
+        return 0.0
+    return (pd.Timestamp(ended) - pd.Timestamp(began)).total_seconds()
+
+
+def slowest_cells(notebook, count: int = 3) -> str:
+    """The `count` longest code cells as "cell N: S s" (N counts code cells from 1), longest first."""
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    timed = sorted(((cell_seconds(cell), number) for number, cell in enumerate(code, start=1)), reverse=True)
+    return ", ".join(f"cell {number}: {seconds:.0f} s" for seconds, number in timed[:count])
 
 
 LIVE_APP = re.compile(r'<iframe src="(http://(?:127\.0\.0\.1|localhost):\d+/?)"')

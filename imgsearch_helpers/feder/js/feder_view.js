@@ -27,7 +27,13 @@
   ready.then(async (entry) => {
     const { Feder } = await entry.module;
     // Feder's fine-search panel calls mediaCallback even for an index without images
-    const viewParams = Object.assign({}, spec.viewParams, {mediaCallback: (id) => entry.media[id] || null});
+    // A page that only takes screenshots (snapshots.py) wants each animation's last frame: there
+    // every step of Feder 0.2.4's animations lasts 1/50 of its default (an HNSW search with ef=64
+    // plays for about two minutes at the defaults). Not shorter: the last frame overshoots the
+    // end by up to a frame, which moves the HNSW view's time slider visibly on a short animation.
+    const steps = window.imgsearchFederSnapshot ? {animateExitTime: 30, animateEnterTime: 20, fineSearchNodeTransTime: 24,
+      searchInterLevelTime: 6, searchIntraLevelTime: 2} : {};
+    const viewParams = Object.assign({}, spec.viewParams, steps, {mediaCallback: (id) => entry.media[id] || null});
     if (Object.keys(entry.media).length) viewParams.mediaType = "img";
     const feder = new Feder({
       filePath: entry.indexUrl, source: entry.source, domSelector: "#" + spec.element, viewParams,
