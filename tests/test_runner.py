@@ -4,7 +4,7 @@ import tempfile
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from imgsearch_helpers.tools.runner import clean, collapse_carriage_returns
+from imgsearch_helpers.tools.runner import clean, collapse_carriage_returns, slowest_cells
 
 
 def test_collapse_keeps_last_state_per_line():
@@ -118,3 +118,18 @@ def test_clean_drops_the_kernels_scratch_file_names_from_warnings():
     notebook = new_notebook(cells=[new_code_cell("build()", outputs=[new_output("stream", name="stderr", text=text)])])
     clean(notebook)
     assert notebook.cells[0].outputs[0]["text"] == "cell line 2: UserWarning: slow\n  embedder = build()\n"
+
+
+def test_slowest_cells_ranks_code_cells_by_their_recorded_run_time():
+    def timed(began, ended):
+        return {"execution": {"iopub.execute_input": began, "shell.execute_reply": ended}}
+
+    notebook = new_notebook(cells=[
+        new_code_cell("a", metadata=timed("2026-01-01T00:00:00.000Z", "2026-01-01T00:00:02.500Z")),
+        nbformat.v4.new_markdown_cell("text"),
+        new_code_cell("b", metadata=timed("2026-01-01T00:00:03Z", "2026-01-01T00:01:03Z")),
+        new_code_cell("never ran"),
+        new_code_cell("c", metadata=timed("2026-01-01T00:01:03Z", "2026-01-01T00:01:10Z")),
+    ])
+    assert slowest_cells(notebook, count=2) == "cell 2: 60 s, cell 4: 7 s"
+    assert slowest_cells(notebook, count=4).endswith("cell 1: 2 s, cell 3: 0 s")
