@@ -74,11 +74,11 @@ def test_a_notebook_without_feder_is_left_alone():
 def test_a_snapshot_shows_the_last_frame_of_the_animation_it_skips(index, tmp_path):
     """Snapshots run Feder's animations 50 times faster; the frame they end on must be the one the
     animation played at full length ends on (an HNSW search animates its steps one by one)."""
-    vectors = np.random.default_rng(6).normal(size=(300, 32)).astype(np.float32)
-    engine = open_engine("hnswlib", index=IndexSpec("HNSW", {"M": 8, "efConstruction": 32}, {"ef": 8}))
-    engine.add(np.arange(300), vectors)
+    vectors = np.random.default_rng(6).normal(size=(120, 32)).astype(np.float32)
+    engine = open_engine("hnswlib", index=IndexSpec("HNSW", {"M": 4, "efConstruction": 16}, {"ef": 4}))
+    engine.add(np.arange(120), vectors)
     hnsw = FederIndex.from_engine(engine, tmp_path / "hnsw.bin", progress=False)
-    views = [hnsw.search_by_vector(vectors[7], k=5, ef=8), index.search_by_id(3, k=5, nprobe=2, stage="coarse")]
+    views = [hnsw.search_by_vector(vectors[7], k=4, ef=4), index.search_by_id(3, k=5, nprobe=2, stage="coarse")]
     data = {each.key: output_of(each)["data"]["text/html"] for each in (hnsw, index)}
     shown = [(output_of(view)["data"]["text/html"], view.index.key) for view in views]
     played, skipped = (screenshots(data, shown, kind="png", play_animations=play) for play in (True, False))
