@@ -14,7 +14,7 @@ import ray
 
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.errors import UsageError
-from imgsearch_helpers.scaleout.ray_ingest import ingest_with_ray
+from imgsearch_helpers.scaleout.ray_ingest import STARTUP_TRIES, ingest_with_ray, start_ray
 from imgsearch_helpers.serve.gallery import FIELDS
 from imgsearch_helpers.serve.service import SearchService
 
@@ -170,3 +170,32 @@ def test_the_command_explains_that_ray_needs_a_milvus_server(tmp_path, real_data
     env.pop("MILVUS_URI", None)
     done = imgsearch(env, "ingest", "--ray", "--quiet")
     assert done.returncode == 2 and "needs a Milvus server" in done.stderr
+
+
+class SlowStartRay:
+    """Stands in for the `ray` module at `ray.init`: Ray's start-up timeout cannot be caused on demand."""
+
+    def __init__(self, failures: int, message: str = "The current node timed out during startup. This could happen"):
+        self.failures, self.message, self.inits, self.shutdowns = failures, message, 0, 0
+
+    def init(self, **options):
+        self.inits += 1
+        if self.inits <= self.failures:
+            raise Exception(self.message)
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+def test_a_local_ray_that_misses_its_start_up_wait_is_started_once_more():
+    ray = SlowStartRay(failures=1)
+    start_ray(ray, None)
+    assert (ray.inits, ray.shutdowns) == (2, 1)
+    twice = SlowStartRay(failures=2)
+    with pytest.raises(Exception, match="timed out during startup"):
+        start_ray(twice, None)
+    assert twice.inits == STARTUP_TRIES
+    other = SlowStartRay(failures=1, message="address in use")
+    with pytest.raises(Exception, match="address in use"):
+        start_ray(other, None)
+    assert other.inits == 1

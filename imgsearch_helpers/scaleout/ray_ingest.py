@@ -91,11 +91,28 @@ def ray_session(address: str | None = None):
     if ray.is_initialized():
         yield
         return
-    ray.init(address=address, include_dashboard=False, logging_level="WARNING", configure_logging=True)
+    start_ray(ray, address)
     try:
         yield
     finally:
         ray.shutdown()
+
+
+STARTUP_TRIES = 2
+
+
+def start_ray(ray, address: str | None) -> None:
+    """`ray.init`, tried again once when a local node misses its start-up wait: Ray gives the new
+    raylet a fixed 30 s to register, which a busy 2-core machine can miss (seen right after another
+    local Ray session shut down)."""
+    for attempt in range(1, STARTUP_TRIES + 1):
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level="WARNING", configure_logging=True)
+            return
+        except Exception as exc:  # Ray raises a bare Exception for this
+            if "timed out during startup" not in str(exc) or attempt == STARTUP_TRIES:
+                raise
+            ray.shutdown()  # the half-started node's processes
 
 
 def embed_on_ray(todo: pd.DataFrame, service, actors: int, batch_size: int, cpus: tuple[float, float],
