@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.errors import DatabaseLockedError, DimensionMismatchError, EngineUnavailableError
+from imgsearch_helpers.errors import DatabaseLockedError, DimensionMismatchError, EngineError, EngineUnavailableError
 from imgsearch_helpers.index import ExactEngine, IndexSpec, MilvusEngine, open_engine
+from imgsearch_helpers.index.milvus import wait_for_index
 
 
 def clustered(n=2000, dim=32, seed=0):
@@ -166,3 +167,26 @@ def test_milvus_uri_set_to_a_local_path_works(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-1500:]
     assert done.stdout.split() == ["2", uri]
+
+
+class BuildingServer:
+    """Stands in for a client at `describe_index`: a server's slow or failed index build cannot be
+    caused on demand in Milvus Lite, whose builds finish before the first look."""
+
+    def __init__(self, states: list[str]):
+        self.states, self.looks = states, 0
+
+    def describe_index(self, collection, field):
+        self.looks += 1
+        state = self.states[min(self.looks, len(self.states)) - 1]
+        return {"state": state, "index_state_fail_reason": "out of memory" if state == "Failed" else ""}
+
+
+def test_a_commit_waits_for_the_index_build_and_names_a_failed_one():
+    building = BuildingServer(["InProgress", "InProgress", "Finished"])
+    wait_for_index(building, "photos")
+    assert building.looks == 3
+    with pytest.raises(EngineError, match="'photos'.*out of memory"):
+        wait_for_index(BuildingServer(["InProgress", "Failed"]), "photos")
+    with pytest.raises(EngineError, match="did not build the index of 'photos' in 0.05 s"):
+        wait_for_index(BuildingServer(["InProgress"]), "photos", timeout_s=0.05)

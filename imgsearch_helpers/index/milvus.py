@@ -38,6 +38,7 @@ DataType, MilvusClient, MilvusException = _pymilvus.DataType, _pymilvus.MilvusCl
 
 ID_FIELD, VECTOR_FIELD = "id", "embedding"
 INSERT_ROWS = 512
+INDEX_TIMEOUT_S = 3600  # the longest a commit waits for the server's index build
 QUERY_ROWS = 4096  # ids per query, rows per iterator page
 QUERY_LIMIT = 16_384  # the most rows one Milvus query returns
 TEXT_BYTES = 4096  # VARCHAR length of text metadata (a path of a few hundred characters fits)
@@ -155,7 +156,10 @@ class MilvusEngine:
         # Flat keyword params (nlist=...) are silently dropped by Milvus Lite.
         index.add_index(field_name=VECTOR_FIELD, index_type=self.index_type, metric_type=self.metric,
                         index_name=VECTOR_FIELD, params={"params": self.build_params})
-        self.client.create_index(self.collection, index)
+        # pymilvus waits for the build by sleeping 0.5 s before each look: most of a commit's time
+        # for a gallery of a thousand images. Ask without waiting and look more often instead.
+        self.client.create_index(self.collection, index, sync=False)
+        wait_for_index(self.client, self.collection)
         reported = self.describe_index()
         if reported != self._wanted_index():
             raise EngineError(f"Milvus reports index {reported}, but {self._wanted_index()} was requested")
@@ -367,3 +371,21 @@ def lock_holder(db: Path) -> int | None:
 
 
 logging.getLogger("grpc._server").setLevel(logging.CRITICAL)  # "Method not implemented!" noise from Lite
+
+
+def wait_for_index(client, collection: str, timeout_s: float = INDEX_TIMEOUT_S) -> None:
+    """Until the server reports the vector index of `collection` built: the first looks after
+    milliseconds, then less and less often (a server's build over millions of rows takes minutes)."""
+    deadline, pause = time.monotonic() + timeout_s, 0.005
+    while True:
+        info = client.describe_index(collection, VECTOR_FIELD)
+        state = info.get("state", "Finished")  # a server that does not report it has built it
+        if state == "Finished":
+            return
+        if state == "Failed":
+            raise EngineError(f"Milvus failed to build the index of {collection!r}: "
+                              f"{info.get('index_state_fail_reason') or 'no reason given'}")
+        if time.monotonic() > deadline:
+            raise EngineError(f"Milvus did not build the index of {collection!r} in {timeout_s:g} s")
+        time.sleep(pause)
+        pause = min(2 * pause, 0.5)
