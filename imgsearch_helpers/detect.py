@@ -128,10 +128,24 @@ def _import_yolov5():
     # yolov5 7.0.14 (its last release) imports `huggingface_hub.utils._errors`, which newer
     # huggingface_hub moved to `huggingface_hub.errors`; requirements.txt explains the pins.
     sys.modules.setdefault("huggingface_hub.utils._errors", huggingface_hub.errors)
-    with _process_state_kept(), warnings.catch_warnings():
+    with _process_state_kept(), _ultralytics_quiet(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
         import yolov5
     return yolov5
+
+
+@contextmanager
+def _ultralytics_quiet():
+    """ultralytics announces the settings file it creates on its first import on a machine, with
+    the user's home path, into the output of the notebook that loads the detector; its log level
+    is fixed from YOLO_VERBOSE at import (a value the user set is kept)."""
+    previous = os.environ.get("YOLO_VERBOSE")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("YOLO_VERBOSE", None)
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """Object detection: checksum before unpickling, largest-box choice, fallback, real detections, crop cache."""
 import hashlib
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -152,6 +153,23 @@ def test_loading_the_detector_leaves_matplotlib_and_pillow_as_they_were():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["svg", "True"]
+
+
+def test_the_first_detector_on_a_machine_prints_no_settings_notice(tmp_path):
+    """ultralytics announces a new settings file, with the home path, on its first import."""
+    script = textwrap.dedent("""
+        import os
+        from imgsearch_helpers.detect import load_detector
+        load_detector("yolov5n")
+        print("YOLO_VERBOSE" in os.environ)
+    """)
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path)}
+    env.pop("YOLO_VERBOSE", None)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(tmp_path.rglob("settings.json")), "ultralytics did not create its settings: not a first import"
+    assert "Settings" not in done.stdout + done.stderr and str(tmp_path) not in done.stdout + done.stderr
+    assert done.stdout.split() == ["False"]  # the variable is not left behind
 
 
 @pytest.fixture(scope="module")
