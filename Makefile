@@ -46,7 +46,7 @@ chromium:
 	  { echo "the browser tests need Chromium: apt-get install chromium, or set IMGSEARCH_CHROMIUM"; exit 1; }
 
 test: $(STAMP) $(FEDER_JS) chromium
-	$(TEST_ENV) $(BIN)/python -m pytest tests --nbval-lax notebooks
+	$(TEST_ENV) $(BIN)/python -m pytest tests --nbval-lax notebooks --durations=25
 
 unit: $(STAMP)
 	@start=$$(date +%s); $(TEST_ENV) $(BIN)/python -m pytest tests -m "not server and not browser and not notebook and not stress"; \

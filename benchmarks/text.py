@@ -3,9 +3,11 @@ relevant set; the classes' WordNet definitions (which do not name them) as a har
 
     python benchmarks/text.py [--out FILE]
 
-The offline path always runs; CLIP (ViT-B-32, OpenAI weights) runs when its weights load, else
-the file says why. Milvus Lite IVF_FLAT (nlist 16, nprobe 8), inner product, in a temporary
-folder; image vectors go through the configured embedding cache.
+The offline path always runs, on the configured backend and again on PyTorch (`torch_offline`,
+the same run: every network of the path, the sentence model included); CLIP (ViT-B-32, OpenAI
+weights) runs when its weights load, else the file says why. Milvus Lite IVF_FLAT (nlist 16,
+nprobe 8), inner product, in a temporary folder; image vectors go through the configured
+embedding cache.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from imgsearch_helpers.results import metric_fields, write_benchmark
 from imgsearch_helpers.search import ingest
 from imgsearch_helpers.text import ClipTextPath, OfflineTextPath, class_queries, evaluate_text
 from imgsearch_helpers.text.clip import load_clip
+from imgsearch_helpers.text.offline import ClassNameTextEncoder, load_sentence_model
 
 EXAMPLES = ["a white dog", "a black dog", "a red sports car", "a bowl of soup", "a bird on a branch"]
 
@@ -60,6 +63,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         bench = get_settings(milvus_uri=str(Path(scratch) / "text.db"))
         offline = measure(OfflineTextPath(settings=settings), catalog, cache, bench, "offline")
+        on_torch = get_settings(backend="torch")
+        encoder = ClassNameTextEncoder(model=load_sentence_model(on_torch))
+        torch_offline = measure(OfflineTextPath(settings=on_torch, encoder=encoder), catalog, cache, bench,
+                                "offline_torch")
         try:
             clip, clip_note = measure(ClipTextPath(load_clip(settings=settings)), catalog, cache, bench, "clip"), None
         except ClipUnavailable as exc:
@@ -73,7 +80,11 @@ def main() -> None:
         "offline_text_mhr10": offline["mhr10"],
         "offline_text_ap10": offline["ap10"],
         "offline_definitions_mhr10": offline["definitions_mhr10"],
+        "offline_text_query_ms": offline["query_ms"],
+        "torch_text_query_ms": torch_offline["query_ms"],
+        "backend": settings.backend,
         "offline": offline,
+        "torch_offline": torch_offline,
         "clip_mhr10": clip["mhr10"] if clip else None,
         "clip": clip,
         "clip_note": clip_note,

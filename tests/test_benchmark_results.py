@@ -46,6 +46,9 @@ def test_text_results_meet_the_offline_target_and_say_what_ran():
     assert result["offline_text_mhr10"] >= 0.80  # the target, on the full data
     assert result["offline"]["path"].startswith("offline:")
     assert 0 < result["offline_definitions_mhr10"] < result["offline_text_mhr10"]
+    on_torch = result["torch_offline"]  # the same path with every network on PyTorch, same run
+    assert result["torch_text_query_ms"] == on_torch["query_ms"] and result["offline_text_query_ms"] > 0
+    assert abs(on_torch["mhr10"] - result["offline_text_mhr10"]) <= 0.005
     if result["clip_mhr10"] is None:
         assert "cannot be downloaded" in result["clip_note"]
     else:
