@@ -21,6 +21,7 @@ from pathlib import Path
 from ..config import get_settings
 from ..errors import ServerError
 from .local_server import free_port
+from .milvus_launcher import bind_as_the_server_does
 
 PROBE = "imgsearch_start_probe"  # created, written, flushed and dropped to tell that the server is up
 ETCD_PEER_PORT = 2380  # fixed in the packaged standalone: one such server per machine
@@ -45,12 +46,11 @@ def port_in_use(port: int) -> bool:
 
 
 def bindable(port: int) -> bool:
-    """True when a server could listen on `port` now (binding as the launcher does, without SO_REUSEADDR)."""
-    with socket.socket() as probe:
-        try:
-            probe.bind(("0.0.0.0", port))
-        except OSError:
-            return False
+    """True when a server could listen on `port` now (binding as the launcher does)."""
+    sock = bind_as_the_server_does(None, port)
+    if sock is None:
+        return False
+    sock.close()
     return True
 
 
@@ -94,10 +94,10 @@ class MilvusServer:
                                "(its embedded etcd always takes that port); stop it first")
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self._wait_until_bindable(timeout_s)
-        script = Path(sys.executable).parent / "milvus-server"
+        launcher = [sys.executable, "-m", "imgsearch_helpers.tools.milvus_launcher"]  # `milvus-server`, see there
         with open(self.log, "a") as log:
             options = [f"--{key.replace('_', '-')}={value}" for key, value in self.ports.items()]
-            self.process = subprocess.Popen([str(script), "--data", str(self.base_dir), *options],
+            self.process = subprocess.Popen([*launcher, "--data", str(self.base_dir), *options],
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                             preexec_fn=stop_with_parent)
         self._wait_until_answering(timeout_s)
@@ -156,9 +156,9 @@ class MilvusServer:
         self._wait_until_closed()
 
     def _wait_until_bindable(self, timeout_s: float) -> None:
-        """After a crash the old sockets linger in TIME_WAIT (a minute on Linux); the launcher would
-        then move a component to the next free port, and the restarted server would answer on
-        another port than before (or its components would not find each other)."""
+        """Until no other process listens on the ports (one that is stopping, say): the launcher
+        would refuse a taken port. (Sockets of a crashed server left in TIME_WAIT do not count:
+        see `milvus_launcher`.)"""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and not all(map(bindable, self.ports.values())):
             time.sleep(1)
