@@ -1,9 +1,9 @@
 """OpenVINO in mixed precision: the first layers of a network in f32, the rest in bf16.
 
-On a CPU whose bf16 moves the vectors too far for the check against PyTorch (e.g. AVX-512 BF16
-without AMX: smallest cosine 0.996 for EfficientNet-Lite0), most of the error comes from the
+On a CPU whose bf16 moves the vectors too far for the check against PyTorch (AVX-512 BF16, with
+AMX or without: smallest cosine 0.996 for EfficientNet-Lite0), most of the error comes from the
 early, high-resolution layers: with only the layers after a cut in bf16, the check passes at
-about 1.3x f32's speed (measured in `benchmarks/ingest.py`). The graph is split in two at a
+1.1-1.2x f32's speed end to end (measured in `benchmarks/ingest.py`). The graph is split in two at a
 convolution's input where that tensor is all the rest of the network needs (a block boundary);
 the two halves are compiled apart and run one after the other.
 
