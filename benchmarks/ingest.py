@@ -1,6 +1,7 @@
 """Ingest and query speed, side by side in one run, on the configured data (full by default).
 
     python benchmarks/ingest.py [--model efficientnet_lite0] [--out benchmarks/results/ingest.json]
+    python benchmarks/ingest.py --gallery DIR [--queries DIR] --out FILE   # any <group>/<image> folders
 
 On the backend `auto` picks (the fastest runtime that passed its check against PyTorch):
 (a) a per-image loop shaped like the Towhee tutorial: decode, embed a batch of 1, insert one row;
@@ -11,6 +12,9 @@ Then (b), the latency and the quality again on PyTorch (`torch_*`), and on each 
 including ones that failed the check (`backends`, with their check). Last, `imgsearch search`
 end to end as a process (`cli_search_s`: start to exit, the model export already cached).
 Milvus Lite and the caches live in a temporary folder; nothing in the repo's data is touched.
+`--gallery` replaces the tutorial gallery (a query's relevant images: its group's; the queries
+default to the gallery itself, each finding itself too, as in ukbench's N-S score) and sizes the
+index as the service does (`index_for_rows`: exact search below 10,000 rows).
 """
 from __future__ import annotations
 
@@ -28,11 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from imgsearch_helpers.cache import open_cache
-from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.config import display_path, get_settings
 from imgsearch_helpers.data import ground_truth, load_catalog, load_queries
 from imgsearch_helpers.embed import BATCH_SIZE
 from imgsearch_helpers.images import load_image
-from imgsearch_helpers.index import TUTORIAL_IVF, open_engine
+from imgsearch_helpers.index import TUTORIAL_IVF, index_for_rows, open_engine
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 from imgsearch_helpers.models.exports import Export
 from imgsearch_helpers.models.mixed import has_bf16
@@ -41,6 +45,15 @@ from imgsearch_helpers.search import evaluate_engine, ingest, search_paths
 
 # measured beside the chosen one and PyTorch
 OTHERS = ("openvino", "openvino-mixed", "openvino-f32", "openvino-int8", "onnxruntime")
+
+
+def load_inputs(args, settings):
+    """(gallery with ids, queries): the tutorial's, or `--gallery`/`--queries` folders."""
+    if args.gallery is None:
+        return load_catalog(settings), load_queries(args.queries, settings=settings)
+    gallery = load_queries(args.gallery, settings=settings)
+    gallery.insert(0, "id", np.arange(len(gallery)))
+    return gallery, load_queries(args.queries, settings=settings) if args.queries else gallery
 
 
 def tutorial_loop(catalog, embedder, engine) -> float:
@@ -103,15 +116,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ingest.json")
+    parser.add_argument("--gallery", type=Path, help="folder of <group>/<image> images (default: the tutorial's)")
+    parser.add_argument("--queries", type=Path, help="folder of <group>/<image> queries (default: the tutorial's "
+                        "test set, or the gallery itself with --gallery)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         settings = get_settings(cache_dir=scratch, milvus_uri=str(Path(scratch) / "bench.db"))
-        catalog, queries = load_catalog(settings), load_queries(settings=settings)
+        catalog, queries = load_inputs(args, settings)
         truth = ground_truth(catalog, queries)
+        index = TUTORIAL_IVF if args.gallery is None else index_for_rows(len(catalog), "milvus")
         cache = open_cache(settings)
 
         def milvus(collection):
-            return open_engine("milvus", collection=collection, index=TUTORIAL_IVF, settings=settings)
+            return open_engine("milvus", collection=collection, index=index, settings=settings)
 
         embedder = build_embedder(args.model, settings=settings)  # "auto": exports and checks each runtime
         chosen, engine, cold = measure(embedder, catalog, queries, truth, milvus, cache)
@@ -140,6 +157,8 @@ def main() -> None:
         "model": args.model,
         "cpu_bf16": has_bf16(),  # whether the bf16 rows (openvino, openvino-mixed) could run here
         "slice": settings.slice,
+        "gallery": display_path(args.gallery) if args.gallery else "tutorial",
+        "queries": display_path(args.queries) if args.queries else "the gallery" if args.gallery else "tutorial test",
         "images": len(catalog),
         "backend": embedder.backend,
         "loop_images_per_s": len(catalog) / loop_s,
@@ -159,7 +178,7 @@ def main() -> None:
         "cli_search_s": round(cli_s, 2),
         "check_min_cosine": round(checks.get(embedder.backend, float("nan")), 5),
         "backends": [chosen, torch_row, *others],
-        "index": TUTORIAL_IVF.as_dict(),
+        "index": index.as_dict(),
     }
     write_benchmark(args.out, result)
     print(json.dumps(result, indent=2))

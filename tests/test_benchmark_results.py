@@ -93,6 +93,14 @@ def test_ingest_results_compare_the_backend_with_pytorch_in_one_run(name):
     assert result["package_images_per_s"] > result["torch_images_per_s"] and result["cli_search_s"] < 3
 
 
+def test_ingest_runs_on_any_group_folder_with_the_index_the_service_would_pick():
+    result = json.loads((RESULTS / "ingest_ukbench.json").read_text())
+    assert result["gallery"].endswith("ukbench_mini") and result["queries"] == "the gallery"
+    assert result["images"] == 56 and result["index"]["index_type"] == "FLAT"  # exact below 10,000 rows
+    assert [row["backend"] for row in result["backends"]][:2] == [result["backend"], "torch-2.14.1"]
+    assert abs(result["milvus_mhr10"] - result["torch_mhr10"]) <= 0.005
+
+
 def test_int8_is_the_default_only_if_it_keeps_mhr_within_0_005():
     """The issue's rule for INT8 ("only if"). It is not the default even when one run keeps mHR@10
     within 0.005: its vectors are far from PyTorch's (cosine 0.95), and runs have put it on
