@@ -85,13 +85,21 @@ def test_a_service_keeps_gallery_features_between_verified_searches_within_a_bou
     assert len(service._local_features) <= 3 + module.VERIFY_TOP
 
 
-def test_the_apps_verify_box_marks_and_counts_the_verified_hits(service, gallery, tmp_path):
+@pytest.fixture
+def uploads(tmp_path, monkeypatch):
+    """Gradio's upload folder for this test: the app reads query files only from there."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    (tmp_path / "gradio").mkdir()
+    return tmp_path / "gradio"
+
+
+def test_the_apps_verify_box_marks_and_counts_the_verified_hits(service, gallery, uploads):
     from imgsearch_helpers.serve.app import APP_MODELS, Showcase
 
     assert "efficientnet_lite0+gem" in APP_MODELS
     showcase = Showcase.around(service)
     original = sorted((gallery / GROUPS[2]).glob("*.jpg"))[1]
-    copy = tmp_path / "copy.jpg"
+    copy = uploads / "copy.jpg"
     apply_edit("rotate 30", Image.open(original).convert("RGB"), original.name).save(copy, quality=90)
     items, status, _ = showcase.search_upload(str(copy), service.model_name, "milvus", 5, "", True)
     verified = sum(caption.endswith("✓") for _, caption in items)
@@ -101,11 +109,11 @@ def test_the_apps_verify_box_marks_and_counts_the_verified_hits(service, gallery
     assert "verified" not in status and not any(caption.endswith("✓") for _, caption in plain)
 
 
-def test_the_apps_diffusion_box_ranks_by_diffusion_and_explains_a_refused_filter(service, gallery):
+def test_the_apps_diffusion_box_ranks_by_diffusion_and_explains_a_refused_filter(service, gallery, uploads):
     from imgsearch_helpers.serve.app import Showcase
 
     showcase = Showcase.around(service)
-    photo = str(sorted((gallery / GROUPS[1]).glob("*.jpg"))[0])
+    photo = str(shutil.copy(sorted((gallery / GROUPS[1]).glob("*.jpg"))[0], uploads))
     items, status, _ = showcase.search_upload(photo, service.model_name, "milvus", 5, "", False, True)
     assert len(items) == 5 and "Ranked by diffusion" in status
     diffused = [hit.relpath for hit in service.search_images([photo], k=5, diffuse=True).hits[0]]

@@ -1,12 +1,13 @@
 """The showcase: upload a photo (or type a sentence) and see the most similar gallery images.
 
-    python -m imgsearch_helpers.serve.app [--model efficientnet_lite0] [--engine milvus] [--port 7860]
+    python -m imgsearch_helpers.serve.app [--model efficientnet_lite0] [--engine milvus] [--port 7860] [--token T]
 
 It runs on the same package functions as the notebooks and the CLI, binds to 127.0.0.1 unless
 told otherwise, and builds the index first when it is missing (reusing it otherwise). Choosing
 another model builds its index at once, with progress in the page and its time reported as a
 build time. Uploads are checked before anything else: size, then whether it decodes as an image
 and how many pixels it has; a bad upload gets a message in the page and the server goes on serving.
+It is served as `imgsearch serve` serves it (`web.run_web`): the same token, limits and checks.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import gradio as gr  # noqa: E402
 
 from ..config import get_settings  # noqa: E402
 from ..data import load_queries  # noqa: E402
-from ..errors import FilterError, UsageError  # noqa: E402
+from ..errors import FilterError, ImgsearchError, ServerError, UsageError  # noqa: E402
 from ..index import ENGINES  # noqa: E402
 from ..models import DEFAULT_MODEL, INSTANCE_SUFFIX, LITE_MODELS  # noqa: E402
 from ..plot import thumbnail  # noqa: E402
@@ -30,6 +31,7 @@ from .service import SearchService  # noqa: E402
 from .uploads import MAX_UPLOAD_MB, upload_problem  # noqa: E402
 
 EXAMPLES = 6
+KEEP_UPLOADS_S = 3600  # Gradio's copies of uploaded queries are deleted after an hour
 APP_MODELS = [*LITE_MODELS, *(name + INSTANCE_SUFFIX for name in LITE_MODELS)]  # +gem: the same object, not class
 
 
@@ -74,6 +76,8 @@ class Showcase:
 
     def switch(self, model: str, engine: str, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         """A model or engine chosen in the page: build its index now, with progress in the page."""
+        if model not in APP_MODELS or engine not in ENGINES:
+            return f"Choose a model from {', '.join(APP_MODELS)} and an engine from {', '.join(ENGINES)}."
         return self.build(model, engine)
 
     def search_upload(self, upload, model: str, engine: str, k: int, where: str = "", verify: bool = False,
@@ -82,6 +86,8 @@ class Showcase:
         if not upload:
             return [], "Upload an image, or pick one of the examples.", None
         path = Path(upload)
+        if not is_uploaded(path):
+            return [], "Upload an image: only files sent to this page are read.", None
         problem = upload_problem(path)
         if problem:
             return [], f"**{path.name}**: {problem}", None
@@ -116,6 +122,13 @@ class Showcase:
         return gallery_items(hits), f"Top {len(hits)} for *{sentence.strip()}* in {ms:.0f} ms ({self.text.name})."
 
 
+def is_uploaded(path: Path) -> bool:
+    """A file in Gradio's upload folder (where it keeps what clients send), not any path a client names."""
+    from gradio.utils import get_upload_folder
+
+    return path.resolve().is_relative_to(Path(get_upload_folder()).resolve())
+
+
 def gallery_items(hits) -> list:
     """Thumbnails captioned score first, so a long label cannot hide it (then ✓ if verified)."""
     return [(thumbnail(hit.path), f"{hit.similarity:.3f} · {hit.label}" + (" ✓" if hit.verified else ""))
@@ -132,7 +145,7 @@ def example_queries(showcase: Showcase) -> list[str]:
 
 def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
     model, engine = showcase.default
-    with gr.Blocks(title="imgsearch") as app:
+    with gr.Blocks(title="imgsearch", delete_cache=(KEEP_UPLOADS_S, KEEP_UPLOADS_S)) as app:
         gr.Markdown("# imgsearch\nReverse image search: EfficientNet-Lite embeddings, cosine search in Milvus. "
                     "Upload a photo, or pick an example (test photos, not in the gallery).")
         with gr.Row():
@@ -176,6 +189,36 @@ def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
     return app
 
 
+def mount_app(api, blocks):
+    """Mount the Gradio app at `/` of the FastAPI `api` with Gradio's file-path checks in force.
+
+    Gradio checks the paths a client names in a file input only once its app has launched, and
+    `gr.mount_gradio_app` leaves it marked not launched: a client could then name any file on
+    the server (`/etc/shadow`, `/dev/zero`). Mounted here, it is marked launched, and the check
+    is tried once so that a Gradio that stops refusing is an error at start, not a hole.
+    """
+    api = gr.mount_gradio_app(api, blocks, path="/", ssr_mode=False, **launch_options())
+    blocks.has_launched = True
+    refuse_outside_paths(blocks)
+    return api
+
+
+def refuse_outside_paths(blocks) -> None:
+    from gradio.context import LocalContext
+    from gradio.exceptions import InvalidPathError
+    from gradio.processing_utils import _check_allowed
+
+    context = LocalContext.blocks.set(blocks)
+    try:
+        _check_allowed(str(Path(__file__).resolve()), check_in_upload_folder=True)
+    except InvalidPathError:
+        return
+    finally:
+        LocalContext.blocks.reset(context)
+    raise ServerError("this Gradio accepts a client-named file outside its upload folder; not serving the app "
+                      "(serve with --no-app, or install the pinned Gradio)")
+
+
 def screenshot(url: str, query: Path, width: int = 1300, height: int = 1000) -> bytes:
     """A JPEG of the app at `url` with `query` uploaded and its results on the page (headless
     Chromium): what a saved notebook keeps of the live app."""
@@ -203,17 +246,29 @@ def launch_options() -> dict:
 
 
 def main(argv=None) -> None:
+    from fastapi import FastAPI
+
+    from .web import choose_token, describe_exposure, ensure_port_free, port_number, run_web
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=APP_MODELS)
     parser.add_argument("--engine", default=ENGINES[0], choices=ENGINES)
     parser.add_argument("--gallery", default=DATASET, help="'dataset' (the tutorial's) or a folder of images")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes it to the network)")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (another than loopback needs a token)")
+    parser.add_argument("--port", type=port_number, default=7860)
+    parser.add_argument("--token", help="ask browsers for this token at /login (or IMGSEARCH_API_TOKEN)")
+    parser.add_argument("--allow-anyone", action="store_true", help="serve on a non-loopback address without a token")
     parser.add_argument("--no-text", action="store_true", help="leave out the text search tab")
     args = parser.parse_args(argv)
+    try:
+        token = choose_token(args.token, args.host, args.allow_anyone)
+        ensure_port_free(args.host, args.port)
+    except ImgsearchError as exc:
+        parser.exit(exc.exit_code, f"{parser.prog}: {exc}\n")
     showcase = Showcase(args.model, args.engine, args.gallery, text=not args.no_text)
-    app = build_app(showcase)
-    app.queue(default_concurrency_limit=1).launch(server_name=args.host, server_port=args.port, **launch_options())
+    app = mount_app(FastAPI(), build_app(showcase).queue(default_concurrency_limit=1))
+    print(f"the app on http://{args.host}:{args.port}/; {describe_exposure(args.host, args.port, token)}", flush=True)
+    run_web(app, args.host, args.port, token)
 
 
 if __name__ == "__main__":

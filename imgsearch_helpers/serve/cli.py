@@ -27,6 +27,7 @@ from ..config import get_settings
 from ..errors import ImgsearchError, UsageError
 from ..index import ENGINES
 from ..models import DEFAULT_MODEL, INSTANCE_SUFFIX, LITE_MODELS
+from .web import port_number
 
 EXIT_CODES = """exit codes:
   0  done
@@ -103,8 +104,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("folder", nargs="?", help="the gallery folder, or 'dataset' (default: the last ingested); "
                                                 "built first when it has no collection yet")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes it to the network)")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--token", help="require `Authorization: Bearer TOKEN` on /api (or IMGSEARCH_API_TOKEN)")
+    serve.add_argument("--port", type=port_number, default=8000)
+    serve.add_argument("--token", help="require this token of every client: `Authorization: Bearer TOKEN` on /api, "
+                                       "a log-in at /login for the app (or set IMGSEARCH_API_TOKEN)")
+    serve.add_argument("--allow-anyone", action="store_true",
+                       help="serve on an address other than loopback without a token (anyone who reaches it can "
+                            "search, upload and delete)")
     serve.add_argument("--no-app", action="store_true", help="serve the JSON API only")
     serve.add_argument("--no-text", action="store_true", help="no text search (it embeds the gallery with three "
                                                             "models on first use)")
@@ -134,7 +139,7 @@ def find_duplicate_groups(args, settings) -> dict:
 
 
 def run(args) -> dict:
-    from .collections import Registry
+    from .collections import Registry, list_collections
 
     settings = get_settings(slice=args.slice)
     registry = Registry(settings)
@@ -148,7 +153,7 @@ def run(args) -> dict:
         from .api import serve
 
         serve(args.model, args.engine, gallery, settings, args.host, args.port, args.token, app=not args.no_app,
-              text=not args.no_text)
+              text=not args.no_text, allow_anyone=args.allow_anyone)
         return {}
     from .service import SearchService
 
@@ -172,10 +177,9 @@ def run_on(service, args, registry) -> dict:
     if args.engine != "milvus":
         service.ensure_built(progress=not args.quiet)  # in-process engines: rebuilt from the cache
     if args.command == "search":
-        from .service import hits_as_dicts
+        from .service import check_k, hits_as_dicts
 
-        if args.k < 1:
-            raise UsageError(f"-k must be at least 1, not {args.k}")
+        check_k(args.k)
         found = service.search_images(args.images, args.k, args.where, verify=args.verify, diffuse=args.diffuse)
         return {"collection": service.collection, "k": args.k, "where": args.where, "gone": found.gone,
                 "results": [{"query": q, "hits": h} for q, h in zip(args.images, hits_as_dicts(found.hits))]}
@@ -224,6 +228,8 @@ def show(args, result: dict) -> str:
         return "\n".join(lines) or "no collections yet: run `imgsearch ingest`"
     if args.command == "duplicates":
         return show_groups(result)
+    if args.command == "serve":
+        return ""  # it printed as it went; a stopped server has nothing more to say
     if args.command == "drop":
         return f"dropped {result['dropped']} ({result['rows']} rows) of {result['gallery']}"
     k = result["k"]

@@ -107,3 +107,17 @@ class Registry:
     def last_gallery(self) -> str:
         """The gallery the last ingest indexed: a folder path, or "dataset"."""
         return self._read().get("last") or DATASET
+
+
+def list_collections(registry: Registry, settings: Settings) -> dict:
+    """Each collection the registry knows: its gallery, model, rows (asked of the engine) and index."""
+    from ..index import IndexSpec, open_engine
+
+    rows = []
+    for entry in registry.entries():
+        index = IndexSpec.from_dict(entry.index) if entry.index else None  # as built: opening never rebuilds
+        engine = open_engine("milvus", collection=entry.collection, index=index, settings=settings)
+        rows.append({"collection": entry.collection, "gallery": entry.label, "model": entry.model,
+                     "rows": engine.count(), "index": entry.index["index_type"] if entry.index else "exact"})
+        engine.close()
+    return {"collections": rows, "last": registry.last_gallery()}

@@ -72,6 +72,7 @@ class SyncReport:
         return f"{self.plan.summary()}{embedded}; {self.rows} rows, {self.seconds:.1f} s"
 
 
+MAX_K = 1000  # hits per query: past it a request would cost memory in proportion, not results
 VERIFY_TOP = 10  # hits a verified search checks per query
 KEEP_FEATURES = 2000  # gallery images whose local features a service keeps between verified searches
 
@@ -91,7 +92,11 @@ class SearchService:
         self.index = IndexSpec.from_dict(entry.index) if entry and entry.index else None  # as built
         self.engine = self._open(self.index)
         self._built = False  # known to hold rows: searches skip the engine's row count
-        self._model_lock = threading.Lock()  # one forward pass at a time (the API serves threads)
+        # The API serves threads: one forward pass at a time (a runtime's infer request is not
+        # reentrant), and the index is changed by one writer while no search reads it. Taken in
+        # this order when both are needed.
+        self._model_lock = threading.Lock()
+        self._index_lock = threading.RLock()
         self._local_features = {}  # gallery path -> local features, for verified searches
         self._diffused = None  # the collection's diffusion graph as last read (`index.diffused`)
 
@@ -194,19 +199,21 @@ class SearchService:
         if self.gallery.is_dataset:
             raise UsageError("the tutorial dataset cannot take new images: serve a folder of your own")
         self.require_built()
-        plan = plan_sync(file_rows(self.root, files), self.engine.metadata(_ids_of(self.root, files)))
-        todo = pd.concat([plan.added, plan.changed], ignore_index=True)
-        self._diffused = None
-        return ingest(todo, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
+        with self._model_lock, self._index_lock:
+            plan = plan_sync(file_rows(self.root, files), self.engine.metadata(_ids_of(self.root, files)))
+            todo = pd.concat([plan.added, plan.changed], ignore_index=True)
+            self._diffused = None
+            return ingest(todo, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
 
     def delete(self, ids=(), relpaths=()) -> int:
         """Remove rows by id or by path relative to the gallery folder (files stay where they are)."""
         self.require_built()
         wanted = [int(i) for i in ids] + [int(i) for i in _ids_of(self.root, [self.root / p for p in relpaths])]
-        found = self.engine.metadata(wanted)["id"].tolist() if wanted else []
-        self.engine.delete(found)
-        self.engine.commit()
-        self._diffused = None
+        with self._index_lock:
+            found = self.engine.metadata(wanted)["id"].tolist() if wanted else []
+            self.engine.delete(found)
+            self.engine.commit()
+            self._diffused = None
         return len(found)
 
     # --- searching -----------------------------------------------------------------------------
@@ -233,11 +240,11 @@ class SearchService:
 
     def search_vectors(self, vectors: np.ndarray, k: int, where: str | None = None, engine=None) -> Results:
         """Top-k hits per vector, leaving out files deleted since the ingest (searching deeper to fill k)."""
-        if k < 1:
-            raise UsageError(f"k must be at least 1, not {k}")
+        check_k(k)
         engine, depth, gone = engine or self.engine, k, 0
         for _ in range(3):
-            rows = self.hits(*engine.search(vectors, depth, where))
+            with self._index_lock:
+                rows = self.hits(*engine.search(vectors, depth, where))
             live = [[hit for hit in row if Path(hit.path).is_file()] for row in rows]
             gone = sum(len(row) - len(kept) for row, kept in zip(rows, live))
             if not gone or all(len(kept) >= k for kept in live):
@@ -285,6 +292,11 @@ class SearchService:
     def close(self) -> None:
         self.engine.close()
         self.cache.close()
+
+
+def check_k(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise UsageError(f"k must be from 1 to {MAX_K}, not {k}")
 
 
 def _ids_of(root: Path, files) -> list[int]:

@@ -2,6 +2,7 @@
 `benchmarks/text.py` measures (EfficientNet-Lite0+1+2 class probabilities + flip), from the cache."""
 from __future__ import annotations
 
+import threading
 import time
 
 from ..index import open_engine
@@ -22,6 +23,9 @@ class TextSearch:
         ingest(service.indexed(), self.path.images, self.engine, service.cache, progress=progress)
         self.build_s = time.perf_counter() - start
         self.name = self.path.name
+        self._lock = threading.Lock()  # the sentence model serves one request at a time, as the image model does
 
     def search(self, sentence: str, k: int, where: str | None = None) -> Results:
-        return self.service.search_vectors(self.path.text_vectors([sentence]), k, where, engine=self.engine)
+        with self._lock:
+            vectors = self.path.text_vectors([sentence])
+        return self.service.search_vectors(vectors, k, where, engine=self.engine)
