@@ -59,3 +59,82 @@ def test_malformed_filters_are_clear_errors(text, message):
 
 def test_a_filter_error_is_a_usage_error_with_exit_code_2():
     assert issubclass(FilterError, UsageError) and FilterError.exit_code == 2
+
+
+KINDS = {"label": "str", "path": "str", "width": "int", "mtime": "float"}  # as MilvusEngine declares them
+
+
+@pytest.mark.parametrize("text, message", [  # each one Milvus Lite or a Milvus server (2.3) refuses
+    ("width > 99999999999999999999999", "integer 99999999999999999999999 at 8 is outside Milvus's 64-bit range"),
+    ("width > -9223372036854775808", "outside Milvus's 64-bit range"),  # a server negates 2**63
+    ("width > " + "9" * 5000, "outside Milvus's 64-bit range"),  # more digits than int() converts
+    ("width == 010", "leading zero .*octal.*write 10"),
+    ("mtime > 1e400", "too large for a 64-bit float"),
+    ("mtime > 1.", "unexpected character '.' at 9 .*digits on both sides"),
+    (r'label == "\u00e9"', r"unknown escape \\u at 10; Milvus reads only"),
+    (r'label == "\0"', r"unknown escape \\0"),
+    (r'path like "%\%"', r"unknown escape \\%"),
+    ('label == "a" AND width > 1', "write 'and' in lowercase at 13"),
+    ('label NOT IN ["a"]', "write 'not' in lowercase"),
+    ('not label == "a"', "'not' takes an expression in parentheses"),
+    ('label == "a" && !width > 1', "'not' takes an expression in parentheses"),
+    ("width == tRuE", "expected a string or number, found 'tRuE'"),
+    ("width == true", "compares field 'width' \\(integers\\) with True, a value of another type"),
+    ("width > 1.5", "compares field 'width' \\(integers\\) with 1.5"),
+    ("width in [1, 2.5]", "with 2.5"),
+    ('label in ["a", 1]', "compares field 'label' \\(text\\) with 1"),
+    ('width like "1%"', "compares field 'width' \\(integers\\) with '1%'"),
+    ("mtime == 9007199254740993", "beyond 2\\*\\*53 .*write it as a float"),
+    ('label == "a\nb"', "unexpected character '\"' at 9 \\(a string that is not closed on its line\\)"),
+])
+def test_what_milvus_cannot_take_is_refused_here_with_the_reason(text, message):
+    with pytest.raises(FilterError, match=message):
+        Filter(text, KINDS)
+
+
+@pytest.mark.parametrize("text", ["width > 1.5", "width in [1, 2.5]", 'label in ["a", 1]', "mtime == true"])
+def test_in_process_engines_check_types_from_the_stored_columns(text):
+    with pytest.raises(FilterError, match="a value of another type"):
+        Filter(text, FIELDS).mask(ROWS)  # field names only: the columns' dtypes tell the kinds
+
+
+@pytest.mark.parametrize("text, value", [
+    (r'label == "x\ny"', "x\ny"), (r"label == 'it\'s'", "it's"), (r'label == "q\""', 'q"'),
+    (r'label == "a\\b"', "a\\b"), (r'label == "a\tb"', "a\tb"), ('label == "é"', "é"),
+])
+def test_escapes_mean_what_milvus_reads(text, value):
+    rows = {"label": np.array([value, "other"], dtype=object)}
+    assert Filter(text, {"label": "str"}).mask(rows).tolist() == [True, False]
+
+
+@pytest.mark.parametrize("text", [
+    "width > -9223372036854775807", "width <= 9223372036854775807", "mtime > 9007199254740992",
+    "mtime > 1e308", "mtime > 1", "width == 0", 'not not (label == "cat")', '!(label == "cat")',
+    'label == "cat" and width > 0', 'label in []', 'label < "b"', 'path like "a/%"',
+])
+def test_what_both_milvus_take_is_accepted(text):
+    Filter(text, KINDS)
+
+
+def test_length_and_nesting_are_bounded_by_name():
+    deep = "(" * 5000 + 'label == "a"' + ")" * 5000
+    with pytest.raises(FilterError, match=r"is 10,012 characters long; a filter holds at most 10,000"):
+        Filter(deep, FIELDS)
+    with pytest.raises(FilterError, match=r"more than 50 levels of parentheses and 'not'"):
+        Filter("(" * 1000 + 'label == "a"' + ")" * 1000, FIELDS)
+    with pytest.raises(FilterError, match=r"more than 50 levels of parentheses and 'not' .* at 204"):
+        Filter("not " * 1000 + '(label == "a")', FIELDS)
+    assert kept("(" * 50 + 'label == "dog"' + ")" * 50) == [1]
+    assert kept("not " * 49 + '(label == "dog")') == [0, 2, 3, 4]
+
+
+def test_a_long_chain_is_one_level_deep():
+    chain = " or ".join(["width == 1"] * 700) + " or width == 10"  # 700 terms: no recursion per term
+    assert len(chain) < 10_000 and kept(chain) == [4]
+    assert kept(" and ".join(["width > 5"] * 700)) == [0, 1, 2, 3, 4]
+
+
+def test_messages_show_a_long_filter_cut_short():
+    with pytest.raises(FilterError) as refused:
+        Filter("(" * 5000 + 'label == "a"' + ")" * 5000, FIELDS)
+    assert len(str(refused.value)) < 200 and "(((...)))" in str(refused.value)
