@@ -18,7 +18,7 @@ from tqdm import tqdm  # text bars: no widget state in saved notebooks
 
 from .cache import EmbeddingCache, content_digest
 from .errors import ImageError
-from .images import load_image
+from .images import load_image, read_image_bytes
 from .parallel import bounded_map
 
 BATCH_SIZE = 16  # images per forward pass
@@ -91,11 +91,11 @@ class StreamsImages:
 
 
 def read_file(path: str) -> tuple[str, bytes | ImageError]:
+    """The bytes of an image file, or the error saying why it cannot be used (`images.read_image_bytes`)."""
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        return path, ImageError(path, f"cannot read file ({exc.strerror or exc})")
-    return path, data
+        return path, read_image_bytes(path)
+    except ImageError as exc:
+        return path, exc
 
 
 def iter_embeddings(

@@ -1,16 +1,23 @@
-"""The one image decoder of the package: any file in, an upright RGB image out, or a clear error."""
+"""The one image decoder of the package: any file in, an upright RGB image out, or a clear error.
+
+Files are opened by `files.open_regular` (regular files only, up to a size limit), and their
+bytes are read only after the header names an image format.
+"""
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .files import open_regular, read_all, sha256_of
 
 # 64 megapixels: a 8000 x 8000 photo passes, a decompression bomb does not.
 MAX_PIXELS = 64_000_000
+ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
 def load_image(
@@ -22,20 +29,60 @@ def load_image(
     short side), which is much faster and loses nothing a 224-pixel model can see.
     """
     path = Path(path)
-    if data is None:
-        _check_file(path)
-    elif not data:
+    if data is not None and not data:
         raise ImageError(path, "empty file (0 bytes)")
     # No warnings.catch_warnings here: images are decoded on worker threads, and that context
     # manager swaps the process-wide filters (threads would undo each other's and the caller's).
     # Pillow may still print its bomb warning (past 89 MP) just before _check_size rejects the image.
+    source = nullcontext(io.BytesIO(data)) if data is not None else open_regular(path)
+    with source as handle, pillow_errors(path), Image.open(handle) as opened:
+        _check_size(path, opened, max_pixels)
+        if min_side:
+            _reduce_while_decoding(opened, min_side)
+        opened.load()
+        image = ImageOps.exif_transpose(opened)
+    return to_rgb(image)
+
+
+def read_image_bytes(path) -> bytes:
+    """The bytes of an image file, read only once its header shows an image format: a junk file
+    named `.jpg` is refused after a few bytes, not read whole."""
+    with open_regular(path) as handle:
+        _size_from_header(path, handle)
+        handle.seek(0)
+        return read_all(handle, path)
+
+
+def describe_image_file(path) -> tuple[int, int, str]:
+    """(width, height) as shown, from the header, and the sha256 of the bytes (hashed in pieces,
+    never held whole); a file whose header is no image is not read further."""
+    with open_regular(path) as handle:
+        width, height = _size_from_header(path, handle)
+        handle.seek(0)
+        return width, height, sha256_of(handle, path)
+
+
+def upright_size(source) -> tuple[int, int]:
+    """(width, height) as the image is shown, read from the header of a file (a path) or a file
+    object; (0, 0) when it cannot be read."""
     try:
-        with Image.open(io.BytesIO(data) if data is not None else path) as opened:
-            _check_size(path, opened, max_pixels)
-            if min_side:
-                _reduce_while_decoding(opened, min_side)
-            opened.load()
-            image = ImageOps.exif_transpose(opened)
+        with nullcontext(source) if hasattr(source, "read") else open_regular(source) as handle:
+            return _size_from_header(source, handle)
+    except ImageError:
+        return 0, 0
+
+
+def _size_from_header(path, handle) -> tuple[int, int]:
+    with pillow_errors(path), Image.open(handle) as image:  # reads the header only
+        width, height = image.size
+        return (height, width) if image.getexif().get(0x0112) in ROTATED else (width, height)
+
+
+@contextmanager
+def pillow_errors(path):
+    """Pillow's failures to open or decode `path` as an `ImageError` saying which kind."""
+    try:
+        yield
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -44,16 +91,6 @@ def load_image(
         raise ImageError(path, f"image too large ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(path, f"corrupt or truncated image ({exc})") from None
-    return to_rgb(image)
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise ImageError(path, "file not found")
-    if not path.is_file():
-        raise ImageError(path, "not a file")
-    if path.stat().st_size == 0:
-        raise ImageError(path, "empty file (0 bytes)")
 
 
 def _check_size(path: Path, image: Image.Image, max_pixels: int) -> None:

@@ -7,7 +7,6 @@ share at least MIN_INLIERS RANSAC-consistent local features. Pairs join into gro
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from ..config import Settings, get_settings
 from ..data import list_images
 from ..embed import embed_paths
 from ..errors import ImageError
+from ..images import describe_image_file
 from ..vectors import l2_normalize
 from .descriptors import build_instance_embedder
 from .verify import Verifier, inliers
@@ -52,9 +52,14 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
     paths = _image_paths(paths)
     groups = UnionFind(len(paths))
     by_digest: dict[str, int] = {}
-    exact = 0
+    exact, skipped = 0, []
     for i, path in enumerate(paths):
-        first = by_digest.setdefault(hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest(), i)
+        try:  # regular files only, hashed in pieces; a junk file is not read past its header
+            digest = describe_image_file(path)[2]
+        except ImageError as exc:
+            skipped.append(exc)
+            continue
+        first = by_digest.setdefault(digest, i)
         if first != i:
             exact += groups.union(first, i)
     unique = sorted(set(by_digest.values()))
@@ -69,7 +74,7 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
     for a, b, cosine in pairs:
         if cosine >= sure or (verify and inliers(verifier.features(a), verifier.features(b)) >= MIN_INLIERS):
             near += groups.union(kept[a], kept[b])
-    return Duplicates(groups.groups(paths), exact, near, embedded.report.failures)
+    return Duplicates(groups.groups(paths), exact, near, skipped + embedded.report.failures)
 
 
 def _image_paths(paths) -> list[str]:
