@@ -6,15 +6,17 @@ import os
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..config import is_milvus_lite
-from ..errors import DatabaseLockedError, DimensionMismatchError, EngineError, EngineUnavailableError
+from ..errors import (DatabaseLockedError, DimensionMismatchError, EngineError, EngineUnavailableError, FilterError,
+                      ImgsearchError, brief)
 from .base import as_matrix, check_fields, check_metric, metadata_columns
-from .filters import Filter
+from .filters import Filter, quoted
 from .params import BUILD_PARAMS, SEARCH_PARAMS, checked_params
 
 
@@ -223,7 +225,7 @@ class MilvusEngine:
 
     def _checked(self, where: str | None) -> str:
         """`where` parsed here first (the same errors as the in-process engines), passed on as written."""
-        return str(Filter(where, {ID_FIELD, *self.fields})) if where else ""
+        return str(Filter(where, {ID_FIELD: "int", **self.fields})) if where else ""
 
     def metadata(self, ids=None) -> pd.DataFrame:
         columns = [ID_FIELD, *self.fields]
@@ -283,7 +285,8 @@ def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:
     # restart the shared one can stay broken for every client that reuses it.
     options = {"grpc_options": LITE_GRPC_OPTIONS} if is_lite else {}
     try:
-        return MilvusClient(uri=uri, token=token, timeout=timeout, dedicated=True, **options)
+        with LITE_START_LOG.capture() as logged:  # Lite logs a failed start as a 20-line traceback
+            return MilvusClient(uri=uri, token=token, timeout=timeout, dedicated=True, **options)
     except MilvusException as exc:
         holder = lock_holder(Path(uri)) if is_lite else None
         if holder is not None and holder != os.getpid():
@@ -292,7 +295,8 @@ def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:
                 "it). Shut down the other notebook kernel or app using it, or set MILVUS_URI to another path."
             ) from None
         where = "Milvus Lite at" if is_lite else "Milvus server at"
-        raise EngineUnavailableError(f"cannot connect to {where} {uri}: {exc.message or exc}") from None
+        cause = next((brief(r.exc_info[1]) for r in logged if r.exc_info), exc.message or exc)  # why Lite failed
+        raise EngineUnavailableError(f"cannot connect to {where} {uri}: {cause}") from None
 
 
 def stop_lite_servers(timeout: float = 10.0) -> None:
@@ -337,19 +341,58 @@ class GuardedClient:
 
         def call(*args, **kwargs):
             try:
-                return attribute(*args, **kwargs)
+                with RPC_ERROR_LOG.capture():  # pymilvus logs refusals, lost servers with tracebacks; ours names them
+                    return attribute(*args, **kwargs)
             except MilvusException as exc:
-                raise milvus_error(self._uri, name, exc) from None
+                raise milvus_error(self._uri, name, exc, kwargs.get("filter")) from None
         return call
 
 
-def milvus_error(uri: str, call: str, exc) -> EngineError:
+def milvus_error(uri: str, call: str, exc, where: str | None = None) -> ImgsearchError:
+    """Our error for a refusal: the server is down, a filter it cannot parse (a usage error), or else."""
     message = getattr(exc, "message", None) or str(exc)
     if getattr(exc, "code", None) == 2 or "unavailable" in message.lower():
         return EngineUnavailableError(
             f"Milvus at {uri} is not answering ({call}): {message}. Start it (or check MILVUS_URI) and run "
             "again: ingest is idempotent, and rows already stored are kept.")
+    if where and refuses_filter(exc, message):
+        return FilterError(f"filter {quoted(where)}: Milvus at {uri} cannot parse it: {message.splitlines()[0]}")
     return EngineError(f"Milvus at {uri} refused {call}: {message}")
+
+
+def refuses_filter(exc, message: str) -> bool:
+    """A server's "cannot parse expression", or Milvus Lite's parse and type errors (code 6, with a column)."""
+    return "cannot parse expression" in message or (getattr(exc, "code", None) == 6 and " at column " in message)
+
+
+class ThreadLogCapture(logging.Filter):
+    """Keeps library loggers' records from the terminal while this thread runs `capture()`: the
+    caller raises one clear line instead. Other threads' records pass as usual."""
+
+    def __init__(self, *loggers: str):
+        super().__init__()
+        self._local = threading.local()
+        for name in loggers:
+            logging.getLogger(name).addFilter(self)
+
+    @contextmanager
+    def capture(self):
+        """Yields the list the records land in."""
+        self._local.records = records = []
+        try:
+            yield records
+        finally:
+            self._local.records = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        records = getattr(self._local, "records", None)
+        if records is not None:
+            records.append(record)
+        return records is None
+
+
+LITE_START_LOG = ThreadLogCapture("milvus_lite.server_manager")
+RPC_ERROR_LOG = ThreadLogCapture("pymilvus.decorators", "pymilvus.client.connection_manager")
 
 
 def lock_holder(db: Path) -> int | None:
