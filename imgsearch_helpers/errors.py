@@ -79,6 +79,10 @@ class DatabaseLockedError(EngineUnavailableError):
     """A Milvus Lite database that another process holds open."""
 
 
+class CacheError(ImgsearchError):
+    """The embedding cache cannot be opened or written (a read-only or full folder, a damaged file)."""
+
+
 class DownloadError(ImgsearchError):
     """A file could not be downloaded (no network, a broken transfer)."""
 
