@@ -15,7 +15,9 @@ keywords; `not` before a parenthesis (a server reads `not a == 1` as `(not a) ==
 within int64 without leading zeros (a server reads `010` as octal); finite floats with a digit
 after the point; the escapes `\"`, `\'`, `\\`, `\n`, `\r`, `\t`; a literal of the field's type
 (an integer field takes no float). Length and nesting are bounded: each level of nesting costs
-stack, here and in Milvus Lite.
+stack, here and in Milvus Lite, and a Milvus server (2.3) fails to search an expression nested
+about 50 levels deep, counting each `and` / `or` after a chain's first term (it nests `a or b or
+c` as `(a or b) or c`).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import numpy as np
 from ..errors import FilterError
 
 MAX_LENGTH = 10_000  # characters
-MAX_DEPTH = 50  # levels of parentheses and `not` (Milvus Lite runs out of stack past ~120)
+MAX_DEPTH = 40  # levels: of parentheses and `not` while parsing; of Milvus's expression tree after
 INT64_MAX = 2**63 - 1  # a server reads -N as -(N): -2**63 is out of range there too
 FLOAT_EXACT_INT = 2**53  # the largest integer Milvus Lite compares with a float field
 TOKEN = re.compile(r"""[ \t\r\n]*(?:
@@ -155,6 +157,11 @@ class Filter:
         self.tree = self._or()
         if self._peek().kind != "end":
             self._fail(f"unexpected {self._peek().value!r}")
+        if milvus_depth(self.tree) > MAX_DEPTH:
+            raise FilterError(f"filter {quoted(self.text)} nests {milvus_depth(self.tree)} levels deep as Milvus "
+                              f"builds it (each 'not', and each 'and' / 'or' after the first term, is a level); a "
+                              f"Milvus server searches at most {MAX_DEPTH}: for many values of one field write "
+                              "field in [...]")
         unknown = self.fields - set(known_fields) if known_fields is not None else set()
         if unknown:
             raise FilterError(f"filter {quoted(self.text)} names unknown field(s) {', '.join(sorted(unknown))}; "
@@ -198,7 +205,7 @@ class Filter:
         return self._chain("and", ("and", "&&"), self._not)
 
     def _chain(self, kind: str, words: tuple[str, ...], operand):
-        """`operand (word operand)*` as one node: a chain of a thousand terms is one level deep."""
+        """`operand (word operand)*` as one node (evaluated without a level of recursion per term)."""
         operands = [operand()]
         while self._is(*words):
             self._take()
@@ -279,6 +286,17 @@ class Filter:
                 self._fail("expected ',' or ']' in a list")
         self._take()
         return values
+
+
+def milvus_depth(node) -> int:
+    """Levels above the comparisons in the tree a Milvus server builds: `a or b or c` is `(a or b) or c`."""
+    kind = node[0]
+    if kind in ("and", "or"):
+        operands = node[1]
+        return max(len(operands) - max(i, 1) + milvus_depth(operand) for i, operand in enumerate(operands))
+    if kind == "not":
+        return 1 + milvus_depth(node[1])
+    return 0
 
 
 def _literals(node):
