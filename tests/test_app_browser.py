@@ -1,8 +1,9 @@
 """The showcase app in a real browser: Debian's Chromium (headless) drives the running Gradio app.
 
 The app runs as `make app` runs it (a subprocess on localhost, tiny slice, its own cache and
-Milvus Lite database): an image upload shows k results whose top one has the query's class,
-bad uploads show a message in the page, and the app goes on answering afterwards.
+Milvus Lite database), with a token: the browser logs in first. An image upload shows k results
+whose top one has the query's class, bad uploads show a message in the page, and the app goes on
+answering afterwards.
 """
 import os
 import shutil
@@ -18,6 +19,7 @@ from imgsearch_helpers.tools.local_server import free_port, serving
 pytestmark = pytest.mark.browser  # drives Debian's Chromium
 
 K = 6
+TOKEN = "browser-test-token"
 
 
 @pytest.fixture(scope="module")
@@ -27,22 +29,45 @@ def app(tmp_path_factory, real_dataset):
     env = {**os.environ, "IMGSEARCH_SLICE": "tiny", "IMGSEARCH_CACHE_DIR": str(folder / "cache"),
            "MILVUS_URI": str(folder / "milvus" / "app.db"), "GRADIO_TEMP_DIR": str(folder / "uploads")}
     url = f"http://127.0.0.1:{port}/"
-    with serving([sys.executable, "-m", "imgsearch_helpers.serve.app", "--port", str(port)], url, folder / "app.log",
-                 env):
+    command = [sys.executable, "-m", "imgsearch_helpers.serve.app", "--port", str(port), "--token", TOKEN]
+    with serving(command, f"{url}api/health", folder / "app.log", env):
         yield url
 
 
 @pytest.fixture(scope="module")
-def page(app):
+def browser(app):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium_path()), args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1300, "height": 1000})
-        page.goto(app)
-        page.wait_for_selector("#query-upload input[type=file]", state="attached", timeout=60_000)
-        yield page
+        yield browser
         browser.close()
+
+
+def log_in(page, url: str, token: str) -> None:
+    page.goto(url)  # the app sends a browser without its cookie to the log-in form
+    page.wait_for_selector("#token", timeout=60_000)
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+
+
+@pytest.fixture(scope="module")
+def page(app, browser):
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    log_in(page, app, TOKEN)
+    page.wait_for_selector("#query-upload input[type=file]", state="attached", timeout=60_000)
+    yield page
+    page.close()
+
+
+def test_a_browser_without_the_token_sees_the_log_in_form_not_the_app(app, browser):
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, app, "a wrong token")
+    page.wait_for_selector("[role=alert]", timeout=30_000)
+    assert "not this server" in page.inner_text("[role=alert]") and page.locator("#query-upload").count() == 0
+    assert page.goto(f"{app}config").status == 401
+    context.close()
 
 
 def upload(page, path: Path) -> str:

@@ -68,7 +68,8 @@ def ingest_with_ray(service, address: str | None = None, actors: int = ACTORS, b
             report = embed_on_ray(todo, service, actors, batch_size, (actor_cpus, read_cpus), use_cache, progress,
                                   on_progress)
     service.engine.commit()  # flush, index, load: once, on the driver
-    plan = SyncPlan(listing.added, listing.modified, listing.removed, listing.unchanged)
+    skipped = list(gallery.attrs.get("skipped", []))  # what the walk left out, reported as a local ingest does
+    plan = SyncPlan(listing.added, listing.modified, listing.removed, listing.unchanged, skipped=skipped)
     return service.finish_build(plan, report, start)
 
 

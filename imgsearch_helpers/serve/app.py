@@ -266,7 +266,13 @@ def main(argv=None) -> None:
     except ImgsearchError as exc:
         parser.exit(exc.exit_code, f"{parser.prog}: {exc}\n")
     showcase = Showcase(args.model, args.engine, args.gallery, text=not args.no_text)
-    app = mount_app(FastAPI(), build_app(showcase).queue(default_concurrency_limit=1))
+    web = FastAPI()
+
+    @web.get("/api/health")
+    def health() -> dict:  # as `imgsearch serve` answers it: whether the app is up (no token needed)
+        return {"status": "ok", "model": showcase.default[0], "engine": showcase.default[1]}
+
+    app = mount_app(web, build_app(showcase).queue(default_concurrency_limit=1))
     print(f"the app on http://{args.host}:{args.port}/; {describe_exposure(args.host, args.port, token)}", flush=True)
     run_web(app, args.host, args.port, token)
 

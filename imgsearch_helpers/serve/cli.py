@@ -199,26 +199,14 @@ def build(service, args):
                            progress=not args.quiet)
 
 
-def list_collections(registry, settings) -> dict:
-    from ..index import IndexSpec, open_engine
-
-    rows = []
-    for entry in registry.entries():
-        index = IndexSpec.from_dict(entry.index) if entry.index else None  # as built: opening never rebuilds
-        engine = open_engine("milvus", collection=entry.collection, index=index, settings=settings)
-        rows.append({"collection": entry.collection, "gallery": entry.label, "model": entry.model,
-                     "rows": engine.count(), "index": entry.index["index_type"] if entry.index else "exact"})
-        engine.close()
-    return {"collections": rows, "last": registry.last_gallery()}
-
-
 def show(args, result: dict) -> str:
     if args.json:
         return json.dumps(result, indent=2, default=str)
     if args.command == "ingest":
-        skipped = "".join(f"\n  skipped {s}" for s in result["skipped"])
+        left_out = f", {len(result['skipped'])} skipped" if result["skipped"] else ""
+        skipped = "".join(f"\n  skipped {s}" for s in result["skipped"])  # each with its reason
         return (f"{result['gallery']}: {result['added']} added, {result['changed']} changed, {result['removed']} "
-                f"removed, {result['unchanged']} unchanged -> {result['collection']} ({result['engine']}, "
+                f"removed, {result['unchanged']} unchanged{left_out} -> {result['collection']} ({result['engine']}, "
                 f"{result['rows']} rows) in {result['seconds']} s{skipped}")
     if args.command == "search":
         return show_hits(result)

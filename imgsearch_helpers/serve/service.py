@@ -27,7 +27,7 @@ from ..models import DEFAULT_MODEL, build_embedder
 from ..search import IngestReport, embed_queries, evaluate_engine, ingest
 from ..vectors import l2_normalize
 from .collections import DATASET, Entry, GalleryRef, Registry, collection_name
-from .gallery import FIELDS, SyncPlan, dataset_rows, file_rows, plan_sync, scan_folder, stable_id
+from .gallery import FIELDS, SyncPlan, Walk, dataset_rows, file_rows, plan_sync, scan_folder, stable_id
 
 
 @dataclass
@@ -57,8 +57,10 @@ class SyncReport:
 
     @property
     def skipped(self) -> list[str]:
-        """Files that could not be read as images (each with its reason), left out of the collection."""
-        return [str(failure) for failure in self.ingest.embed.failures] if self.ingest else []
+        """Files left out of the collection, each as `path: reason`: those the folder's scan skipped
+        (links, FIFOs, names...: `gallery.scan_folder`), then those that could not be read as images."""
+        failures = [str(failure) for failure in self.ingest.embed.failures] if self.ingest else []
+        return [f"{path}: {reason}" for path, reason in self.plan.skipped] + failures
 
     def counts(self) -> dict:
         """Files added, changed, removed and unchanged; an unreadable new file is not counted as added."""
@@ -300,10 +302,10 @@ def check_k(k: int) -> None:
 
 
 def _ids_of(root: Path, files) -> list[int]:
-    """The stable ids of files inside `root` (files outside it have none)."""
-    root = Path(root).resolve()
-    return [stable_id(Path(f).resolve().relative_to(root).as_posix()) for f in files
-            if Path(f).resolve().is_relative_to(root)]
+    """The stable ids of files inside `root`, by their paths as the user sees them (a link's own
+    path, as a scan stores it); files outside it have none."""
+    walk = Walk(Path(root).resolve())
+    return [stable_id(relpath) for relpath in map(walk.relpath_of, files) if relpath is not None]
 
 
 def verify_hits(query_path, hits: list[Hit], known: dict) -> list[Hit]:
