@@ -1,4 +1,4 @@
-"""Metadata filters in Milvus's boolean expression syntax, checked here and applied by every engine.
+r"""Metadata filters in Milvus's boolean expression syntax, checked here and applied by every engine.
 
     label in ["cat", "dog"] and width >= 640
     not (path like "holiday/%") or size < 2000000
