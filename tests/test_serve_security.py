@@ -345,6 +345,10 @@ def test_refused_values_are_400_json_and_ids_are_strings(client):
     wrong_type = client.post("/api/search/text", json={"text": 5, "k": "many"})
     assert wrong_type.status_code == 400 and "k" in wrong_type.json()["error"]
     assert "error" in client.get("/api/nothing-here").json()
+    for where in ("(" * 1000 + 'label == "a"' + ")" * 1000, "not " * 5000 + 'label == "a"',
+                  "size > 99999999999999999999999", 'label == "\\u00e9"'):
+        answer = client.get("/api/count", params={"where": where})
+        assert answer.status_code == 400 and answer.json()["error"], (where[:20], answer.text[:200])
     with open(query("goldfish"), "rb") as handle:
         hits = client.post("/api/search", files={"file": ("q.jpg", handle)}, data={"k": "2"}).json()["hits"]
     assert all(isinstance(hit["id"], str) and int(hit["id"]) >= 0 for hit in hits)

@@ -31,17 +31,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from ..errors import EngineError, ImgsearchError, InputError, NotBuiltError, UploadTooLarge, UsageError
+from ..errors import CacheError, EngineError, ImgsearchError, InputError, NotBuiltError, UploadTooLarge, UsageError
+from ..index.filters import MAX_LENGTH as MAX_FILTER
 from .service import MAX_K, SearchService, hits_as_dicts
 from .uploads import MAX_FILES_PER_REQUEST, MAX_UPLOAD_MB, check_quota, keep_upload, upload_problem
 
 CHUNK = 1 << 20
 MAX_ID = 2**63 - 1
-MAX_FILTER = 4096  # characters
 MAX_TEXT = 1000
 MAX_ROWS_PER_DELETE = 1000
 # HTTP status per error family: the first that matches (more specific families first)
-STATUS = ((UploadTooLarge, 413), (NotBuiltError, 409), (UsageError, 400), (InputError, 400), (EngineError, 503))
+STATUS = ((UploadTooLarge, 413), (NotBuiltError, 409), (UsageError, 400), (InputError, 400), (EngineError, 503),
+          (CacheError, 503))
 LOG = logging.getLogger("imgsearch.api")
 
 
