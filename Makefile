@@ -36,7 +36,7 @@ $(FEDER_JS): | $(STAMP)
 # run and lab work without npm too: Feder's views then load its script from the CDN.
 run: $(STAMP)
 	@$(MAKE) --no-print-directory feder-js || echo "no local copy of Feder's script: its views will load it from the CDN"
-	$(BIN)/python -m imgsearch_helpers.tools.runner
+	$(BIN)/python -m imgsearch_helpers.devtools.runner
 
 # The browser tests drive Debian's Chromium; as root on Debian it is installed when missing.
 chromium:

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from imgsearch_helpers.browser import FLAGS, chromium_path
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import load_queries
-from imgsearch_helpers.results import write_benchmark
-from imgsearch_helpers.tools.browser import FLAGS, chromium_path
-from imgsearch_helpers.tools.local_server import free_port, wait_for_url
+from imgsearch_helpers.data.tutorial import load_queries
+from imgsearch_helpers.evaluation.results import write_benchmark
+from imgsearch_helpers.local_server import free_port, wait_for_url
 
 
 def start_app(scratch: Path) -> tuple[subprocess.Popen, str]:

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import load_catalog
-from imgsearch_helpers.images import load_image
-from imgsearch_helpers.results import write_benchmark
-from imgsearch_helpers.text import class_queries
-from imgsearch_helpers.text.clip import DEFAULT_MODEL, load_clip
+from imgsearch_helpers.data.images import load_image
+from imgsearch_helpers.data.tutorial import load_catalog
+from imgsearch_helpers.evaluation.results import write_benchmark
+from imgsearch_helpers.models.clip import DEFAULT_MODEL, load_clip
+from imgsearch_helpers.retrieval.text import class_queries
 
 REPEATS = 7
 

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imgsearch_helpers import embed
+from imgsearch_helpers.embed import stream as embed
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import list_images, load_catalog
-from imgsearch_helpers.images import load_image
+from imgsearch_helpers.data.images import load_image
+from imgsearch_helpers.data.tutorial import list_images, load_catalog
+from imgsearch_helpers.evaluation.results import write_benchmark
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
-from imgsearch_helpers.results import write_benchmark
 
 try:
     import simplejpeg

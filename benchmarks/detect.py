@@ -14,15 +14,15 @@ import json
 import tempfile
 from pathlib import Path
 
-from imgsearch_helpers.cache import open_cache
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import ground_truth, load_catalog, load_queries, object_photos
-from imgsearch_helpers.detect import load_detector
-from imgsearch_helpers.experiments.cropping import compare_cropping, detection_speed, photo_matches
+from imgsearch_helpers.data.tutorial import ground_truth, load_catalog, load_queries, object_photos
+from imgsearch_helpers.embed.cache import open_cache
+from imgsearch_helpers.evaluation.cropping import compare_cropping, detection_speed, photo_matches
+from imgsearch_helpers.evaluation.results import metric_fields, write_benchmark
 from imgsearch_helpers.index import TUTORIAL_IVF, open_engine
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
-from imgsearch_helpers.results import metric_fields, write_benchmark
-from imgsearch_helpers.search import ingest
+from imgsearch_helpers.models.detect import load_detector
+from imgsearch_helpers.retrieval.search import ingest
 from imgsearch_helpers.vectors import l2_normalize
 
 

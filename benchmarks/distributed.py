@@ -29,11 +29,11 @@ import numpy as np
 import ray
 
 from imgsearch_helpers.config import display_path, get_settings
+from imgsearch_helpers.evaluation.results import write_benchmark
+from imgsearch_helpers.gallery.service import SearchService
+from imgsearch_helpers.index.milvus_server import MilvusServer
 from imgsearch_helpers.models import DEFAULT_MODEL
-from imgsearch_helpers.results import write_benchmark
 from imgsearch_helpers.scaleout.ray_ingest import ACTOR_CPUS, ingest_with_ray
-from imgsearch_helpers.serve.service import SearchService
-from imgsearch_helpers.tools.milvus_server import MilvusServer
 
 CORES = os.cpu_count()
 SCALES = (1_000_000, 100_000_000)

@@ -31,17 +31,18 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsearch_helpers.cache import open_cache
 from imgsearch_helpers.config import display_path, get_settings
-from imgsearch_helpers.data import ground_truth, load_catalog, load_queries
-from imgsearch_helpers.embed import BATCH_SIZE
-from imgsearch_helpers.images import load_image
+from imgsearch_helpers.data.images import load_image
+from imgsearch_helpers.data.tutorial import ground_truth, load_catalog, load_queries
+from imgsearch_helpers.embed.cache import open_cache
+from imgsearch_helpers.embed.stream import BATCH_SIZE
+from imgsearch_helpers.evaluation.results import write_benchmark
+from imgsearch_helpers.evaluation.runs import evaluate_engine
 from imgsearch_helpers.index import TUTORIAL_IVF, index_for_rows, open_engine
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 from imgsearch_helpers.models.exports import Export
 from imgsearch_helpers.models.mixed import has_bf16
-from imgsearch_helpers.results import write_benchmark
-from imgsearch_helpers.search import evaluate_engine, ingest, search_paths
+from imgsearch_helpers.retrieval.search import ingest, search_paths
 
 # measured beside the chosen one and PyTorch
 OTHERS = ("openvino", "openvino-mixed", "openvino-f32", "openvino-int8", "onnxruntime")

@@ -5,7 +5,7 @@
     python benchmarks/instance.py --only duplicates                 # rerun one part, keep the other rows
 
 Without folders it runs, one row per recipe (and edit):
-- copies: each edit of `imgsearch_helpers.instance.edits` applied to every `--every`-th gallery
+- copies: each edit of `imgsearch_helpers.data.edits` applied to every `--every`-th gallery
   image (default 5: 200 per edit), each copy a query for its original among all 1,000;
 - ukbench: `<data>/ukbench_mini` as gallery and queries (each query finds itself; N-S score);
 - classes: the tutorial's test queries and holdout 0 (image 0 of each class out of the gallery);
@@ -23,16 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from imgsearch_helpers.cache import open_cache
 from imgsearch_helpers.config import display_path, get_settings
-from imgsearch_helpers.data import holdout_split, load_catalog, load_queries
-from imgsearch_helpers.images import load_image
-from imgsearch_helpers.instance.benchmark import INSTANCE_RECIPES, Descriptors, measure
-from imgsearch_helpers.instance.copies import copies_gallery, make_copies
-from imgsearch_helpers.instance.duplicates import find_duplicates
-from imgsearch_helpers.instance.edits import EDITS, apply_edit
-from imgsearch_helpers.instance.verify import Verifier
-from imgsearch_helpers.results import write_benchmark
+from imgsearch_helpers.data.copies import copies_gallery, make_copies
+from imgsearch_helpers.data.edits import EDITS, apply_edit
+from imgsearch_helpers.data.images import load_image
+from imgsearch_helpers.data.tutorial import holdout_split, load_catalog, load_queries
+from imgsearch_helpers.embed.cache import open_cache
+from imgsearch_helpers.evaluation.instance import INSTANCE_RECIPES, Descriptors, measure
+from imgsearch_helpers.evaluation.results import write_benchmark
+from imgsearch_helpers.retrieval.duplicates import find_duplicates
+from imgsearch_helpers.retrieval.verify import Verifier
 
 RESULTS = Path(__file__).parent / "results"
 PARTS = ("duplicates", "copies", "ukbench", "classes")

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import list_images
+from imgsearch_helpers.data.tutorial import list_images
+from imgsearch_helpers.evaluation.results import write_benchmark
+from imgsearch_helpers.gallery.service import SearchService
 from imgsearch_helpers.models import DEFAULT_MODEL, INSTANCE_SUFFIX
-from imgsearch_helpers.results import write_benchmark
-from imgsearch_helpers.serve.service import SearchService
 
 
 def timed_search(service, queries, verify: bool) -> tuple[list, float]:

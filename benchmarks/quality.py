@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from imgsearch_helpers.config import display_path, get_settings
-from imgsearch_helpers.data import holdout_split, load_catalog, load_queries
-from imgsearch_helpers.experiments.quality import QUALITY_RECIPES, QualityRun
+from imgsearch_helpers.data.tutorial import holdout_split, load_catalog, load_queries
+from imgsearch_helpers.evaluation.quality import QUALITY_RECIPES, QualityRun
+from imgsearch_helpers.evaluation.results import write_benchmark
 from imgsearch_helpers.index import TUTORIAL_IVF
-from imgsearch_helpers.results import write_benchmark
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -31,14 +31,14 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from imgsearch_helpers.cache import open_cache
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import load_catalog, load_queries
-from imgsearch_helpers.embed import embed_paths
+from imgsearch_helpers.data.tutorial import load_catalog, load_queries
+from imgsearch_helpers.embed.cache import open_cache
+from imgsearch_helpers.embed.stream import embed_paths
+from imgsearch_helpers.evaluation.results import write_benchmark
 from imgsearch_helpers.index import IndexSpec, open_engine
+from imgsearch_helpers.index.milvus_server import MilvusServer
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
-from imgsearch_helpers.results import write_benchmark
-from imgsearch_helpers.tools.milvus_server import MilvusServer
 from imgsearch_helpers.vectors import l2_normalize
 
 RESULTS = Path(__file__).parent / "results"

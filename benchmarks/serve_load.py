@@ -1,6 +1,6 @@
 """Load on `imgsearch serve`: concurrent clients mixing searches and uploads, against a folder gallery.
 
-    python benchmarks/serve_load.py [--requests 200] [--clients 8] [--upload-every 4] [--out benchmarks/results/serve.json]
+    python benchmarks/serve_load.py [--requests 200] [--clients 8] [--upload-every 4] [--out FILE]
 
 Copies the tutorial's 1,000 gallery images into a temporary folder and starts `imgsearch serve
 FOLDER --token ...` on it (the app and text search mounted, as a user runs it) with a temporary
@@ -30,9 +30,9 @@ import httpx
 import numpy as np
 
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import load_catalog, load_queries
-from imgsearch_helpers.results import write_benchmark
-from imgsearch_helpers.tools.local_server import free_port, wait_for_url
+from imgsearch_helpers.data.tutorial import load_catalog, load_queries
+from imgsearch_helpers.evaluation.results import write_benchmark
+from imgsearch_helpers.local_server import free_port, wait_for_url
 
 TOKEN = "serve-load-benchmark-token"
 

@@ -16,16 +16,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from imgsearch_helpers.cache import open_cache
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import load_catalog
+from imgsearch_helpers.data.tutorial import load_catalog
+from imgsearch_helpers.embed.cache import open_cache
 from imgsearch_helpers.errors import ClipUnavailable
+from imgsearch_helpers.evaluation.results import metric_fields, write_benchmark
+from imgsearch_helpers.evaluation.runs import evaluate_text
 from imgsearch_helpers.index import TUTORIAL_IVF, open_engine
-from imgsearch_helpers.results import metric_fields, write_benchmark
-from imgsearch_helpers.search import ingest
-from imgsearch_helpers.text import ClipTextPath, OfflineTextPath, class_queries, evaluate_text
-from imgsearch_helpers.text.clip import load_clip
-from imgsearch_helpers.text.offline import ClassNameTextEncoder, load_sentence_model
+from imgsearch_helpers.models.clip import load_clip
+from imgsearch_helpers.models.sentence import ClassNameTextEncoder, load_sentence_model
+from imgsearch_helpers.retrieval.search import ingest
+from imgsearch_helpers.retrieval.text import ClipTextPath, OfflineTextPath, class_queries
 
 EXAMPLES = ["a white dog", "a black dog", "a red sports car", "a bowl of soup", "a bird on a branch"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import dataset_root
+from imgsearch_helpers.data.tutorial import dataset_root
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 
 # Jupyter, IPython, matplotlib, Chromium (crash reports, dconf) and npm write config, runtime and
@@ -54,7 +54,7 @@ SERVERS = []  # the Milvus server the session started, if any
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory):
     """A real Milvus server (standalone 2.3.5 from PyPI) for the tests under tests/."""
-    from imgsearch_helpers.tools.milvus_server import MilvusServer
+    from imgsearch_helpers.index.milvus_server import MilvusServer
 
     server = MilvusServer(tmp_path_factory.mktemp("milvus-server")).start()
     SERVERS.append(server)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from realdata import ROOT
 
-from imgsearch_helpers.tools.local_server import free_port, serving
+from imgsearch_helpers.local_server import free_port, serving
 
 TOKEN = "s3cret-test-token"
 CLASSES = {"fish": "goldfish", "plane": "warplane", "001": "Afghan_hound"}

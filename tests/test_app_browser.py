@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imgsearch_helpers.tools.browser import FLAGS, chromium_path
-from imgsearch_helpers.tools.local_server import free_port, serving
+from imgsearch_helpers.browser import FLAGS, chromium_path
+from imgsearch_helpers.local_server import free_port, serving
 
 pytestmark = pytest.mark.browser  # drives Debian's Chromium
 
@@ -98,7 +98,7 @@ SECOND = "triceratops"  # another class of the tiny slice (every 10th class by n
 
 def test_the_classes_used_are_in_the_tiny_slice():
     from imgsearch_helpers.config import get_settings
-    from imgsearch_helpers.data import load_catalog
+    from imgsearch_helpers.data.tutorial import load_catalog
 
     assert {"Afghan_hound", SECOND} <= set(load_catalog(get_settings(slice="tiny")).label)
 

@@ -11,7 +11,7 @@ import pytest
 from realdata import TRAIN
 
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.embed import embed_paths
+from imgsearch_helpers.embed.stream import embed_paths
 from imgsearch_helpers.errors import UsageError
 from imgsearch_helpers.index import open_engine
 from imgsearch_helpers.models import backends, build_embedder, mixed

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imgsearch_helpers.experiments.quality import QUALITY_RECIPES
+from imgsearch_helpers.evaluation.quality import QUALITY_RECIPES
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -115,8 +115,8 @@ def test_int8_is_the_default_only_if_it_keeps_mhr_within_0_005():
 
 
 def test_instance_results_cover_every_recipe_on_every_benchmark():
-    from imgsearch_helpers.instance.benchmark import INSTANCE_RECIPES
-    from imgsearch_helpers.instance.edits import EDITS
+    from imgsearch_helpers.data.edits import EDITS
+    from imgsearch_helpers.evaluation.instance import INSTANCE_RECIPES
 
     result = json.loads((RESULTS / "instance.json").read_text())
     rows = [r for r in result["rows"] if r["benchmark"] != "duplicates"]

@@ -1,4 +1,4 @@
-"""imgsearch_helpers.cache (SQLite embedding cache) and imgsearch_helpers.config (settings)."""
+"""imgsearch_helpers.embed.cache (SQLite embedding cache) and imgsearch_helpers.config (settings)."""
 import hashlib
 from pathlib import Path
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from imgsearch_helpers import config
-from imgsearch_helpers.cache import EmbeddingCache, content_digest
 from imgsearch_helpers.config import get_settings, is_milvus_lite
+from imgsearch_helpers.embed.cache import EmbeddingCache, content_digest
 
 # ---------------------------------------------------------------- EmbeddingCache
 

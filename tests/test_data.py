@@ -1,4 +1,4 @@
-"""imgsearch_helpers.data (dataset checks, catalog, queries, ground truth, slices) and .download."""
+"""imgsearch_helpers.data.tutorial (dataset checks, catalog, queries, ground truth, slices) and .download."""
 import hashlib
 import http.server
 import random
@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from imgsearch_helpers import data
+from imgsearch_helpers.data import tutorial as data
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import (
+from imgsearch_helpers.data.download import DownloadError, download, safe_extract
+from imgsearch_helpers.data.tutorial import (
     DatasetError,
     ground_truth,
     load_catalog,
@@ -21,7 +22,6 @@ from imgsearch_helpers.data import (
     slice_labels,
     verify_dataset,
 )
-from imgsearch_helpers.download import DownloadError, download, safe_extract
 
 # The mirror next to the repo, unless IMGSEARCH_DATA_DIR names another (get_settings resolves it).
 

@@ -13,8 +13,9 @@ import torch
 from PIL import Image
 
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import object_photos
-from imgsearch_helpers.detect import (
+from imgsearch_helpers.data.images import ImageError, load_image
+from imgsearch_helpers.data.tutorial import object_photos
+from imgsearch_helpers.models.detect import (
     CHECKPOINTS,
     Box,
     ChecksumMismatch,
@@ -26,8 +27,7 @@ from imgsearch_helpers.detect import (
     load_detector,
     verify_checkpoint,
 )
-from imgsearch_helpers.detect_runtime import MAX_BOX_SHIFT, MAX_SCORE_DIFF, DetectorExport
-from imgsearch_helpers.images import ImageError, load_image
+from imgsearch_helpers.models.detect_runtime import MAX_BOX_SHIFT, MAX_SCORE_DIFF, DetectorExport
 
 
 class WritesAMarker:
@@ -146,7 +146,7 @@ def test_loading_the_detector_leaves_matplotlib_and_pillow_as_they_were():
         matplotlib.use("svg")
         from PIL import Image
         pillow_open = Image.open
-        from imgsearch_helpers.detect import load_detector
+        from imgsearch_helpers.models.detect import load_detector
         load_detector("yolov5n")
         print(matplotlib.get_backend(), Image.open is pillow_open)
     """)
@@ -159,7 +159,7 @@ def test_the_first_detector_on_a_machine_prints_no_settings_notice(tmp_path):
     """ultralytics announces a new settings file, with the home path, on its first import."""
     script = textwrap.dedent("""
         import os
-        from imgsearch_helpers.detect import load_detector
+        from imgsearch_helpers.models.detect import load_detector
         load_detector("yolov5n")
         print("YOLO_VERBOSE" in os.environ)
     """)
@@ -217,7 +217,7 @@ def test_the_detector_export_is_written_once_checked_per_runtime_and_reused(tmp_
 
 
 def test_a_runtime_that_moves_boxes_leaves_the_detector_on_pytorch(tmp_path, monkeypatch):
-    import imgsearch_helpers.detect_runtime as runtime
+    import imgsearch_helpers.models.detect_runtime as runtime
 
     settings = get_settings(cache_dir=tmp_path)
     monkeypatch.setattr(runtime, "MAX_BOX_SHIFT", -1.0)  # no runtime can agree this closely

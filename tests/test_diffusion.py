@@ -3,8 +3,8 @@ what it does: a dense cluster outvotes a lone look-alike, unreached images keep 
 import numpy as np
 import pytest
 
-from imgsearch_helpers.instance.benchmark import InstanceRecipe, Prepared
-from imgsearch_helpers.instance.diffusion import Diffusion, DiffusionSettings, mutual_graph
+from imgsearch_helpers.evaluation.instance import InstanceRecipe, Prepared
+from imgsearch_helpers.retrieval.diffusion import Diffusion, DiffusionSettings, mutual_graph
 from imgsearch_helpers.vectors import l2_normalize
 
 

@@ -1,4 +1,4 @@
-"""imgsearch_helpers.embed and .search with the real efficientnet_lite0 model on real images."""
+"""imgsearch_helpers.embed.stream and .search with the real efficientnet_lite0 model on real images."""
 import shutil
 import threading
 import time
@@ -11,14 +11,15 @@ import torch
 from PIL import Image
 from realdata import ROOT
 
-from imgsearch_helpers.cache import EmbeddingCache
-from imgsearch_helpers.data import ground_truth
-from imgsearch_helpers.embed import embed_paths, iter_embeddings
-from imgsearch_helpers.images import ImageError, load_image
+from imgsearch_helpers.data.images import ImageError, load_image
+from imgsearch_helpers.data.tutorial import ground_truth
+from imgsearch_helpers.embed.cache import EmbeddingCache
+from imgsearch_helpers.embed.stream import embed_paths, iter_embeddings
+from imgsearch_helpers.evaluation.metrics import evaluate
+from imgsearch_helpers.evaluation.runs import evaluate_engine
 from imgsearch_helpers.index import ExactEngine
-from imgsearch_helpers.metrics import evaluate
 from imgsearch_helpers.parallel import bounded_map
-from imgsearch_helpers.search import evaluate_engine, ingest, search_paths
+from imgsearch_helpers.retrieval.search import ingest, search_paths
 
 CLASSES = ("Afghan_hound", "ambulance", "brain_coral")  # gallery: the first two images of each
 EXTRA_CLASS = "apiary"  # a later, second ingest

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgsearch_helpers.cache import EmbeddingCache
 from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.embed.cache import EmbeddingCache
 from imgsearch_helpers.errors import CacheError, EngineUnavailableError, FilterError
 from imgsearch_helpers.index import IndexSpec, open_engine
 
@@ -105,7 +105,7 @@ def test_a_filter_accepted_keeps_the_same_rows_on_every_engine(engines, where):
 
 @pytest.mark.parametrize("where", REFUSED)
 def test_a_filter_refused_is_refused_by_every_engine(engines, where):
-    for kind, engine in engines.items():
+    for engine in engines.values():
         with pytest.raises(FilterError, match="filter '"):
             engine.search(VECTORS[:1], 3, where=where)
         with pytest.raises(FilterError, match="filter '"):
@@ -184,7 +184,7 @@ def test_a_full_cache_disk_is_named_with_the_fix(env, query, tmp_path):
 
 WRITE_UNTIL_FULL = textwrap.dedent("""
     import sys, numpy as np
-    from imgsearch_helpers.cache import EmbeddingCache
+    from imgsearch_helpers.embed.cache import EmbeddingCache
     from imgsearch_helpers.errors import CacheError
     cache = EmbeddingCache(sys.argv[1] + "/embeddings.sqlite")
     try:

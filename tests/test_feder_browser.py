@@ -7,13 +7,13 @@ must stay clean. Screenshots land in <results_dir>/screenshots/.
 """
 import pytest
 
+from imgsearch_helpers.browser import headless_chromium, open_offline, wait_until_still
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import load_catalog
-from imgsearch_helpers.embed import embed_paths
+from imgsearch_helpers.data.tutorial import load_catalog
+from imgsearch_helpers.embed.stream import embed_paths
 from imgsearch_helpers.feder import FederIndex
 from imgsearch_helpers.feder.assets import feder_script, fetch_feder_js
 from imgsearch_helpers.index import IndexSpec, open_engine
-from imgsearch_helpers.tools.browser import headless_chromium, open_offline, wait_until_still
 from imgsearch_helpers.vectors import l2_normalize
 
 pytestmark = pytest.mark.browser  # drives Debian's Chromium

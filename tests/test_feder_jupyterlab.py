@@ -12,9 +12,9 @@ import pytest
 from conftest import TOOL_HOME
 from nbformat.v4 import new_code_cell, new_notebook
 
+from imgsearch_helpers.browser import FLAGS, chromium_path
 from imgsearch_helpers.feder.assets import fetch_feder_js
-from imgsearch_helpers.tools.browser import FLAGS, chromium_path
-from imgsearch_helpers.tools.local_server import free_port, wait_for_url
+from imgsearch_helpers.local_server import free_port, wait_for_url
 
 pytestmark = pytest.mark.browser  # drives Debian's Chromium
 

@@ -1,9 +1,9 @@
-"""imgsearch_helpers.images: every file becomes an upright RGB image or a clear ImageError."""
+"""imgsearch_helpers.data.images: every file becomes an upright RGB image or a clear ImageError."""
 import numpy as np
 import pytest
 from PIL import Image
 
-from imgsearch_helpers.images import MAX_PIXELS, ImageError, load_image, to_rgb
+from imgsearch_helpers.data.images import MAX_PIXELS, ImageError, load_image, to_rgb
 
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 

@@ -7,16 +7,16 @@ import pytest
 from PIL import Image
 
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import load_queries
-from imgsearch_helpers.embed import embed_paths
+from imgsearch_helpers.data.edits import EDITS, apply_edit, crop_area
+from imgsearch_helpers.data.images import load_image
+from imgsearch_helpers.data.tutorial import load_queries
+from imgsearch_helpers.embed.stream import embed_paths
 from imgsearch_helpers.errors import ImageError
-from imgsearch_helpers.images import load_image
-from imgsearch_helpers.instance.benchmark import InstanceRecipe, Prepared, score
-from imgsearch_helpers.instance.descriptors import Pooling, build_instance_embedder
-from imgsearch_helpers.instance.duplicates import find_duplicates
-from imgsearch_helpers.instance.edits import EDITS, apply_edit, crop_area
-from imgsearch_helpers.instance.postprocess import Whitening, expand, neighbours
-from imgsearch_helpers.instance.verify import Verifier, inliers, local_features
+from imgsearch_helpers.evaluation.instance import InstanceRecipe, Prepared, score
+from imgsearch_helpers.models.descriptors import Pooling, build_instance_embedder
+from imgsearch_helpers.retrieval.duplicates import find_duplicates
+from imgsearch_helpers.retrieval.postprocess import Whitening, expand, neighbours
+from imgsearch_helpers.retrieval.verify import Verifier, inliers, local_features
 from tests.realdata import TRAIN
 
 PHOTOS = sorted(TRAIN.glob("*/*.JPEG"))[:40:10]  # four photos of four classes
@@ -164,7 +164,7 @@ def test_the_benchmark_scores_any_group_folders(tmp_path):
     import sys
     from pathlib import Path
 
-    from imgsearch_helpers.instance.benchmark import INSTANCE_RECIPES
+    from imgsearch_helpers.evaluation.instance import INSTANCE_RECIPES
 
     gallery, queries = tmp_path / "gallery", tmp_path / "queries"
     for group in ("g0000", "g0001", "g0002"):

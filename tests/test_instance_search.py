@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 
 from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.data.edits import apply_edit
 from imgsearch_helpers.errors import UsageError
-from imgsearch_helpers.instance.edits import apply_edit
+from imgsearch_helpers.gallery.service import SearchService
 from imgsearch_helpers.models import build_embedder
-from imgsearch_helpers.serve.service import SearchService
 
 GROUPS = ("g0000", "g0003", "g0007", "g0011")
 
@@ -72,7 +72,7 @@ def test_a_verified_search_finds_the_original_of_an_edited_copy_and_marks_it(ser
 
 
 def test_a_service_keeps_gallery_features_between_verified_searches_within_a_bound(service, gallery, monkeypatch):
-    import imgsearch_helpers.serve.service as module
+    import imgsearch_helpers.gallery.service as module
 
     photos = sorted(gallery.glob("*/*.jpg"))
     hits = service.search_images(photos[:1], k=10, verify=True).hits[0]

@@ -1,8 +1,8 @@
-"""imgsearch_helpers.metrics against cases worked out by hand (fractions in the comments)."""
+"""imgsearch_helpers.evaluation.metrics against cases worked out by hand (fractions in the comments)."""
 import numpy as np
 import pytest
 
-from imgsearch_helpers.metrics import average_precision, evaluate, hit_ratio, relevant_found, towhee_ap
+from imgsearch_helpers.evaluation.metrics import average_precision, evaluate, hit_ratio, relevant_found, towhee_ap
 
 
 def scores(relevant, ranked, k):

@@ -2,8 +2,8 @@
 (TIME_WAIT) is free, as it is for the server's own listeners; a port another process listens on is not."""
 import socket
 
-from imgsearch_helpers.tools.milvus_launcher import bind_as_the_server_does
-from imgsearch_helpers.tools.milvus_server import bindable
+from imgsearch_helpers.index.milvus_launcher import bind_as_the_server_does
+from imgsearch_helpers.index.milvus_server import bindable
 
 
 def leave_time_wait() -> int:

@@ -14,14 +14,14 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-import imgsearch_helpers.search as search_module
-from imgsearch_helpers.cache import content_digest, open_cache
+import imgsearch_helpers.retrieval.search as search_module
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import load_catalog
+from imgsearch_helpers.data.tutorial import load_catalog
+from imgsearch_helpers.embed.cache import content_digest, open_cache
 from imgsearch_helpers.errors import EngineUnavailableError
+from imgsearch_helpers.evaluation.results import load
 from imgsearch_helpers.index import TUTORIAL_IVF, IndexSpec, MilvusEngine, open_engine
-from imgsearch_helpers.results import load
-from imgsearch_helpers.search import ingest
+from imgsearch_helpers.retrieval.search import ingest
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_build_image_search_engine.ipynb"
 
@@ -43,7 +43,7 @@ def test_a_launched_server_ends_when_its_starter_is_killed():
     """The mechanism MilvusServer launches with, checked on a plain `sleep` (a second Milvus server
     cannot run beside the session's): the starter is SIGKILLed, the child must end at once."""
     starter = ("import subprocess, time\n"
-               "from imgsearch_helpers.tools.milvus_server import stop_with_parent\n"
+               "from imgsearch_helpers.index.milvus_server import stop_with_parent\n"
                "child = subprocess.Popen(['sleep', '120'], preexec_fn=stop_with_parent)\n"
                "print(child.pid, flush=True)\n"
                "time.sleep(120)\n")

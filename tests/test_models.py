@@ -13,8 +13,8 @@ from realdata import TRAIN
 from timm.data import ImageNetInfo
 
 from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.data.images import load_image
 from imgsearch_helpers.errors import ModelWeightsUnavailable
-from imgsearch_helpers.images import load_image
 from imgsearch_helpers.models import LITE_MODELS, build_embedder
 from imgsearch_helpers.models.exports import TorchModel
 from imgsearch_helpers.models.weights import lite_to_timm_keys

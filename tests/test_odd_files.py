@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from imgsearch_helpers.cache import content_digest
+from imgsearch_helpers.data.folders import file_rows
+from imgsearch_helpers.data.images import describe_image_file, read_image_bytes
+from imgsearch_helpers.embed.cache import content_digest
 from imgsearch_helpers.errors import ImageError
-from imgsearch_helpers.images import describe_image_file, read_image_bytes
-from imgsearch_helpers.serve.gallery import file_rows
 
 IMGSEARCH = Path(sys.executable).parent / "imgsearch"
 JUNK_BYTES = 3 * 2**30

@@ -1,4 +1,4 @@
-"""imgsearch_helpers.pipelines: the Towhee insert/search pipelines with locally registered operators."""
+"""imgsearch_helpers.retrieval.pipelines: the Towhee insert/search pipelines with locally registered operators."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ from PIL import Image
 from realdata import TRAIN
 
 from imgsearch_helpers.index import ExactEngine
-from imgsearch_helpers.pipelines import insert_pipeline, search_pipeline
-from imgsearch_helpers.search import search_paths
+from imgsearch_helpers.retrieval.pipelines import insert_pipeline, search_pipeline
+from imgsearch_helpers.retrieval.search import search_paths
 
 LABELS = ("Afghan_hound", "African_crocodile", "ambulance", "apiary", "brain_coral")
 LARGE_JPEG = "American_egret/n02009912_8563.JPEG"  # 1600 x 1200: the batched path decodes it at 1/4 scale

@@ -6,7 +6,7 @@ import timm
 from realdata import ROOT
 from timm.data import create_transform, resolve_data_config
 
-from imgsearch_helpers.images import load_image
+from imgsearch_helpers.data.images import load_image
 from imgsearch_helpers.models.preprocess import Preprocessing
 
 PHOTOS = sorted((ROOT / "train").glob("*/*.JPEG"))[::71]

@@ -13,10 +13,10 @@ import pytest
 import ray
 
 from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.data.folders import FIELDS
 from imgsearch_helpers.errors import UsageError
+from imgsearch_helpers.gallery.service import SearchService
 from imgsearch_helpers.scaleout.ray_ingest import STARTUP_TRIES, ingest_with_ray, start_ray
-from imgsearch_helpers.serve.gallery import FIELDS
-from imgsearch_helpers.serve.service import SearchService
 
 
 @pytest.fixture(scope="module")

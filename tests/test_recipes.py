@@ -5,14 +5,14 @@ import pytest
 from PIL import Image
 from realdata import TRAIN
 
-from imgsearch_helpers.cache import EmbeddingCache
-from imgsearch_helpers.data import ground_truth, holdout_split
-from imgsearch_helpers.embed import embed_paths
-from imgsearch_helpers.experiments.quality import QUALITY_RECIPES, collection_name, run_recipe
+from imgsearch_helpers.data.tutorial import ground_truth, holdout_split
+from imgsearch_helpers.embed.cache import EmbeddingCache
+from imgsearch_helpers.embed.stream import embed_paths
+from imgsearch_helpers.evaluation.quality import QUALITY_RECIPES, collection_name, run_recipe
 from imgsearch_helpers.index import ExactEngine, MilvusEngine
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 from imgsearch_helpers.models.backends import MIN_COSINE
-from imgsearch_helpers.recipes import Recipe, RecipeEmbedder, search_vectors
+from imgsearch_helpers.retrieval.recipes import Recipe, RecipeEmbedder, search_vectors
 from imgsearch_helpers.vectors import l2_normalize
 
 LABELS = ["goldfish", "Rhodesian_ridgeback", "warplane"]

@@ -1,10 +1,10 @@
-"""imgsearch_helpers.tools.runner: saved notebooks are cleaned of widget state and progress-bar redraws."""
+"""imgsearch_helpers.devtools.runner: saved notebooks are cleaned of widget state and progress-bar redraws."""
 import tempfile
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from imgsearch_helpers.tools.runner import clean, collapse_carriage_returns, slowest_cells
+from imgsearch_helpers.devtools.runner import clean, collapse_carriage_returns, slowest_cells
 
 
 def test_collapse_keeps_last_state_per_line():
@@ -66,8 +66,8 @@ def test_clean_survives_a_write_read_round_trip(tmp_path):
 
 def test_summary_lists_every_recorded_table(tmp_path):
     from imgsearch_helpers.config import get_settings
-    from imgsearch_helpers.results import load, record
-    from imgsearch_helpers.tools.runner import summary
+    from imgsearch_helpers.devtools.runner import summary
+    from imgsearch_helpers.evaluation.results import load, record
 
     settings = get_settings(results_dir=tmp_path, slice="tiny")
     record("01_build_engine", [{"engine": "milvus", "mhr@10": 0.4839}], settings)
@@ -84,14 +84,14 @@ def test_importing_the_package_outside_ipython_starts_no_shell():
     import subprocess
     import sys
 
-    script = "import sys, imgsearch_helpers.plot, imgsearch_helpers.serve.app; print(hasattr(sys, 'ps1'))"
+    script = "import sys, imgsearch_helpers.evaluation.plot, imgsearch_helpers.serve.app; print(hasattr(sys, 'ps1'))"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-1500:]
     assert done.stdout.strip() == "False"
 
 
 def test_metric_fields_flatten_metric_rows_into_named_rounded_fields():
-    from imgsearch_helpers.results import metric_fields
+    from imgsearch_helpers.evaluation.results import metric_fields
 
     rows = {"whole": {"mhr@10": 0.62134, "ap@10": 0.56649, "setup": "whole photos"},
             "crop": {"mhr@10": 0.5, "ap@10": 0.4}}

@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 from realdata import ROOT
 
+from imgsearch_helpers.local_server import free_port, serving
 from imgsearch_helpers.serve.uploads import MAX_FILES_PER_REQUEST, check_quota
-from imgsearch_helpers.tools.local_server import free_port, serving
 
 TOKEN = "a-long-random-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

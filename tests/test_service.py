@@ -11,10 +11,10 @@ from PIL import Image
 from realdata import ROOT
 
 from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.data.folders import scan_folder, stable_id
 from imgsearch_helpers.errors import DatasetError, FilterError, NotBuiltError, UsageError
-from imgsearch_helpers.serve.collections import Registry
-from imgsearch_helpers.serve.gallery import scan_folder, stable_id
-from imgsearch_helpers.serve.service import SearchService
+from imgsearch_helpers.gallery.collections import Registry
+from imgsearch_helpers.gallery.service import SearchService
 
 CLASSES = {"001": "goldfish", "002": "warplane", "003": "Afghan_hound"}  # folder name: ImageNet class
 

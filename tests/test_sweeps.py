@@ -1,7 +1,7 @@
 """Notebook 5's sweeps: recall against exact search and the work FAISS counts, on real FAISS."""
 import numpy as np
 
-from imgsearch_helpers.experiments.sweeps import exact_top_k, hnsw_sweep, ivf_sweep, list_sizes, recall
+from imgsearch_helpers.evaluation.sweeps import exact_top_k, hnsw_sweep, ivf_sweep, list_sizes, recall
 from imgsearch_helpers.index import IndexSpec, open_engine
 
 RNG = np.random.default_rng(5)

@@ -9,17 +9,18 @@ import pytest
 import torch
 
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data import load_catalog
-from imgsearch_helpers.embed import embed_paths
+from imgsearch_helpers.data.images import load_image
+from imgsearch_helpers.data.tutorial import load_catalog
+from imgsearch_helpers.embed.stream import embed_paths
 from imgsearch_helpers.errors import ClipUnavailable
-from imgsearch_helpers.images import load_image
+from imgsearch_helpers.evaluation.runs import evaluate_text
 from imgsearch_helpers.index import IndexSpec, open_engine
 from imgsearch_helpers.models.backends import MIN_COSINE
-from imgsearch_helpers.recipes import Recipe
-from imgsearch_helpers.search import ingest
-from imgsearch_helpers.text import ClipTextPath, OfflineTextPath, class_queries, evaluate_text, open_text_path
-from imgsearch_helpers.text.clip import load_clip
-from imgsearch_helpers.text.offline import ClassNameTextEncoder
+from imgsearch_helpers.models.clip import load_clip
+from imgsearch_helpers.models.sentence import ClassNameTextEncoder
+from imgsearch_helpers.retrieval.recipes import Recipe
+from imgsearch_helpers.retrieval.search import ingest
+from imgsearch_helpers.retrieval.text import ClipTextPath, OfflineTextPath, class_queries, open_text_path
 from imgsearch_helpers.vectors import l2_normalize
 
 TINY = "imgsearch-tiny-clip"
@@ -190,8 +191,8 @@ def test_evaluate_text_scores_each_class_query(encoder, catalog):
 
 
 def test_the_exported_sentence_model_matches_pytorch_and_is_exported_once(tmp_path):
-    from imgsearch_helpers.text.exported import ExportedSentenceModel, export_folder
-    from imgsearch_helpers.text.offline import load_sentence_model, load_torch_sentence_model
+    from imgsearch_helpers.models.sentence import load_sentence_model, load_torch_sentence_model
+    from imgsearch_helpers.models.sentence_export import ExportedSentenceModel, export_folder
 
     settings = get_settings(cache_dir=tmp_path)
     exported = load_sentence_model(settings)

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .._io import sha256_bytes, sha256_file, write_bytes
 from ..config import Settings, display_path, get_settings
+from ..data.images import load_image
 from ..errors import FederScriptError, ImageError
-from ..images import load_image
 from ..parallel import bounded_map
 
 FEDER_VERSION = "0.2.4"
@@ -60,7 +61,7 @@ def feder_script(settings: Settings | None = None) -> FederScript:
                                    "run `make feder-js`, or unset it to load Feder from the CDN")
         return FederScript(None, CDN_URL, f"{CDN_URL} (the browser needs internet; `make feder-js` makes a local copy)")
     data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
+    digest = sha256_bytes(data)
     if digest != FEDER_SHA256:
         raise FederScriptError(f"{display_path(path)} has sha256 {digest}, not that of {FEDER_PACKAGE}'s "
                                f"dist/index.js ({FEDER_SHA256}): run `make feder-js` to fetch the pinned version")
@@ -71,7 +72,7 @@ def fetch_feder_js(settings: Settings | None = None) -> Path:
     """Put the pinned Feder script at settings.feder_js, from the npm registry (`npm pack`), checked."""
     settings = settings or get_settings()
     target = settings.feder_js or default_feder_js(settings)
-    if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == FEDER_SHA256:
+    if target.is_file() and sha256_file(target) == FEDER_SHA256:
         return target
     npm = shutil.which("npm")
     if npm is None:
@@ -85,11 +86,10 @@ def fetch_feder_js(settings: Settings | None = None) -> Path:
         tarball = next(Path(scratch).glob("*.tgz"))
         with tarfile.open(tarball) as archive:
             code = archive.extractfile("package/dist/index.js").read()
-    digest = hashlib.sha256(code).hexdigest()
+    digest = sha256_bytes(code)
     if digest != FEDER_SHA256:
         raise FederScriptError(f"{FEDER_PACKAGE} from npm has sha256 {digest}, expected {FEDER_SHA256}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(code)
+    write_bytes(target, code)
     return target
 
 

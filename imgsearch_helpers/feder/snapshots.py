@@ -11,8 +11,8 @@ import base64
 import tempfile
 from pathlib import Path
 
+from ..browser import headless_chromium, open_offline, wait_until_still
 from ..errors import BrowserUnavailable, RenderError, UsageError
-from ..tools.browser import headless_chromium, open_offline, wait_until_still
 
 DATA_NOTE = " (sent to the page when the notebook runs; left out of the saved notebook)"
 STILL_TIMEOUT_S = 120

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import write_text
 from ..config import Settings, display_path
 from ..errors import UsageError
 from .assets import FEDER_VERSION, feder_script, js_value, thumbnail_url, thumbnail_urls
@@ -221,10 +222,7 @@ def served_file(key: str, payload: dict) -> dict:
     """Write `payload` where the Jupyter server serves it; what the page needs to find it."""
     path = Path.cwd() / DATA_FOLDER / f"{key}.json"
     if not path.is_file():
-        path.parent.mkdir(exist_ok=True)
-        scratch = path.with_suffix(".part")
-        scratch.write_text(js_value(payload))
-        scratch.replace(path)
+        write_text(path, js_value(payload))
     return {"file": path.as_posix(), "home": Path.home().as_posix()}
 
 

@@ -13,8 +13,15 @@ import numpy as np
 import pandas as pd
 
 from ..config import is_milvus_lite
-from ..errors import (DatabaseLockedError, DimensionMismatchError, EngineError, EngineUnavailableError, FilterError,
-                      ImgsearchError, brief)
+from ..errors import (
+    DatabaseLockedError,
+    DimensionMismatchError,
+    EngineError,
+    EngineUnavailableError,
+    FilterError,
+    ImgsearchError,
+    brief,
+)
 from .base import as_matrix, check_fields, check_metric, metadata_columns
 from .filters import Filter, quoted
 from .params import BUILD_PARAMS, SEARCH_PARAMS, checked_params

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..embed import StreamsImages
+from ..embed.stream import StreamsImages
 from .preprocess import Preprocessing
 
 # TorchScript's deprecation notices, filtered for the process as well as around the call: the

@@ -7,20 +7,20 @@ timm; PyTorch loads only to export, to check a runtime it has not checked yet, o
 """
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..cache import write_json
+from .._io import atomic_path, read_json, write_json
 from ..config import Settings
 from ..errors import UsageError
-from . import backends, identify, mixed
+from . import backends, mixed
 from .embedder import Embedder, TorchRuntime
 from .preprocess import Preprocessing
 from .quantize import MIN_COSINE_INT8, calibration_images, int8_variant, quantize
+from .registry import identify
 
 
 def load_embedder(name: str, pretrained: bool, settings: Settings, backend: str, fast: bool = True,
@@ -190,14 +190,13 @@ class Export:
         return meta["cuts"]
 
     def meta(self) -> dict:
-        return json.loads(self.meta_file.read_text())
+        return read_json(self.meta_file)
 
     def write(self, model: TorchModel) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         example = backends.check_batch(model.preprocess)[:2]
-        scratch = self.onnx.with_suffix(".part")
-        backends.export_onnx(model.module, example, scratch)
-        scratch.replace(self.onnx)
+        with atomic_path(self.onnx) as scratch:
+            backends.export_onnx(model.module, example, scratch)
         head = model.classifier()
         if head is not None:
             np.savez(self.head_file, weights=head[0], bias=head[1])

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Settings
+from ..data.images import load_image
 from ..errors import DatasetError
-from ..images import load_image
 
 CALIBRATION_IMAGES = 200  # every 5th gallery image, in file order
 MIN_COSINE_INT8 = 0.9

@@ -17,7 +17,7 @@ import torch
 
 from ..config import display_path
 from ..errors import ModelWeightsUnavailable, UsageError, brief
-from . import LITE_PACKAGES, available_models, identify, lite_weights_file, local_weights
+from .registry import LITE_PACKAGES, available_models, identify, lite_weights_file, local_weights
 
 
 def load_model(name: str, pretrained: bool, weights_dir: Path) -> tuple[torch.nn.Module, str, str]:

@@ -24,10 +24,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..config import is_milvus_lite
-from ..embed import EmbedReport
+from ..data.folders import SyncPlan, compare_listing, manifest_rows
+from ..embed.stream import EmbedReport
 from ..errors import ImageError, UsageError
-from ..search import IngestReport
-from ..serve.gallery import SyncPlan, compare_listing, manifest_rows
+from ..retrieval.search import IngestReport
 from .workers import EmbedWriter, read_images
 
 ACTORS = 2  # embedding actors (one model each)
@@ -76,7 +76,7 @@ def ingest_with_ray(service, address: str | None = None, actors: int = ACTORS, b
 def check_can_distribute(service, actors: int, batch_size: int, cpus: float) -> None:
     if service.engine_kind != "milvus" or is_milvus_lite(service.settings.milvus_uri):
         raise UsageError("--ray has its workers write to Milvus, so it needs a Milvus server: set MILVUS_URI "
-                         "(e.g. http://127.0.0.1:19530; `python -m imgsearch_helpers.tools.milvus_server` starts "
+                         "(e.g. http://127.0.0.1:19530; `python -m imgsearch_helpers.index.milvus_server` starts "
                          "one here). Milvus Lite is a file only one process may open.")
     if actors < 1 or batch_size < 1 or cpus <= 0:
         raise UsageError(f"actors and batch size must be at least 1 and CPUs per worker above 0, not {actors}, "

@@ -10,10 +10,10 @@ import io
 
 import numpy as np
 
-from ..embed import read_file
+from ..data.folders import FIELDS, upright_size
+from ..data.images import load_image
+from ..embed.stream import read_file
 from ..errors import ImageError
-from ..images import load_image
-from ..serve.gallery import FIELDS, upright_size
 
 
 def read_images(batch: dict, preprocess, min_side: int) -> dict:
@@ -23,7 +23,7 @@ def read_images(batch: dict, preprocess, min_side: int) -> dict:
     the header, as the single-process ingest stores them), `pixels` (uint8: the actor normalizes
     them, so a quarter of the bytes cross between processes) and `error` ('' when read).
     """
-    from ..cache import content_digest
+    from ..embed.cache import content_digest
 
     pixels = np.zeros((len(batch["path"]), preprocess.crop, preprocess.crop, 3), np.uint8)
     digests, sizes, errors = [], [], []
@@ -50,7 +50,7 @@ class EmbedWriter:
     """
 
     def __init__(self, model: str, settings, collection: str, use_cache: bool = True):
-        from ..cache import open_cache
+        from ..embed.cache import open_cache
         from ..index import open_engine
         from ..models import build_embedder
 

@@ -32,8 +32,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from ..errors import CacheError, EngineError, ImgsearchError, InputError, NotBuiltError, UploadTooLarge, UsageError
+from ..gallery.service import MAX_K, SearchService, hits_as_dicts
 from ..index.filters import MAX_LENGTH as MAX_FILTER
-from .service import MAX_K, SearchService, hits_as_dicts
 from .uploads import MAX_FILES_PER_REQUEST, MAX_UPLOAD_MB, check_quota, keep_upload, upload_problem
 
 CHUNK = 1 << 20
@@ -64,7 +64,7 @@ def create_api(service: SearchService, text=None) -> FastAPI:
 
     @api.get("/api/collections")
     def collections() -> dict:
-        from .collections import list_collections
+        from ..gallery.collections import list_collections
 
         return list_collections(service.registry, service.settings)
 
@@ -200,7 +200,7 @@ def serve(model: str, engine: str, gallery, settings, host: str = "127.0.0.1", p
         print(f"{service.collection}: " + (f"built, {report}" if report else "reused"), flush=True)
         text_search = None
         if text:
-            from .text_search import TextSearch
+            from ..gallery.text_search import TextSearch
 
             text_search = TextSearch(service)
         api = create_api(service, text_search)

@@ -21,13 +21,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from
 import gradio as gr  # noqa: E402
 
 from ..config import get_settings  # noqa: E402
-from ..data import load_queries  # noqa: E402
+from ..data.tutorial import load_queries  # noqa: E402
 from ..errors import FilterError, ImgsearchError, ServerError, UsageError  # noqa: E402
+from ..evaluation.plot import thumbnail  # noqa: E402
+from ..gallery.collections import DATASET  # noqa: E402
+from ..gallery.service import SearchService  # noqa: E402
 from ..index import ENGINES  # noqa: E402
 from ..models import DEFAULT_MODEL, INSTANCE_SUFFIX, LITE_MODELS  # noqa: E402
-from ..plot import thumbnail  # noqa: E402
-from .collections import DATASET  # noqa: E402
-from .service import SearchService  # noqa: E402
 from .uploads import MAX_UPLOAD_MB, upload_problem  # noqa: E402
 
 EXAMPLES = 6
@@ -46,7 +46,7 @@ class Showcase:
         self.build(model, engine)
         self.text = None
         if text:  # the text path embeds the gallery with three models: done before the page opens
-            from .text_search import TextSearch
+            from ..gallery.text_search import TextSearch
 
             self.text = TextSearch(self.services[self.default])
             print(f"text search: {self.text.name}, ready in {self.text.build_s:.1f} s", flush=True)
@@ -222,7 +222,7 @@ def refuse_outside_paths(blocks) -> None:
 def screenshot(url: str, query: Path, width: int = 1300, height: int = 1000) -> bytes:
     """A JPEG of the app at `url` with `query` uploaded and its results on the page (headless
     Chromium): what a saved notebook keeps of the live app."""
-    from ..tools.browser import headless_chromium, outside_event_loop
+    from ..browser import headless_chromium, outside_event_loop
 
     def shoot() -> bytes:
         with headless_chromium() as browser:

@@ -125,9 +125,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def find_duplicate_groups(args, settings) -> dict:
-    from ..cache import open_cache
-    from ..instance.descriptors import build_instance_embedder
-    from ..instance.duplicates import THRESHOLD, find_duplicates
+    from ..embed.cache import open_cache
+    from ..models.descriptors import build_instance_embedder
+    from ..retrieval.duplicates import THRESHOLD, find_duplicates
 
     threshold = THRESHOLD if args.threshold is None else args.threshold
     if not 0 < threshold <= 1:
@@ -139,7 +139,7 @@ def find_duplicate_groups(args, settings) -> dict:
 
 
 def run(args) -> dict:
-    from .collections import Registry, list_collections
+    from ..gallery.collections import Registry, list_collections
 
     settings = get_settings(slice=args.slice)
     registry = Registry(settings)
@@ -155,7 +155,7 @@ def run(args) -> dict:
         serve(args.model, args.engine, gallery, settings, args.host, args.port, args.token, app=not args.no_app,
               text=not args.no_text, allow_anyone=args.allow_anyone)
         return {}
-    from .service import SearchService
+    from ..gallery.service import SearchService
 
     service = SearchService(args.model, args.engine, gallery, settings)
     try:
@@ -177,7 +177,7 @@ def run_on(service, args, registry) -> dict:
     if args.engine != "milvus":
         service.ensure_built(progress=not args.quiet)  # in-process engines: rebuilt from the cache
     if args.command == "search":
-        from .service import check_k, hits_as_dicts
+        from ..gallery.service import check_k, hits_as_dicts
 
         check_k(args.k)
         found = service.search_images(args.images, args.k, args.where, verify=args.verify, diffuse=args.diffuse)

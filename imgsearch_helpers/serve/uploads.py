@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..data.images import load_image
 from ..errors import ImageError, InputError
-from ..images import load_image
 
 MAX_UPLOAD_MB = 20
 MAX_PIXELS = 40_000_000  # 40 MP: any camera photo; a decompression bomb is refused before decoding

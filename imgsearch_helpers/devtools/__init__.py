@@ -1,0 +1,1 @@
+"""Machinery for `make run` and the tests only (nothing in the package imports it): the notebook runner."""

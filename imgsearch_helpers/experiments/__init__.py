@@ -1,1 +1,0 @@
-"""Experiment runners behind notebooks 3 and 4 and the benchmarks: recipe quality, cropping, published rows."""

@@ -1,0 +1,327 @@
+"""The engine behind the app, the HTTP API and the command line: one model, one collection per
+gallery, kept in step with the gallery's folder.
+
+`build` compares the folder with the collection and changes only what differs (`data.folders.plan_sync`):
+new files are embedded (through the cache), changed ones re-embedded, deleted ones removed.
+Every row carries the gallery metadata (`data.folders.FIELDS`), which searches can filter on with
+Milvus boolean expressions. Vectors are unit length and searched by inner product (cosine:
+notebook 2); the index is sized from the row count (`index.index_for_rows`).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import Settings, get_settings
+from ..data.folders import FIELDS, SyncPlan, Walk, dataset_rows, file_rows, plan_sync, scan_folder, stable_id
+from ..data.tutorial import dataset_root, ground_truth, load_catalog, load_queries
+from ..embed.cache import open_cache
+from ..errors import NotBuiltError, UsageError
+from ..evaluation.runs import evaluate_engine
+from ..index import IndexSpec, index_for_rows, open_engine
+from ..models import DEFAULT_MODEL, build_embedder
+from ..retrieval.search import IngestReport, embed_queries, ingest
+from ..vectors import l2_normalize
+from .collections import DATASET, Entry, GalleryRef, Registry, collection_name
+
+
+@dataclass
+class Hit:
+    id: int
+    label: str
+    path: str  # the file, absolute
+    relpath: str  # relative to the gallery folder
+    similarity: float
+    verified: bool | None = None  # local features agree with the query's (None: not checked)
+
+
+@dataclass
+class Results:
+    """Hits per query; `gone` counts hits left out because their file was deleted since the ingest."""
+
+    hits: list[list[Hit]]
+    gone: int = 0
+
+
+@dataclass
+class SyncReport:
+    plan: SyncPlan
+    ingest: IngestReport | None  # None when nothing had to be embedded
+    rows: int
+    seconds: float
+
+    @property
+    def skipped(self) -> list[str]:
+        """Files left out of the collection, each as `path: reason`: those the folder's scan skipped
+        (links, FIFOs, names...: `data.folders.scan_folder`), then those that could not be read as images."""
+        failures = [str(failure) for failure in self.ingest.embed.failures] if self.ingest else []
+        return [f"{path}: {reason}" for path, reason in self.plan.skipped] + failures
+
+    def counts(self) -> dict:
+        """Files added, changed, removed and unchanged; an unreadable new file is not counted as added."""
+        plan, bad = self.plan, {f.path for f in self.ingest.embed.failures} if self.ingest else set()
+        return {"added": int((~plan.added["path"].isin(bad)).sum()), "changed": len(plan.changed) - len(plan.touched),
+                "removed": len(plan.removed), "unchanged": plan.unchanged + len(plan.touched),
+                "renamed": plan.renamed, "skipped": self.skipped}
+
+    def __str__(self) -> str:
+        embedded = f"; {self.ingest.embed.summary()}" if self.ingest else ""
+        return f"{self.plan.summary()}{embedded}; {self.rows} rows, {self.seconds:.1f} s"
+
+
+MAX_K = 1000  # hits per query: past it a request would cost memory in proportion, not results
+VERIFY_TOP = 10  # hits a verified search checks per query
+KEEP_FEATURES = 2000  # gallery images whose local features a service keeps between verified searches
+
+
+class SearchService:
+    """`gallery` is "dataset" (the tutorial data, in the configured slice) or a folder of images."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, engine: str = "milvus", gallery: str | Path = DATASET,
+                 settings: Settings | None = None):
+        self.settings = settings or get_settings()
+        self.model_name, self.engine_kind = model, engine
+        self.gallery = GalleryRef.of(gallery, self.settings)
+        self.collection = collection_name(self.gallery, model)
+        self.registry = Registry(self.settings)
+        self.cache = open_cache(self.settings)
+        entry = self.registry.get(self.collection) if engine == "milvus" else None
+        self.index = IndexSpec.from_dict(entry.index) if entry and entry.index else None  # as built
+        self.engine = self._open(self.index)
+        self._built = False  # known to hold rows: searches skip the engine's row count
+        # The API serves threads: one forward pass at a time (a runtime's infer request is not
+        # reentrant), and the index is changed by one writer while no search reads it. Taken in
+        # this order when both are needed.
+        self._model_lock = threading.Lock()
+        self._index_lock = threading.RLock()
+        self._local_features = {}  # gallery path -> local features, for verified searches
+        self._diffused = None  # the collection's diffusion graph as last read (`retrieval.diffused`)
+
+    def _open(self, index: IndexSpec | None):
+        self._diffused = None
+        return open_engine(self.engine_kind, metric="IP", collection=self.collection, index=index,
+                           settings=self.settings, fields=FIELDS)
+
+    @cached_property
+    def embedder(self):
+        """The model, built on first use: a command that fails early (nothing ingested) never loads it."""
+        return build_embedder(self.model_name, settings=self.settings)
+
+    @cached_property
+    def root(self) -> Path:
+        """The gallery's folder (for the tutorial data, the dataset's root)."""
+        return self.gallery.folder or dataset_root(self.settings)
+
+    def scan(self) -> pd.DataFrame:
+        """The gallery's files as rows: id, path, relpath, label, folder, size, mtime."""
+        if self.gallery.is_dataset:
+            return dataset_rows(load_catalog(self.settings), self.root)
+        return scan_folder(self.root)
+
+    def indexed(self) -> pd.DataFrame:
+        """The collection's rows (id and metadata), with `path`: each file, absolute."""
+        rows = self.engine.metadata()
+        return rows.assign(path=[str(self.root / relpath) for relpath in rows["relpath"]])
+
+    # --- building ------------------------------------------------------------------------------
+    def build(self, fresh: bool = False, progress: bool = True) -> SyncReport:
+        """Make the collection hold exactly the gallery's files; `fresh` drops it first."""
+        start = time.perf_counter()
+        gallery = self.scan()
+        if fresh:
+            self.engine.drop()
+        self.use_index_for(len(gallery))
+        plan = plan_sync(gallery, self.engine.metadata())
+        self.engine.delete(plan.removed)
+        self._update_metadata(plan.changed[plan.changed["id"].isin(plan.touched)])
+        todo = pd.concat([plan.added, plan.changed[~plan.changed["id"].isin(plan.touched)]], ignore_index=True)
+        report = None
+        if len(todo):
+            report = ingest(todo, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
+        else:
+            self.engine.commit()  # deletes and metadata updates become visible
+        return self.finish_build(plan, report, start)
+
+    def finish_build(self, plan: SyncPlan, report: IngestReport | None, start: float) -> SyncReport:
+        """Record the built collection in the registry (for Milvus) and report what changed."""
+        rows = self.engine.count()
+        if self.engine_kind == "milvus":  # the only engine that keeps the collection
+            self.registry.record(Entry(self.collection, self.gallery.key, self.gallery.label, self.model_name,
+                                       self.engine_kind, self.index.as_dict() if self.index else None, rows, 0.0))
+        self._built, self._diffused = rows > 0, None
+        return SyncReport(plan, report, rows, time.perf_counter() - start)
+
+    def use_index_for(self, rows: int) -> None:
+        """Open the collection with the index its size calls for (before it is filled)."""
+        self._use_index(index_for_rows(rows, self.engine_kind))
+
+    def _use_index(self, index: IndexSpec | None) -> None:
+        """Reopen the engine with `index` when the collection's size calls for another one."""
+        if index != self.index:
+            self.engine.close()
+            self.engine, self.index = self._open(index), index
+
+    def _update_metadata(self, rows: pd.DataFrame) -> None:
+        """Files touched on disk but with the same bytes: same vectors, new metadata."""
+        if len(rows):
+            self.engine.add(rows["id"].to_numpy(), self.engine.fetch(rows["id"].to_numpy()),
+                            {name: rows[name].to_numpy() for name in FIELDS})
+
+    def ensure_built(self, progress: bool = True) -> SyncReport | None:
+        """Build the collection when it holds nothing; None when it was reused.
+
+        The in-process engines (faiss, hnswlib, exact) keep nothing between runs, so for them
+        this rebuilds from the embedding cache, which takes a second or two.
+        """
+        if self.engine_kind == "milvus" and self.ready():
+            return None
+        return self.build(progress=progress)
+
+    def ready(self) -> bool:
+        """The collection holds rows (for Milvus: rows this registry knows how they were indexed)."""
+        known = self.engine_kind != "milvus" or self.registry.get(self.collection) is not None
+        return known and self.engine.count() > 0
+
+    def require_built(self) -> None:
+        """Raise NotBuiltError unless the collection holds rows (asked of the engine once, then remembered)."""
+        if not self._built:
+            if not self.ready():
+                raise NotBuiltError(f"no collection for {self.gallery.label} with {self.model_name} yet: "
+                                    "run `imgsearch ingest` first")
+            self._built = True
+
+    # --- changing single files (the HTTP API) ----------------------------------------------------
+    def add_files(self, files, progress: bool = False) -> IngestReport:
+        """Index these files (inside the gallery folder) now, without scanning the rest."""
+        if self.gallery.is_dataset:
+            raise UsageError("the tutorial dataset cannot take new images: serve a folder of your own")
+        self.require_built()
+        with self._model_lock, self._index_lock:
+            plan = plan_sync(file_rows(self.root, files), self.engine.metadata(_ids_of(self.root, files)))
+            todo = pd.concat([plan.added, plan.changed], ignore_index=True)
+            self._diffused = None
+            return ingest(todo, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
+
+    def delete(self, ids=(), relpaths=()) -> int:
+        """Remove rows by id or by path relative to the gallery folder (files stay where they are)."""
+        self.require_built()
+        wanted = [int(i) for i in ids] + [int(i) for i in _ids_of(self.root, [self.root / p for p in relpaths])]
+        with self._index_lock:
+            found = self.engine.metadata(wanted)["id"].tolist() if wanted else []
+            self.engine.delete(found)
+            self.engine.commit()
+            self._diffused = None
+        return len(found)
+
+    # --- searching -----------------------------------------------------------------------------
+    def search_images(self, paths, k: int = 10, where: str | None = None, verify: bool = False,
+                      diffuse: bool = False) -> Results:
+        """Top-k hits per query image; an unreadable image raises `ImageError` naming it.
+
+        `diffuse` ranks by diffusion over the collection's neighbour graph (`retrieval.diffused`):
+        better for classes, no filter. `verify` re-ranks each query's top max(k, VERIFY_TOP) hits by
+        geometric verification (`retrieval.verify`): hits showing the query's picture or object
+        move up, marked `verified`.
+        """
+        self.require_built()
+        with self._model_lock:
+            vectors = embed_queries([str(p) for p in paths], self.embedder, transform=l2_normalize)
+        engine = self.diffused() if diffuse else None
+        if not verify:
+            return self.search_vectors(vectors, k, where, engine)
+        found = self.search_vectors(vectors, max(k, VERIFY_TOP), where, engine)
+        while len(self._local_features) > KEEP_FEATURES:  # oldest first: about 0.25 MB each
+            self._local_features.pop(next(iter(self._local_features)))
+        return Results([verify_hits(path, hits, self._local_features)[:k] for path, hits in zip(paths, found.hits)],
+                       found.gone)
+
+    def search_vectors(self, vectors: np.ndarray, k: int, where: str | None = None, engine=None) -> Results:
+        """Top-k hits per vector, leaving out files deleted since the ingest (searching deeper to fill k)."""
+        check_k(k)
+        engine, depth, gone = engine or self.engine, k, 0
+        for _ in range(3):
+            with self._index_lock:
+                rows = self.hits(*engine.search(vectors, depth, where))
+            live = [[hit for hit in row if Path(hit.path).is_file()] for row in rows]
+            gone = sum(len(row) - len(kept) for row, kept in zip(rows, live))
+            if not gone or all(len(kept) >= k for kept in live):
+                break
+            depth += gone
+        return Results([row[:k] for row in live], gone)
+
+    def hits(self, ids: np.ndarray, similarities: np.ndarray) -> list[list[Hit]]:
+        meta = self.engine.metadata(ids).set_index("id")
+        return [[Hit(int(i), str(meta.at[i, "label"]), str(self.root / meta.at[i, "relpath"]),
+                     str(meta.at[i, "relpath"]), float(s))
+                 for i, s in zip(row_ids, row_sims) if i >= 0 and i in meta.index]
+                for row_ids, row_sims in zip(ids, similarities)]
+
+    def count(self, where: str | None = None) -> int:
+        self.require_built()
+        return self.engine.count(where)
+
+    def diffused(self):
+        """The collection searched by diffusion, its graph built on first use and after changes."""
+        if self._diffused is None:
+            from ..retrieval.diffused import DiffusedEngine
+
+            self.require_built()
+            self._diffused = DiffusedEngine(self.engine)
+        return self._diffused
+
+    def evaluate(self, queries_folder=None, k: int = 10, diffuse: bool = False) -> dict:
+        """mHR@k, Towhee mAP@k and AP@k over labelled queries (`<label>/<image>`; for the tutorial
+        gallery the test set by default). A query's relevant images are those with its label;
+        `diffuse` scores the diffusion ranking instead of the index's."""
+        self.require_built()
+        if queries_folder is None and not self.gallery.is_dataset:
+            raise UsageError(f"evaluate needs labelled queries for {self.gallery.label}: pass --queries DIR with "
+                             "<label>/<image> files whose labels are folder names of the gallery")
+        queries = load_queries(queries_folder, self.settings)
+        truth = ground_truth(self.engine.metadata()[["id", "label"]], queries)
+        return evaluate_engine(queries, truth, self.embedder, self.diffused() if diffuse else self.engine, k,
+                               transform=l2_normalize, collection=self.collection)
+
+    def describe(self) -> dict:
+        return {"collection": self.collection, "gallery": self.gallery.label, "model": self.model_name,
+                "engine": self.engine_kind, "rows": self.engine.count(), "index": self.engine.describe_index()}
+
+    def close(self) -> None:
+        self.engine.close()
+        self.cache.close()
+
+
+def check_k(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise UsageError(f"k must be from 1 to {MAX_K}, not {k}")
+
+
+def _ids_of(root: Path, files) -> list[int]:
+    """The stable ids of files inside `root`, by their paths as the user sees them (a link's own
+    path, as a scan stores it); files outside it have none."""
+    walk = Walk(Path(root).resolve())
+    return [stable_id(relpath) for relpath in map(walk.relpath_of, files) if relpath is not None]
+
+
+def verify_hits(query_path, hits: list[Hit], known: dict) -> list[Hit]:
+    """`hits` with those of the first VERIFY_TOP whose local features match the query's moved up (each
+    group in its order; hits past VERIFY_TOP stay unchecked); `known` keeps gallery images' features
+    (path -> features) for later queries."""
+    from ..retrieval.verify import Verifier
+
+    checked = min(len(hits), VERIFY_TOP)
+    verifier = Verifier([hit.path for hit in hits], top=checked, known=known)
+    verifier.prefetch(range(checked))
+    chosen = set(verifier.verified(query_path, range(len(hits))))
+    marked = [replace(hit, verified=i in chosen if i < checked else None) for i, hit in enumerate(hits)]
+    return [hit for hit in marked if hit.verified] + [hit for hit in marked if not hit.verified]
+
+
+def hits_as_dicts(hits: list[list[Hit]]) -> list[list[dict]]:
+    return [[asdict(hit) for hit in row] for row in hits]

@@ -1,0 +1,99 @@
+"""Re-ranking by geometric verification: the top hits of a vector search are matched to the query
+by local features (SIFT keypoints, Lowe's ratio test) and a homography fitted with RANSAC; a hit
+whose inliers reach `min_inliers` is the same object or picture seen again. Verified hits move
+above the others, each group keeping its vector order, so a query with no verifiable match (a
+mirror image, a textureless object) loses nothing.
+
+Inlier counts are not compared with each other: on the copies benchmark an unrelated product shot
+(shared white background, text, the black corners of a rotated copy) reached 70 to 147 inliers
+with some copies, more than their originals, while the vector search had the original first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ..data.images import load_image
+from ..parallel import bounded_map
+
+WORKERS = 2  # threads finding gallery features: one per core here
+MAX_SIDE = 512  # local features are found on this size: enough for covers and objects, and fast
+FEATURES = 500
+
+
+@dataclass(frozen=True)
+class Features:
+    points: np.ndarray  # (n, 2) float32 keypoint positions
+    descriptors: np.ndarray  # (n, 128) float32 RootSIFT descriptors
+
+
+def local_features(path, extractor=None, side: int = MAX_SIDE) -> Features:
+    """RootSIFT keypoints of the image at `path`, resized to `side` pixels on its long side."""
+    image = load_image(path)
+    scale = side / max(image.size)  # small images are enlarged: a 1/4-size copy still has keypoints
+    image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                         Image.Resampling.BILINEAR)
+    gray = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)
+    keypoints, descriptors = (extractor or cv2.SIFT_create(FEATURES)).detectAndCompute(gray, None)
+    if descriptors is None:
+        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
+    descriptors = np.sqrt(descriptors / np.maximum(descriptors.sum(1, keepdims=True), 1e-7))  # RootSIFT
+    return Features(np.float32([k.pt for k in keypoints]), descriptors.astype(np.float32))
+
+
+def inliers(query: Features, candidate: Features, ratio: float = 0.8) -> int:
+    """Matches consistent with one homography (RANSAC, 8-pixel tolerance); 0 if too few to fit."""
+    if len(query.descriptors) < 2 or len(candidate.descriptors) < 2:
+        return 0
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query.descriptors, candidate.descriptors, k=2)
+    good = [m for m, n in (p for p in pairs if len(p) == 2) if m.distance < ratio * n.distance]
+    if len(good) < 8:
+        return 0
+    source = query.points[[m.queryIdx for m in good]]
+    target = candidate.points[[m.trainIdx for m in good]]
+    _, mask = cv2.findHomography(source, target, cv2.RANSAC, 8.0, maxIters=500)
+    return int(mask.sum()) if mask is not None else 0
+
+
+@dataclass
+class Verifier:
+    """Re-ranks result rows; the gallery's features are computed once and kept in `known`."""
+
+    gallery_paths: list
+    top: int = 10  # hits verified per query
+    min_inliers: int = 15
+    side: int = MAX_SIDE  # long side local features are found at
+    known: dict = field(default_factory=dict, repr=False)  # path -> Features; may be shared between verifiers
+    _extractor: object = field(default=None, repr=False)
+
+    def features(self, index: int) -> Features:
+        path = self.gallery_paths[index]
+        if path not in self.known:
+            self.known[path] = local_features(path, self._sift(), self.side)
+        return self.known[path]
+
+    def _sift(self):
+        self._extractor = self._extractor or cv2.SIFT_create(FEATURES)
+        return self._extractor
+
+    def prefetch(self, indexes, workers: int = WORKERS) -> None:
+        """Find the features of these gallery images on `workers` threads (OpenCV releases the GIL)."""
+        missing = [p for p in dict.fromkeys(self.gallery_paths[i] for i in indexes) if p not in self.known]
+        found = bounded_map(lambda path: local_features(path, side=self.side), missing, workers, 4 * workers)
+        self.known.update(zip(missing, found))
+
+    def verified(self, query_path, ranked) -> list[int]:
+        """The gallery positions among the first `top` of `ranked` whose inliers reach `min_inliers`, in order."""
+        query = local_features(query_path, self._sift(), self.side)
+        head = [int(i) for i in ranked[: self.top]]
+        return [i for i in head if inliers(query, self.features(i)) >= self.min_inliers]
+
+    def rerank(self, query_path, ranked: np.ndarray) -> np.ndarray:
+        """`ranked` (gallery positions, best first) with the verified among its first `top` moved up, in order."""
+        verified = self.verified(query_path, ranked)
+        moved = set(verified)
+        rest = [i for i in ranked if int(i) not in moved]
+        return np.array(verified + rest, dtype=np.asarray(ranked).dtype)
