@@ -12,7 +12,7 @@ import torch
 from realdata import TRAIN
 from timm.data import ImageNetInfo
 
-from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.config import display_path, get_settings
 from imgsearch_helpers.data.images import load_image
 from imgsearch_helpers.errors import ModelWeightsUnavailable
 from imgsearch_helpers.models import LITE_MODELS, build_embedder
@@ -141,7 +141,7 @@ def test_local_weights_file_is_loaded_exactly(tmp_path):
 
 def assert_helpful(message: str, settings) -> None:
     assert "IMGSEARCH_WEIGHTS_DIR" in message
-    assert str(settings.weights_dir / "resnet18.safetensors") in message
+    assert display_path(settings.weights_dir / "resnet18.safetensors") in message  # as the reader sees it from here
     for name in LITE_MODELS:
         assert name in message
 
