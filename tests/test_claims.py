@@ -6,6 +6,7 @@ them) and `benchmarks/results/`. A claim that stops being true fails here, so th
 changes with the numbers.
 """
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,11 @@ def recorded(name: str) -> list[dict]:
 
 def benchmark(name: str) -> dict:
     return json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())
+
+
+def page(name: str) -> str:
+    """A page of docs/, where the README's details live."""
+    return (ROOT / "docs" / name).read_text()
 
 
 def markdown(notebook: str) -> str:
@@ -96,7 +102,7 @@ def test_notebook_03_the_unseen_queries_keep_the_order_within_a_few_hundredths()
     assert all(abs(row["mhr10"] - test["mhr10"]) <= 0.05 for (_, row), test in zip(held, tested))
 
 
-def test_notebook_04_and_readme_cropping_figures_are_the_recorded_ones():
+def test_notebook_04_and_results_page_cropping_figures_are_the_recorded_ones():
     """'Cropping the queries lowered mHR@10 from 0.621 to 0.518 in the committed run, and cropping
     the gallery too lowered it further; 14 queries gained and 31 lost.'"""
     rows = {row["setup"]: row["mhr@10"] for row in recorded("04_object_detection")}
@@ -105,7 +111,7 @@ def test_notebook_04_and_readme_cropping_figures_are_the_recorded_ones():
     assert rows["cropped queries and gallery"] < rows["cropped queries"] < rows["whole photos"]
     gained, lost = detect["queries_gained"], detect["queries_lost"]
     assert f"{gained} queries gained and {lost} lost" in markdown("04_object_detection")
-    assert f"({gained} queries gained, {lost} lost)" in (ROOT / "README.md").read_text()
+    assert f"({gained} queries gained, {lost} lost)" in page("results.md")
 
 
 def sweep(rows, index_prefix, parameter):
@@ -190,7 +196,7 @@ def test_notebook_07_instance_tools_do_not_help_classes_and_diffusion_does():
     """'regional pooling is no better for classes (0.625 against 0.620 ..., 0.621 against 0.643 on
     the holdout) and whitening lowers mHR@10 (0.564, 0.587)'; 'DBA 5 + QE 3 takes Lite2 from 0.745
     to 0.819 on the test queries (0.737 to 0.794 on the holdout), diffusion to 0.822 and 0.813'
-    (README: the best of the rows without class probabilities on both); 'Diffusion on top of
+    (docs/results.md: the best of the rows without class probabilities on both); 'Diffusion on top of
     Lite2's regional GeM and whitening ... reaches 0.802 and 0.819'; ukbench: 'all but two score a
     perfect 4'; 'verification adds 55 to 112 ms per query'; diffusion 'under a millisecond'."""
     test, holdout = instance_rows("classes", queries_from="test"), instance_rows("classes", queries_from="holdout 0")
@@ -215,11 +221,11 @@ def test_notebook_07_instance_tools_do_not_help_classes_and_diffusion_does():
     assert min(v for e, v in gem_copies.items() if e not in hard) == 0.98
 
 
-def test_readme_ray_claims_follow_the_distributed_benchmark():
-    """README: "at steady state 2 actors embed as fast as one process, and its start-up takes a
+def test_scale_out_page_ray_claims_follow_the_distributed_benchmark():
+    """docs/scale-out.md: "at steady state 2 actors embed as fast as one process, and its start-up takes a
     quarter to a half of a 1,000-image run" (start-up "6 to 15 s here")."""
-    readme = (ROOT / "README.md").read_text()
-    assert "2 actors embed as fast as one process" in readme and "6 to 15 s here" in readme
+    text = page("scale-out.md")
+    assert "2 actors embed as fast as one process" in text and "6 to 15 s here" in text
     rows = {row["row"]: row for row in benchmark("distributed")["rows"]}
     single = rows["single process"]["images_per_s"]
     for name in ("Ray, 2 actors", "Ray, 2 actors, reads inside them"):
@@ -241,12 +247,54 @@ def test_notebook_08_ray_adds_no_cores_on_one_machine():
     assert 12 <= server_rate / rows["Ray, 2 actors"]["steady_images_per_s"] <= 60  # workers the server keeps up with
 
 
-def test_readme_the_server_under_mixed_load_keeps_every_upload_with_its_row():
-    """README: '0 errors, and all 50 uploads kept with exactly one row each; 17.1 requests/s, p50 459 ms'."""
+def test_own_photos_page_the_server_under_mixed_load_keeps_every_upload_with_its_row():
+    """docs/own-photos.md: '0 errors, and all 50 uploads kept with exactly one row each; 17.1 requests/s, p50
+    459 ms'."""
     load = benchmark("serve")
-    readme = (ROOT / "README.md").read_text()
+    text = page("own-photos.md")
     assert load["errors"] == 0 and load["every_upload_indexed_or_not_written"]
     assert load["uploads"] == load["uploads_accepted"] == load["upload_rows"] == 50
-    assert f"{load['requests_per_s']:.1f} requests/s, p50 {load['search_latency_ms_p50']:.0f} ms" in readme
+    assert f"{load['requests_per_s']:.1f} requests/s, p50 {load['search_latency_ms_p50']:.0f} ms" in text
     searches = benchmark("serve_searches")
-    assert searches["errors"] == 0 and f"{searches['requests_per_s']:.1f} requests/s" in readme
+    assert searches["errors"] == 0 and f"{searches['requests_per_s']:.1f} requests/s" in text
+
+
+def test_readme_headline_figures_are_the_results_files():
+    """README's five headline figures, each read from the file its table names; the README stays a
+    front door of at most 150 lines."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    quality = {(row["model"], row["technique"]): row for row in benchmark_rows("quality")}
+    raw, cosine = (quality[("efficientnet_lite0", technique)]["mhr10"] for technique in ("raw L2", "cosine"))
+    assert f"| {raw:.3f}, then {cosine:.3f} |" in readme
+    test, holdout = (instance_rows("classes", queries_from=queries)["lite2 + cosine + diffusion"]["mhr10"]
+                     for queries in ("test", "holdout 0"))
+    assert f"| {test:.3f} / {holdout:.3f} |" in readme
+    ingest = benchmark("ingest")
+    assert (f"{ingest['package_images_per_s']:.1f} against {ingest['torch_images_per_s']:.1f} images/s "
+            f"({ingest['speedup_vs_torch']:.2f}x)") in readme
+    assert f"{ingest['query_p50_ms']:.1f} ms; {ingest['cli_search_s']:.1f} s" in readme
+    million = [row for row in benchmark_rows("scale") if row["recall10"] >= 0.95
+               and (row["n"], row["engine"], row["index"]) == (1_000_000, "faiss", "IVF_FLAT")]
+    fastest = min(million, key=lambda row: row["p50_ms"])
+    assert f"{fastest['recall10']:.3f} at {fastest['p50_ms']:.2f} ms" in readme
+
+
+def heading_anchors(text: str) -> set[str]:
+    """The anchors a Markdown renderer gives a page's headings (GitHub's rule)."""
+    headings = (line.lstrip("#").strip() for line in text.splitlines() if line.startswith("#"))
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+@pytest.mark.parametrize("name", ["README.md", "benchmarks/README.md",
+                                  *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))])
+def test_every_link_between_the_pages_leads_to_a_file_and_heading(name):
+    source = ROOT / name
+    for target in re.findall(r"\]\(([^)\s]+)\)", source.read_text()):
+        if target.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (source.parent / path).resolve() if path else source
+        assert linked.exists(), f"{name} links to {target}, which does not exist"
+        if anchor:
+            assert anchor in heading_anchors(linked.read_text()), f"{name} links to {target}: no such heading"
