@@ -54,7 +54,8 @@ def score_recipes(descriptors, gallery, queries, benchmark: str, verifier=None, 
     for recipe in INSTANCE_RECIPES:
         row = measure(recipe, descriptors, gallery, queries, verifier, benchmark=benchmark, **columns)
         print(f"{benchmark:<8} {columns.get('edit', columns.get('queries_from', '')):<13} {row['top1']:.3f} top-1  "
-              f"{row['hit10']:.3f} hit@10  {row['map10']:.3f} mAP@10  {row['mhr10']:.3f} mHR@10  {row['ns']:.2f} N-S  "
+              f"{row['hit@10']:.3f} hit@10  {row['ap@10']:.3f} mAP@10  {row['mhr@10']:.3f} mHR@10  "
+              f"{row['ns@4']:.2f} N-S  "
               f"{row['ms_per_query']:6.1f} ms  {row['recipe']}", flush=True)
         rows.append(row)
     return rows

@@ -39,9 +39,9 @@ def scores(queries, hits) -> dict:
     found = [[h.relpath.split("/")[0] for h in row] for row in hits]
     others = [[h.relpath.split("/")[0] for h in row if Path(h.path).resolve() != Path(q).resolve()]
               for q, row in zip(queries, hits)]
-    return {"ns": float(np.mean([row[:4].count(g) for g, row in zip(groups, found)])),
+    return {"ns@4": float(np.mean([row[:4].count(g) for g, row in zip(groups, found)])),
             "next_in_group": float(np.mean([row[:1] == [g] for g, row in zip(groups, others)])),
-            "hit10": float(np.mean([g in row for g, row in zip(groups, others)]))}
+            "hit@10": float(np.mean([g in row for g, row in zip(groups, others)]))}
 
 
 def measure(model: str, gallery: Path, queries: list[str], settings) -> list[dict]:

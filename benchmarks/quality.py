@@ -60,7 +60,7 @@ def main() -> None:
         for recipe in QUALITY_RECIPES:
             row = run.measure(recipe, gallery, queries, queries_from=description)
             rows.append(row)
-            print(f"{row['mhr10']:.3f} mHR@10  {row['ap10']:.3f} AP@10  {row['images_per_s']:5.1f} img/s  "
+            print(f"{row['mhr@10']:.3f} mHR@10  {row['ap@10']:.3f} AP@10  {row['images_per_s']:5.1f} img/s  "
                   f"{row['model']}: {row['technique']}", flush=True)
         backends = sorted({embedder.backend for embedder in run.embedders.values()})
         run.close()

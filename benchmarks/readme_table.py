@@ -26,7 +26,7 @@ TARGET_RECALL = 0.95
 
 
 def render(quality: dict, holdout: dict | None) -> str:
-    unseen = {(r["model"], r["technique"]): r["mhr10"] for r in holdout["rows"]} if holdout else {}
+    unseen = {(r["model"], r["technique"]): r["mhr@10"] for r in holdout["rows"]} if holdout else {}
     header = ["model", "technique", "works for", "mHR@10", "unseen queries mHR@10", "Towhee mAP@10", "AP@10",
               "images/s", "dim"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -34,8 +34,8 @@ def render(quality: dict, holdout: dict | None) -> str:
         model = row["model"].replace("efficientnet_lite", "EfficientNet-Lite")
         scope = "ImageNet classes" if row["imagenet_only"] else "any collection"
         other = unseen.get((row["model"], row["technique"]))
-        lines.append(f"| {model} | {row['technique']} | {scope} | {row['mhr10']:.3f} | "
-                     f"{'' if other is None else f'{other:.3f}'} | {row['towhee_map10']:.3f} | {row['ap10']:.3f} | "
+        lines.append(f"| {model} | {row['technique']} | {scope} | {row['mhr@10']:.3f} | "
+                     f"{'' if other is None else f'{other:.3f}'} | {row['towhee_map@10']:.3f} | {row['ap@10']:.3f} | "
                      f"{row['images_per_s']:.1f} | {row['dim']} |")
     return "\n".join(lines)
 
@@ -48,10 +48,10 @@ def render_scale(scale: dict) -> str:
     for row in scale["rows"]:
         groups.setdefault((row["n"], row["engine"], row["index"]), []).append(row)
     for (n, engine, index), rows in sorted(groups.items()):
-        good = [r for r in rows if r["recall10"] >= TARGET_RECALL]
-        pick = min(good, key=lambda r: r["p50_ms"]) if good else max(rows, key=lambda r: r["recall10"])
+        good = [r for r in rows if r["recall@10"] >= TARGET_RECALL]
+        pick = min(good, key=lambda r: r["p50_ms"]) if good else max(rows, key=lambda r: r["recall@10"])
         setting = f"nprobe={pick['nprobe']}" if "nprobe" in pick else f"ef={pick['ef']}"
-        lines.append(f"| {n:,} | {engine} | {index} | {setting} | {pick['recall10']:.3f} | {pick['p50_ms']:.2f} | "
+        lines.append(f"| {n:,} | {engine} | {index} | {setting} | {pick['recall@10']:.3f} | {pick['p50_ms']:.2f} | "
                      f"{pick['p99_ms']:.2f} | {pick['qps']:,.0f} | {pick['build_s']:.1f} | {pick['index_mb']:,.0f} |")
     return "\n".join(lines)
 

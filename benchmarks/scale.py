@@ -159,7 +159,7 @@ def sweep(engine, parameter: str, values, queries: np.ndarray, truth: np.ndarray
             engine.search(query[None], K)
             latencies.append(1000 * (time.perf_counter() - start))
         recall = np.mean([len(set(f) & set(t)) / K for f, t in zip(found.tolist(), truth.tolist())])
-        rows.append({parameter: value, "recall10": round(float(recall), 4), "qps": round(qps, 1),
+        rows.append({parameter: value, "recall@10": round(float(recall), 4), "qps": round(qps, 1),
                      "p50_ms": round(float(np.percentile(latencies, 50)), 3),
                      "p99_ms": round(float(np.percentile(latencies, 99)), 3)})
         print(f"    {parameter}={value}: recall@10 {recall:.3f}, p50 {rows[-1]['p50_ms']} ms", flush=True)
@@ -207,7 +207,7 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax, n in zip(axes[0], sizes):
         for (engine, index) in sorted({(r["engine"], r["index"]) for r in rows if r["n"] == n}):
             curve = [r for r in rows if (r["engine"], r["index"], r["n"]) == (engine, index, n)]
-            ax.plot([r["p50_ms"] for r in curve], [r["recall10"] for r in curve], marker="o",
+            ax.plot([r["p50_ms"] for r in curve], [r["recall@10"] for r in curve], marker="o",
                     color=colours[engine, index], label=f"{engine} {index}")
         ax.set(title=f"n = {n:,}", xscale="log", xlabel="p50 latency per query (ms, log)", ylabel="recall@10")
         ax.axhline(0.95, color="grey", lw=0.8, ls="--")

@@ -62,7 +62,7 @@ def test_notebook_03_each_bigger_lite_model_finds_more_and_embeds_fewer_per_seco
     """'Each bigger EfficientNet-Lite finds more of each query's class, and embeds fewer images per second.'"""
     rows = quality_rows()
     lite = [rows[(f"lite{n}", "cosine", "test/")] for n in (0, 1, 2)]
-    assert lite[0]["mhr10"] < lite[1]["mhr10"] < lite[2]["mhr10"]
+    assert lite[0]["mhr@10"] < lite[1]["mhr@10"] < lite[2]["mhr@10"]
     assert lite[0]["images_per_s"] > lite[1]["images_per_s"] > lite[2]["images_per_s"]
 
 
@@ -75,11 +75,11 @@ def test_notebook_03_flip_ensemble_and_query_expansion_do_not_beat_the_bigger_mo
     lite2, flip = rows[("lite2", "cosine", "test/")], rows[("lite2", "cosine + flip", "test/")]
     ensemble = rows[("lite0 + lite1 + lite2", "cosine + flip + ensemble", "test/")]
     expanded = rows[("lite0 + lite1 + lite2", "cosine + flip + ensemble + query expansion 3", "test/")]
-    assert abs(flip["mhr10"] - lite2["mhr10"]) < 0.01 and flip["images_per_s"] <= 0.6 * lite2["images_per_s"]
-    assert ensemble["mhr10"] < lite2["mhr10"] and ensemble["mhr10"] < flip["mhr10"]
-    assert abs(expanded["mhr10"] - flip["mhr10"]) < 0.01
+    assert abs(flip["mhr@10"] - lite2["mhr@10"]) < 0.01 and flip["images_per_s"] <= 0.6 * lite2["images_per_s"]
+    assert ensemble["mhr@10"] < lite2["mhr@10"] and ensemble["mhr@10"] < flip["mhr@10"]
+    assert abs(expanded["mhr@10"] - flip["mhr@10"]) < 0.01
     for row in (flip, ensemble, expanded):
-        assert row["mhr10"] < lite2["mhr10"] + 0.01 and row["images_per_s"] <= 0.6 * lite2["images_per_s"]
+        assert row["mhr@10"] < lite2["mhr@10"] + 0.01 and row["images_per_s"] <= 0.6 * lite2["images_per_s"]
 
 
 def test_notebook_03_class_probabilities_are_the_big_step_and_imagenet_only():
@@ -87,7 +87,7 @@ def test_notebook_03_class_probabilities_are_the_big_step_and_imagenet_only():
     rows = quality_rows()
     for model in ("lite0", "lite2"):
         probabilities = rows[(model, "class probabilities", "test/")]
-        assert probabilities["mhr10"] >= rows[(model, "cosine", "test/")]["mhr10"] + 0.15
+        assert probabilities["mhr@10"] >= rows[(model, "cosine", "test/")]["mhr@10"] + 0.15
         assert probabilities["imagenet_only"]
 
 
@@ -98,8 +98,8 @@ def test_notebook_03_the_unseen_queries_keep_the_order_within_a_few_hundredths()
     held = [(key, row) for key, row in rows.items() if key[2] == "holdout 0"]
     tested = [rows[(model, technique, "test/")] for (model, technique, _), _ in held]
     assert len(held) == 4
-    assert sorted(range(4), key=lambda i: held[i][1]["mhr10"]) == sorted(range(4), key=lambda i: tested[i]["mhr10"])
-    assert all(abs(row["mhr10"] - test["mhr10"]) <= 0.05 for (_, row), test in zip(held, tested))
+    assert sorted(range(4), key=lambda i: held[i][1]["mhr@10"]) == sorted(range(4), key=lambda i: tested[i]["mhr@10"])
+    assert all(abs(row["mhr@10"] - test["mhr@10"]) <= 0.05 for (_, row), test in zip(held, tested))
 
 
 def test_notebook_04_and_results_page_cropping_figures_are_the_recorded_ones():
@@ -203,13 +203,13 @@ def test_notebook_07_instance_tools_do_not_help_classes_and_diffusion_does():
     gem_diffused = "lite2 + regional GeM + whiten 0.5 + diffusion"
     recipes = ("lite0 + cosine", "lite0 + regional GeM", "lite0 + regional GeM + whiten 0.5", "lite2 + cosine",
                "lite2 + cosine + DBA 5 + QE 3", "lite2 + cosine + diffusion", gem_diffused)
-    pairs = [(round(test[r]["mhr10"], 3), round(holdout[r]["mhr10"], 3)) for r in recipes]
+    pairs = [(round(test[r]["mhr@10"], 3), round(holdout[r]["mhr@10"], 3)) for r in recipes]
     assert pairs == [(0.62, 0.643), (0.625, 0.621), (0.564, 0.587), (0.745, 0.737), (0.819, 0.794), (0.822, 0.813),
                      (0.802, 0.819)]
-    assert max(test, key=lambda r: test[r]["mhr10"]) == "lite2 + cosine + diffusion"
-    assert min(test["lite2 + cosine + diffusion"]["mhr10"], holdout["lite2 + cosine + diffusion"]["mhr10"]) >= 0.80
+    assert max(test, key=lambda r: test[r]["mhr@10"]) == "lite2 + cosine + diffusion"
+    assert min(test["lite2 + cosine + diffusion"]["mhr@10"], holdout["lite2 + cosine + diffusion"]["mhr@10"]) >= 0.80
     ukbench = instance_rows("ukbench")
-    assert sum(row["ns"] == 4 for row in ukbench.values()) == len(ukbench) - 2
+    assert sum(row["ns@4"] == 4 for row in ukbench.values()) == len(ukbench) - 2
     rows = benchmark_rows("instance")
     verifying = [r["search_ms"] for r in rows if "verify" in r.get("recipe", "")]
     assert (round(min(verifying)), round(max(verifying))) == (55, 112)
@@ -265,19 +265,19 @@ def test_readme_headline_figures_are_the_results_files():
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 150
     quality = {(row["model"], row["technique"]): row for row in benchmark_rows("quality")}
-    raw, cosine = (quality[("efficientnet_lite0", technique)]["mhr10"] for technique in ("raw L2", "cosine"))
+    raw, cosine = (quality[("efficientnet_lite0", technique)]["mhr@10"] for technique in ("raw L2", "cosine"))
     assert f"| {raw:.3f}, then {cosine:.3f} |" in readme
-    test, holdout = (instance_rows("classes", queries_from=queries)["lite2 + cosine + diffusion"]["mhr10"]
+    test, holdout = (instance_rows("classes", queries_from=queries)["lite2 + cosine + diffusion"]["mhr@10"]
                      for queries in ("test", "holdout 0"))
     assert f"| {test:.3f} / {holdout:.3f} |" in readme
     ingest = benchmark("ingest")
     assert (f"{ingest['package_images_per_s']:.1f} against {ingest['torch_images_per_s']:.1f} images/s "
             f"({ingest['speedup_vs_torch']:.2f}x)") in readme
     assert f"{ingest['query_p50_ms']:.1f} ms; {ingest['cli_search_s']:.1f} s" in readme
-    million = [row for row in benchmark_rows("scale") if row["recall10"] >= 0.95
+    million = [row for row in benchmark_rows("scale") if row["recall@10"] >= 0.95
                and (row["n"], row["engine"], row["index"]) == (1_000_000, "faiss", "IVF_FLAT")]
     fastest = min(million, key=lambda row: row["p50_ms"])
-    assert f"{fastest['recall10']:.3f} at {fastest['p50_ms']:.2f} ms" in readme
+    assert f"{fastest['recall@10']:.3f} at {fastest['p50_ms']:.2f} ms" in readme
 
 
 def heading_anchors(text: str) -> set[str]:

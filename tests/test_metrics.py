@@ -2,7 +2,17 @@
 import numpy as np
 import pytest
 
-from imgsearch_helpers.evaluation.metrics import average_precision, evaluate, hit_ratio, relevant_found, towhee_ap
+from imgsearch_helpers.evaluation.metrics import (
+    INSTANCE,
+    RECALL,
+    average_precision,
+    evaluate,
+    hit_ratio,
+    metric_keys,
+    relevant_by_group,
+    relevant_found,
+    towhee_ap,
+)
 
 
 def scores(relevant, ranked, k):
@@ -123,3 +133,40 @@ def test_relevant_found_counts_each_querys_relevant_results():
     truth = [{1, 2, 3}, {7}]
     assert relevant_found(truth, np.array([[1, 9, 3], [8, 9, 5]])).tolist() == [2, 0]
     assert relevant_found(truth, [[2, 2], [7]]).tolist() == [1, 1]  # a repeated id counts once
+
+
+def test_instance_metrics_count_top1_hits_ap_and_the_ns_score():
+    # query of group a (positions 0, 1): hits at ranks 2 and 3; of group b (2, 3): at ranks 1 and 2
+    truth = relevant_by_group(["a", "a", "b", "b"], ["a", "b"])
+    assert truth == [{0, 1}, {2, 3}]
+    row = evaluate(truth, [[2, 0, 1, 3], [2, 3, 0, 1]], k=4, metrics=INSTANCE)
+    assert list(row) == ["queries", "k", "top1", "hit@4", "ap@4", "mhr@4", "ns@4"]
+    assert row["top1"] == 0.5  # only b's first result is of its group
+    assert row["hit@4"] == 1.0 and row["mhr@4"] == 1.0
+    assert row["ns@4"] == 2.0  # both group members in each top 4
+    assert row["ap@4"] == pytest.approx(((1 / 2 + 2 / 3) / 2 + 1.0) / 2)
+
+
+def test_the_ns_score_stops_at_four_whatever_k():
+    row = evaluate([{1, 2, 3, 4, 5}], [[9, 1, 2, 3, 4, 5]], k=10, metrics=("ns@4", "mhr@{k}"))
+    assert row["ns@4"] == 3.0 and row["mhr@10"] == 1.0
+
+
+def test_recall_is_the_share_of_the_exact_top_k_found():
+    row = evaluate([[1, 2, 3, 4], [5, 6, 7, 8]], [[1, 2, 9, 9], [5, 9, 9, 9]], k=4, metrics=RECALL)
+    assert row["recall@4"] == (0.5 + 0.25) / 2
+
+
+def test_metric_keys_name_the_depth():
+    assert metric_keys(INSTANCE, 10) == ["top1", "hit@10", "ap@10", "mhr@10", "ns@4"]
+
+
+@pytest.mark.parametrize("key", ["mAP@10", "mhr10", "mhr@", "top2"])
+def test_an_unknown_metric_key_names_the_known_ones(key):
+    with pytest.raises(ValueError, match="unknown metric .* towhee_map"):
+        evaluate([{1}], [[1]], metrics=(key,))
+
+
+def test_a_query_whose_group_has_no_gallery_image_is_an_error():
+    with pytest.raises(ValueError, match="relevant"):
+        evaluate(relevant_by_group(["a"], ["b"]), [[0]], metrics=INSTANCE)

@@ -96,8 +96,8 @@ def test_metric_fields_flatten_metric_rows_into_named_rounded_fields():
     rows = {"whole": {"mhr@10": 0.62134, "ap@10": 0.56649, "setup": "whole photos"},
             "crop": {"mhr@10": 0.5, "ap@10": 0.4}}
     assert metric_fields(rows, key="test_{metric}_{row}") == {
-        "test_mhr10_whole": 0.6213, "test_mhr10_crop": 0.5, "test_ap10_whole": 0.5665, "test_ap10_crop": 0.4}
-    assert metric_fields({"names": rows["whole"]}, ("ap@10",), key="{metric}") == {"ap10": 0.5665}
+        "test_mhr@10_whole": 0.6213, "test_mhr@10_crop": 0.5, "test_ap@10_whole": 0.5665, "test_ap@10_crop": 0.4}
+    assert metric_fields({"names": rows["whole"]}, ("ap@10",), key="{metric}") == {"ap@10": 0.5665}
 
 
 def test_clean_replaces_a_live_app_frame_and_keeps_other_html():

@@ -1,7 +1,6 @@
 """Search with the largest detected object instead of the whole photo, compared side by side."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +13,7 @@ from ..retrieval.search import embed_queries, ingest
 from ..vectors import l2_normalize
 from .metrics import relevant_found
 from .runs import run_queries, score
+from .timing import time_runs
 
 # (name, crop the queries, crop the gallery)
 SETUPS = [("whole photos", False, False), ("cropped queries", True, False), ("cropped queries and gallery", True, True)]
@@ -29,9 +29,7 @@ def detection_speed(paths, detector: Detector) -> float:
     """Images per second through the detector alone (images decoded beforehand, not timed)."""
     images = [load_image(p) for p in paths]
     detector.detect(images[:1])  # warm-up
-    start = time.perf_counter()
-    detector.detect(images)
-    return len(images) / (time.perf_counter() - start)
+    return len(images) / time_runs(lambda: detector.detect(images)).total
 
 
 def compare_cropping(catalog, queries, truth, embedder, detector: Detector, engine_factory, settings: Settings,

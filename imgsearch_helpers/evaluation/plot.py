@@ -100,7 +100,7 @@ def _show_hits(axes, ids, distances, catalog: pd.DataFrame, label=None) -> None:
         ax.set_title(f"{hit.label}\n{dist:.3f}", fontsize=8, color=color)
 
 
-def plot_quality_speed(rows, quality: str = "mhr10", speed: str = "images_per_s", size=(11, 4.6)):
+def plot_quality_speed(rows, quality: str = "mhr@10", speed: str = "images_per_s", size=(11, 4.6)):
     """Search quality against embedding speed: one numbered point per row, the numbers explained
     beside the plot (labels on the points would overlap), coloured by what the recipe relies on."""
     fig, (ax, key) = plt.subplots(1, 2, figsize=size, gridspec_kw={"width_ratios": [3, 2]})
@@ -112,8 +112,8 @@ def plot_quality_speed(rows, quality: str = "mhr10", speed: str = "images_per_s"
     present = sorted({bool(row.get("imagenet_only")) for row in rows})
     ax.legend(handles=[plt.Line2D([], [], color=kinds[kind][0], marker="o", ls="", label=kinds[kind][1])
                        for kind in present], fontsize=8, loc="lower left")
-    ax.set(xlabel="images embedded per second (CPU, cold, log scale)", ylabel=quality.replace("10", "@10"),
-           xscale="log", title=f"{quality.replace('10', '@10')} against embedding speed")
+    ax.set(xlabel="images embedded per second (CPU, cold, log scale)", ylabel=quality,
+           xscale="log", title=f"{quality} against embedding speed")
     ax.grid(alpha=0.3)
     key.axis("off")
     lines = [f"{n:>2}  {row['model'].replace('efficientnet_', '')}: {row['technique']}" for n, row in

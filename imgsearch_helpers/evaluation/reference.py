@@ -10,9 +10,9 @@ from __future__ import annotations
 
 SOURCE = "published by Towhee (GPU), not measured here"
 PUBLISHED = {
-    "resnet50": [{"technique": "raw L2", "mhr10": 0.687, "towhee_map10": 0.887},
-                 {"technique": "cosine", "mhr10": 0.781, "towhee_map10": 0.917}],
-    "tf_efficientnet_b7": [{"technique": "cosine", "mhr10": 0.878, "towhee_map10": 0.955}],
+    "resnet50": [{"technique": "raw L2", "mhr@10": 0.687, "towhee_map@10": 0.887},
+                 {"technique": "cosine", "mhr@10": 0.781, "towhee_map@10": 0.917}],
+    "tf_efficientnet_b7": [{"technique": "cosine", "mhr@10": 0.878, "towhee_map@10": 0.955}],
 }
 
 

@@ -46,6 +46,6 @@ def write_benchmark(path: Path, result: dict) -> Path:
 
 
 def metric_fields(rows: dict[str, dict], metrics=("mhr@10", "ap@10"), key: str = "{metric}_{row}") -> dict:
-    """Flat, rounded result fields, one per row and metric ('mhr@10' of row 'crop' -> 'mhr10_crop')."""
-    return {key.format(metric=metric.replace("@", ""), row=name): round(float(values[metric]), 4)
+    """Flat, rounded result fields, one per row and metric ('mhr@10' of row 'crop' -> 'mhr@10_crop')."""
+    return {key.format(metric=metric, row=name): round(float(values[metric]), 4)
             for metric in metrics for name, values in rows.items()}

@@ -2,16 +2,17 @@
 and what the queries cost."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from ..data import tutorial
 from ..embed.stream import ImageEncoder
 from ..index import SearchEngine
 from ..retrieval.search import embed_queries
 from .metrics import evaluate
+from .timing import time_runs
 
 
 @dataclass
@@ -30,12 +31,11 @@ def run_queries(queries: pd.DataFrame, encoder: ImageEncoder, engine: SearchEngi
     what a search costs a user; a first query is embedded untimed (a one-time model trace)."""
     paths = queries["path"].tolist()
     embed_queries(paths[:1], encoder)
-    start = time.perf_counter()
-    vectors = embed_queries(paths, encoder, transform=transform)
-    searched = time.perf_counter()
-    ids, distances = engine.search(vectors, k)
-    done = time.perf_counter()
-    return QueryRun(ids, distances, 1000 * (done - start) / len(paths), 1000 * (done - searched) / len(paths))
+    embedding = time_runs(lambda: embed_queries(paths, encoder, transform=transform))
+    searching = time_runs(lambda: engine.search(embedding.result, k))
+    ids, distances = searching.result
+    return QueryRun(ids, distances, 1000 * (embedding.total + searching.total) / len(paths),
+                    1000 * searching.total / len(paths))
 
 
 def score(run: QueryRun, ground_truth, k: int = 10, **columns) -> dict:
@@ -53,10 +53,8 @@ def evaluate_engine(queries: pd.DataFrame, ground_truth, encoder: ImageEncoder, 
 
 def evaluate_text(path, engine, catalog: pd.DataFrame, queries: pd.DataFrame, k: int = 10, **columns) -> dict:
     """Search each query's text; its class's images are the relevant set. One table row."""
-    truth = [set(catalog.loc[catalog["label"] == label, "id"]) for label in queries["label"]]
-    start = time.perf_counter()
-    ids, _ = engine.search(path.text_vectors(queries["text"].tolist()), k)
-    seconds = time.perf_counter() - start
-    row = evaluate(truth, ids.tolist(), k, path=path.kind, **columns)
-    row["query_ms"] = 1000 * seconds / len(queries)
+    searching = time_runs(lambda: engine.search(path.text_vectors(queries["text"].tolist()), k))
+    ids, _ = searching.result
+    row = evaluate(tutorial.ground_truth(catalog, queries), ids.tolist(), k, path=path.kind, **columns)
+    row["query_ms"] = 1000 * searching.total / len(queries)
     return row
