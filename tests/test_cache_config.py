@@ -93,6 +93,23 @@ def test_persists_across_reopen(tmp_path):
     np.testing.assert_array_equal(np.stack([found[k] for k in keys]), vecs)
 
 
+def test_get_or_compute_computes_and_stores_only_what_the_cache_lacks(cache):
+    keys, vecs = digests(5), vectors(5)
+    cache.put_many("m", [keys[1], keys[3]], vecs[[1, 3]])
+    asked = []
+
+    def compute(positions):
+        asked.append(list(positions))
+        return vecs[positions]
+
+    found, held = cache.get_or_compute("m", keys, compute)
+    assert asked == [[0, 2, 4]] and held.tolist() == [False, True, False, True, False]
+    np.testing.assert_array_equal(found, vecs)
+    again, held = cache.get_or_compute("m", keys, compute)  # now all stored: nothing computed
+    assert len(asked) == 1 and held.all()
+    np.testing.assert_array_equal(again, vecs)
+
+
 # ---------------------------------------------------------------- settings
 
 

@@ -1,6 +1,7 @@
 """imgsearch_helpers.data.tutorial (dataset checks, catalog, queries, ground truth, slices) and .download."""
 import hashlib
 import http.server
+import os
 import random
 import shutil
 import threading
@@ -11,9 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from imgsearch_helpers.data import tutorial as data
 from imgsearch_helpers.config import get_settings
+from imgsearch_helpers.data import tutorial as data
 from imgsearch_helpers.data.download import DownloadError, download, safe_extract
+from imgsearch_helpers.data.folders import list_images, scan_folder
 from imgsearch_helpers.data.tutorial import (
     DatasetError,
     ground_truth,
@@ -191,6 +193,24 @@ def test_load_queries_from_a_folder(tmp_path):
     ]
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in queries["path"])
     assert load_queries(str(folder)).equals(queries)
+
+
+def test_a_folder_is_listed_by_the_gallery_walk(tmp_path, monkeypatch):
+    folder = tmp_path / "photos"
+    photo = write_jpeg(folder / "cat" / "a.jpg")
+    write_jpeg(folder / "cat" / "b.png")
+    write_jpeg(folder / "loose.jpg")
+    (folder / "dog").mkdir()
+    (folder / "dog" / "again.jpg").symlink_to(photo)  # the same file by another path
+    (folder / "dog" / "gone.jpg").symlink_to(tmp_path / "nothing.jpg")  # dangling
+    os.mkfifo(folder / "dog" / "pipe.jpg")
+    (folder / "linked").symlink_to(folder / "cat")  # the same folder by another path
+    listed = list_images(folder)
+    assert [p.relative_to(folder).as_posix() for p in listed] == ["cat/a.jpg", "cat/b.png", "loose.jpg"]
+    assert listed == sorted(Path(p) for p in scan_folder(folder)["path"])  # one walk for a gallery and a folder
+    monkeypatch.chdir(tmp_path)
+    queries = load_queries("photos")  # given relative: the loose file is still no query
+    assert sorted(Path(p).name for p in queries["path"]) == ["a.jpg", "b.png"] and set(queries["label"]) == {"cat"}
 
 
 def test_load_queries_from_real_test_images_copied_to_a_folder(real_settings, tmp_path):

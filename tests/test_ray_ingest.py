@@ -16,6 +16,7 @@ from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data.folders import FIELDS
 from imgsearch_helpers.errors import UsageError
 from imgsearch_helpers.gallery.service import SearchService
+from imgsearch_helpers.scaleout import RayRunner
 from imgsearch_helpers.scaleout.ray_ingest import STARTUP_TRIES, ingest_with_ray, start_ray
 
 
@@ -49,7 +50,8 @@ def test_ray_ingest_stores_what_the_single_process_ingest_stores(local_ray, milv
     single.close()
 
     service = server_service(milvus_server, cache_dir)
-    report = ingest_with_ray(service, fresh=True, use_cache=False, batch_size=16, progress=False)
+    runner = RayRunner(service.model_name, service.settings, use_cache=False, batch_size=16)
+    report = service.build(fresh=True, progress=False, runner=runner)
     rows, vectors = all_rows(service)
     assert report.counts()["added"] == 100 and report.ingest.embed.embedded == 100 and report.rows == 100
     assert rows["id"].tolist() == expected["id"].tolist()
@@ -59,7 +61,7 @@ def test_ray_ingest_stores_what_the_single_process_ingest_stores(local_ray, milv
     assert cosines.min() >= 0.999, cosines.min()
     assert service.registry.get(service.collection).rows == 100
 
-    again = ingest_with_ray(service, progress=False)  # nothing changed: nothing to do
+    again = ingest_with_ray(service, progress=False)  # nothing changed: nothing to do (the same build, in one call)
     assert again.ingest is None and again.counts()["unchanged"] == 100 and again.rows == 100
     service.engine.drop()
     service.close()
@@ -158,10 +160,12 @@ def test_the_command_ingests_a_manifest_reports_bad_files_and_follows_deletions(
 
     removed = sorted(photos.rglob("*.JPEG"))[0]
     removed.unlink()
+    (photos / "gone.jpg").symlink_to(tmp_path / "nothing.jpg")  # left out by the walk, and said so
     done = imgsearch(env, "ingest", str(photos), "--ray", "--json", "--quiet")  # walks the folder this time
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     assert result["removed"] == 1 and result["rows"] == 11 and result["added"] == 0
+    assert any(s.startswith(f"{photos / 'gone.jpg'}: dangling link") for s in result["skipped"]), result["skipped"]
     assert imgsearch(env, "drop", str(photos)).returncode == 0
 
 

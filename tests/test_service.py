@@ -11,10 +11,11 @@ from PIL import Image
 from realdata import ROOT
 
 from imgsearch_helpers.config import get_settings
-from imgsearch_helpers.data.folders import scan_folder, stable_id
+from imgsearch_helpers.data.folders import describe_files, scan_folder, stable_id
 from imgsearch_helpers.errors import DatasetError, FilterError, NotBuiltError, UsageError
 from imgsearch_helpers.gallery.collections import Registry
 from imgsearch_helpers.gallery.service import SearchService
+from imgsearch_helpers.retrieval.search import ingest
 
 CLASSES = {"001": "goldfish", "002": "warplane", "003": "Afghan_hound"}  # folder name: ImageNet class
 
@@ -89,6 +90,38 @@ def test_delete_add_change_and_rename_keep_rows_equal_to_files(tmp_path, setting
     assert not any(h.relpath == f"001/{doomed.name}" for h in service.search_images([query("goldfish")], 9).hits[0])
     third = service.build(progress=False)  # nothing changed since: nothing read again
     assert third.ingest is None and third.plan.unchanged == 9
+    service.close()
+
+
+class ReadsItsOwnFiles:
+    """The in-process ingest as a runner that reads the files itself (as Ray's workers do): the
+    build's plan must then read none and hand it every changed file."""
+
+    describes_files = True
+
+    def __init__(self):
+        self.handed = []
+
+    def __call__(self, rows, encoder, engine, cache=None, transform=None, progress=True):
+        self.handed.append(sorted(rows["relpath"]))
+        assert "digest" not in rows  # nothing was read for the plan
+        return ingest(describe_files(rows), encoder, engine, cache, transform, progress)
+
+
+def test_a_build_hands_its_runner_only_the_rows_to_embed(tmp_path, lite0):
+    settings = get_settings(cache_dir=tmp_path / "cache", milvus_uri=str(tmp_path / "m" / "r.db"))
+    folder = make_gallery(tmp_path / "photos")
+    service, runner = service_for(folder, settings, lite0), ReadsItsOwnFiles()
+    assert len(service.build(progress=False, runner=runner).plan.added) == 9 and len(runner.handed[0]) == 9
+    touched = sorted((folder / "003").iterdir())[0]
+    time.sleep(0.01)
+    touched.touch()  # same bytes: unread, the plan counts it changed and the runner embeds it again
+    (folder / "001" / "copy.jpg").write_bytes(query("goldfish").read_bytes())
+    second = service.build(progress=False, runner=runner)
+    assert runner.handed[1] == ["001/copy.jpg", f"003/{touched.name}"] and second.plan.touched == []
+    assert second.ingest.embed.from_cache == 1 and second.rows == 10 and rows_match_files(service)
+    assert service.build(progress=False, runner=runner).ingest is None and len(runner.handed) == 2
+    assert service.registry.get(service.collection).rows == 10
     service.close()
 
 

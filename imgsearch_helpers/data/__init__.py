@@ -8,9 +8,9 @@
 """
 from .copies import copies_gallery, make_copies
 from .edits import EDITS, apply_edit
+from .folders import IMAGE_SUFFIXES
 from .images import load_image
 from .tutorial import (
-    IMAGE_SUFFIXES,
     dataset_root,
     ground_truth,
     holdout_split,

@@ -21,7 +21,8 @@ Symbolic links:
   names that are not UTF-8 (Milvus stores them as UTF-8 strings), folders that cannot be listed
   and files removed between the listing and their stat are skipped and named.
 Files are only listed and stat-ed here; reading them is `describe_files`'s (through
-`images.describe_image_file`: regular files only, the header first).
+`images.describe_image_file`: regular files only, the header first). Every folder of images is
+listed by this walk: a gallery (`scan_folder`), queries and any other folder (`list_images`).
 """
 from __future__ import annotations
 
@@ -37,9 +38,9 @@ import pandas as pd
 
 from ..errors import DatasetError, ImageError
 from .files import cannot_read, check_kind
-from .images import describe_image_file, upright_size  # noqa: F401 (upright_size: scaleout.workers imports it here)
-from .tutorial import IMAGE_SUFFIXES
+from .images import describe_image_file
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 FIELDS = {"label": "str", "folder": "str", "relpath": "str", "size": "int", "mtime": "float", "width": "int",
           "height": "int", "digest": "str"}
 COLUMNS = ["path", "relpath", "label", "folder", "size", "mtime"]
@@ -56,16 +57,27 @@ def scan_folder(root: Path) -> pd.DataFrame:
     Files directly in `root` are labelled by its own name. Only the file system's listing is read.
     Links and odd files as the module docstring says; the files left out are in `attrs["skipped"]`.
     """
+    walk = walk_folder(root)
+    if not walk.rows:
+        first = "".join(f"; {len(walk.skipped)} left out, e.g. {path}: {reason}" for path, reason in walk.skipped[:1])
+        raise DatasetError(f"no images under {walk.root} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}){first}")
+    return walk.frame()
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files under `folder` as a scan finds them (links and odd files by its rules), sorted."""
+    return sorted(Path(path) for path, *_ in walk_folder(folder).rows)
+
+
+def walk_folder(root: Path) -> Walk:
+    """The walk of every image under `root`: its tree read, then the links met in it followed."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise DatasetError(f"image folder not found: {root}")
     walk = Walk(root)
     walk.read_tree(root, ".")
     walk.follow_links()
-    if not walk.rows:
-        first = "".join(f"; {len(walk.skipped)} left out, e.g. {path}: {reason}" for path, reason in walk.skipped[:1])
-        raise DatasetError(f"no images under {root} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}){first}")
-    return walk.frame()
+    return walk
 
 
 def manifest_rows(root: Path, manifest) -> pd.DataFrame:
@@ -276,6 +288,10 @@ class SyncPlan:
     touched: list[int] = field(default_factory=list)  # changed on disk but with the same content
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): files the scan left out
 
+    def to_embed(self) -> pd.DataFrame:
+        """The rows whose vectors an ingest computes: files added, and those changed in content."""
+        return pd.concat([self.added, self.changed[~self.changed["id"].isin(self.touched)]], ignore_index=True)
+
     def summary(self) -> str:
         parts = [f"{len(self.added)} added", f"{len(self.changed) - len(self.touched)} changed",
                  f"{len(self.removed)} removed", f"{self.unchanged + len(self.touched)} unchanged"]
@@ -310,18 +326,22 @@ def compare_listing(gallery: pd.DataFrame, stored: pd.DataFrame) -> Listing:
     return Listing(gallery[~known], present[~same], [int(i) for i in removed_ids], int(same.sum()))
 
 
-def plan_sync(gallery: pd.DataFrame, stored: pd.DataFrame) -> SyncPlan:
+def plan_sync(gallery: pd.DataFrame, stored: pd.DataFrame, describe: bool = True) -> SyncPlan:
     """Compare the folder's files with the collection's rows (`id`, `size`, `mtime`, `digest`);
     the files its scan left out (`attrs["skipped"]`) go into the plan's `skipped`.
 
-    Files whose size and modification time match their row are not read again. A changed file is
-    hashed: the same bytes (a touched file) keep their vector and only get new metadata.
+    Files whose size and modification time match their row are not read again. With `describe`,
+    new and changed files are read here (`describe_files`), and a changed file with the same bytes
+    (a touched file) keeps its vector and only gets new metadata. Without it nothing is read: for
+    an ingest that reads each file where it embeds it (on Ray's workers), every changed file is embedded.
     """
     listing = compare_listing(gallery, stored)
+    skipped = list(gallery.attrs.get("skipped", []))
+    if not describe:
+        return SyncPlan(listing.added, listing.modified, listing.removed, listing.unchanged, skipped=skipped)
     stored = by_id(stored)
     added, changed = describe_files(listing.added), describe_files(listing.modified)
     touched = changed.loc[changed["digest"].to_numpy() == stored.loc[changed["id"], "digest"].to_numpy(), "id"]
     gone = stored.loc[listing.removed, "digest"] if listing.removed else pd.Series(dtype=str)
     renamed = int(added["digest"].isin(gone).sum()) if listing.removed else 0
-    return SyncPlan(added, changed, listing.removed, listing.unchanged, renamed, [int(i) for i in touched],
-                    list(gallery.attrs.get("skipped", [])))
+    return SyncPlan(added, changed, listing.removed, listing.unchanged, renamed, [int(i) for i in touched], skipped)

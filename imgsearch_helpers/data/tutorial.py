@@ -9,6 +9,7 @@ from .._io import sha256_file
 from ..config import Settings, display_path, get_settings
 from ..errors import DatasetError, UsageError
 from .download import download, safe_extract
+from .folders import list_images
 
 DATASET_URL = "https://github.com/towhee-io/examples/releases/download/data/reverse_image_search.zip"
 DATASET_DIR = "reverse_image_search"
@@ -16,7 +17,6 @@ DATASET_DIR = "reverse_image_search"
 CSV_NAME = "reverse_image_search.csv"
 CSV_SHA256 = "eb670fb1eab2f03e4cf47958c8b12fc75f3c295e03f74e7ca630b9778fcb416f"
 EXPECTED_FILES = {"train": 1000, "test": 100}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 TINY_CLASS_STEP = 10  # the tiny slice keeps every 10th class (10 of 100), sorted by name
 
 
@@ -54,10 +54,6 @@ def verify_dataset(root: Path) -> None:
             raise DatasetError(f"{root / split} holds {found} images, expected {expected}")
 
 
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def slice_labels(labels, slice_name: str) -> list[str]:
     """Deterministic class subset: `full` keeps all, `tiny` every 10th class by name."""
     labels = sorted(set(labels))
@@ -92,7 +88,7 @@ def load_queries(folder: Path | str | None = None, settings: Settings | None = N
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"query folder not found: {folder}")
-    rows = [(str(p.resolve()), p.parent.name) for p in list_images(folder) if p.parent != folder]
+    rows = [(str(p.resolve()), p.parent.name) for p in list_images(folder) if p.parent != folder.resolve()]
     queries = pd.DataFrame(rows, columns=["path", "label"])
     if keep is not None:
         queries = queries[queries["label"].isin(keep)].reset_index(drop=True)

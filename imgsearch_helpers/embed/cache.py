@@ -5,7 +5,7 @@ import errno
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -65,6 +65,20 @@ class EmbeddingCache:
         rows = [(model, d, np.asarray(v, dtype=np.float32).tobytes()) for d, v in zip(digests, vectors)]
         with self._reported(), self._db:
             self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+
+    def get_or_compute(self, model: str, digests: Sequence[str], compute) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors for `digests`, in order, and which of them the cache held; `compute(positions)`
+        gives the others' vectors (rows for those positions of `digests`), which are then stored."""
+        found = self.get_many(model, digests)
+        held = np.array([digest in found for digest in digests], dtype=bool)
+        vectors = [found.get(digest) for digest in digests]
+        missing = np.flatnonzero(~held)
+        if len(missing):
+            computed = np.asarray(compute(missing), dtype=np.float32)
+            self.put_many(model, [digests[i] for i in missing], computed)
+            for position, vector in zip(missing, computed):
+                vectors[position] = vector
+        return (np.stack(vectors) if vectors else np.empty((0, 0), np.float32)), held
 
     def count(self, model: str | None = None) -> int:
         with self._reported():

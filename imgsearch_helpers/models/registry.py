@@ -30,6 +30,7 @@ def lite_weights_file(name: str) -> Path:
 
 
 def local_weights(name: str, weights_dir: Path) -> Path | None:
+    """The checkpoint `<weights_dir>/<name>.<ext>` (ext: WEIGHT_SUFFIXES, in that order), if there is one."""
     for suffix in WEIGHT_SUFFIXES:
         candidate = Path(weights_dir) / f"{name}{suffix}"
         if candidate.is_file():

@@ -10,8 +10,8 @@ import io
 
 import numpy as np
 
-from ..data.folders import FIELDS, upright_size
-from ..data.images import load_image
+from ..data.folders import FIELDS
+from ..data.images import load_image, upright_size
 from ..embed.stream import read_file
 from ..errors import ImageError
 
@@ -43,44 +43,40 @@ def read_images(batch: dict, preprocess, min_side: int) -> dict:
 
 class EmbedWriter:
     """A Ray actor: loads the model once, embeds the readable rows of each batch (through the
-    embedding cache when `use_cache`), and upserts them into the collection by id.
+    embedding cache at `cache_path`, if one is given), and upserts them into the collection by id.
 
     Upserts make a retried batch (an actor that died mid-batch, a rerun) replace its rows rather
-    than add them twice. Returns the rows' `id`, `path`, `error` and `cached` for the driver's progress.
+    than add them twice. `transform` (e.g. `l2_normalize`) is applied to the vectors before they
+    are stored. Returns the rows' `id`, `path`, `error` and `cached` for the driver's progress.
     """
 
-    def __init__(self, model: str, settings, collection: str, use_cache: bool = True):
-        from ..embed.cache import open_cache
+    def __init__(self, model: str, settings, collection: str, cache_path=None, transform=None):
+        from ..embed.cache import EmbeddingCache
         from ..index import open_engine
         from ..models import build_embedder
 
         self.embedder = build_embedder(model, settings=settings)
         self.engine = open_engine("milvus", metric="IP", collection=collection, settings=settings, fields=FIELDS)
-        self.cache = open_cache(settings) if use_cache else None
+        self.cache = EmbeddingCache(cache_path) if cache_path else None
+        self.transform = transform
 
     def __call__(self, batch: dict) -> dict:
-        from ..vectors import l2_normalize
-
         readable = np.flatnonzero(batch["error"] == "")
         cached = np.zeros(len(batch["error"]), bool)
         if len(readable):
             vectors, cached[readable] = self.embed(batch["pixels"][readable], list(batch["digest"][readable]))
             metadata = {name: np.asarray(batch[name])[readable] for name in FIELDS}
-            self.engine.add(np.asarray(batch["id"], np.int64)[readable], l2_normalize(vectors), metadata)
+            stored = self.transform(vectors) if self.transform is not None else vectors
+            self.engine.add(np.asarray(batch["id"], np.int64)[readable], stored, metadata)
         return {"id": batch["id"], "path": batch["path"], "error": batch["error"], "cached": cached}
 
     def embed(self, pixels: np.ndarray, digests: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """The vectors (from the cache where it has them) and which rows the cache gave."""
-        key = self.embedder.key
-        found = self.cache.get_many(key, digests) if self.cache else {}
-        hit = np.array([d in found for d in digests])
-        vectors = np.empty((len(digests), self.embedder.dim), np.float32)
-        if hit.any():
-            vectors[hit] = np.stack([found[d] for d, h in zip(digests, hit) if h])
-        if (~hit).any():
-            normalize = self.embedder.preprocess.normalize
-            vectors[~hit] = self.embedder.embed_batch(np.stack([normalize(image) for image in pixels[~hit]]))
-            if self.cache:
-                self.cache.put_many(key, [d for d, h in zip(digests, hit) if not h], vectors[~hit])
-        return vectors, hit
 
+        def run_model(positions) -> np.ndarray:
+            normalize = self.embedder.preprocess.normalize
+            return self.embedder.embed_batch(np.stack([normalize(image) for image in pixels[positions]]))
+
+        if self.cache is None:
+            return run_model(np.arange(len(digests))), np.zeros(len(digests), bool)
+        return self.cache.get_or_compute(self.embedder.key, digests, run_model)

@@ -187,16 +187,16 @@ def run_on(service, args, registry) -> dict:
 
 
 def build(service, args):
-    """The single-process ingest, or with --ray the distributed one (the same collection)."""
+    """The service's build, embedding in this process or with --ray on Ray's workers (the same collection)."""
     if args.ray is None:
         if args.manifest:
             raise UsageError("--manifest goes with --ray")
         return service.build(fresh=args.fresh, progress=not args.quiet)
-    from ..scaleout.ray_ingest import ingest_with_ray
+    from ..scaleout import RayRunner
 
-    return ingest_with_ray(service, address=None if args.ray == "local" else args.ray, actors=args.actors,
-                           batch_size=args.batch_size, manifest=args.manifest, fresh=args.fresh,
-                           progress=not args.quiet)
+    runner = RayRunner(service.model_name, service.settings, address=None if args.ray == "local" else args.ray,
+                       actors=args.actors, batch_size=args.batch_size)
+    return service.build(fresh=args.fresh, progress=not args.quiet, runner=runner, manifest=args.manifest)
 
 
 def show(args, result: dict) -> str:
