@@ -14,9 +14,10 @@ from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.embed.stream import embed_paths
 from imgsearch_helpers.errors import UsageError
 from imgsearch_helpers.index import open_engine
-from imgsearch_helpers.models import backends, build_embedder, mixed
-from imgsearch_helpers.models.exports import Export, TorchModel
+from imgsearch_helpers.models import build_embedder
+from imgsearch_helpers.models.exports import HEAD_FILE, TorchModel
 from imgsearch_helpers.models.preprocess import Preprocessing
+from imgsearch_helpers.runtime import MIN_COSINE, Export, check_batch, mixed
 
 PATHS = [str(p) for label in ("goldfish", "warplane", "Afghan_hound", "brain_coral")
          for p in sorted((TRAIN / label).glob("*.JPEG"))[:6]]
@@ -39,11 +40,11 @@ def torch_vectors(settings):
 def test_the_export_is_made_once_and_records_each_runtimes_check(settings):
     first = build_embedder(settings=settings, backend="onnxruntime")
     export = Export(settings.cache_dir, "efficientnet_lite0@efficientnet-lite0-57934424")
-    assert export.onnx.is_file() and export.meta_file.is_file() and export.head_file.is_file()
+    assert export.onnx.is_file() and export.meta_file.is_file() and (export.folder / HEAD_FILE).is_file()
     made = export.onnx.stat().st_mtime
     meta = export.meta()
     assert meta["dim"] == 1280 and meta["classes"] == 1000 and meta["preprocessing"]["crop"] == 224
-    assert meta["checks"][first.backend] >= backends.MIN_COSINE
+    assert meta["checks"][first.backend] >= MIN_COSINE
     second = build_embedder(settings=settings, backend="onnxruntime")
     assert export.onnx.stat().st_mtime == made and second.key == first.key  # reused, not exported again
     assert first.key.endswith("|" + first.backend)  # its vectors are cached apart from PyTorch's
@@ -80,7 +81,7 @@ def test_openvino_is_checked_and_used_only_if_it_agrees(settings, torch_vectors)
     checks = Export(settings.cache_dir, "efficientnet_lite0@efficientnet-lite0-57934424").meta()["checks"]
     openvino = next(name for name in checks if name.startswith("openvino"))
     vectors = embed_paths(PATHS, embedder, progress=False).vectors
-    if checks[openvino] >= backends.MIN_COSINE:
+    if checks[openvino] >= MIN_COSINE:
         assert embedder.backend == openvino and cosines(vectors, torch_vectors).min() >= 0.999
     else:
         assert embedder.backend.startswith("torch")
@@ -102,7 +103,7 @@ def test_a_network_split_at_a_cut_and_run_in_f32_equals_the_whole(settings):
 
     build_embedder(settings=settings, backend="onnxruntime")  # the export exists
     export = Export(settings.cache_dir, "efficientnet_lite0@efficientnet-lite0-57934424")
-    batch = backends.check_batch(Preprocessing.from_dict(export.meta()["preprocessing"]))
+    batch = check_batch(Preprocessing.from_dict(export.meta()["preprocessing"]))
     core = openvino.Core()
     whole = core.compile_model(str(export.onnx), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(batch)[0]
     cut = export.cuts()[0]
@@ -137,7 +138,7 @@ def test_mixed_precision_takes_the_earliest_cut_that_passes_and_keeps_its_checks
     assert embedder.backend == mixed.runtime_name(chosen) and embedder.runtime.cut == chosen
     assert sorted(scores) == [cut for cut in export.cuts() if cut <= chosen]  # later cuts never tried
     vectors = embed_paths(PATHS, embedder, progress=False).vectors
-    assert cosines(vectors, torch_vectors).min() >= backends.MIN_COSINE
+    assert cosines(vectors, torch_vectors).min() >= MIN_COSINE
     again = build_embedder(settings=settings, backend="openvino-mixed")
     assert again.backend == embedder.backend and export.meta()["checks"] == checks  # opened, not checked again
 
@@ -170,7 +171,7 @@ def test_an_unknown_backend_is_a_usage_error(settings):
 
 
 def test_int8_is_quantized_once_checked_on_its_own_bar_and_finds_nearly_the_same_hits(settings, torch_vectors):
-    from imgsearch_helpers.models.quantize import MIN_COSINE_INT8
+    from imgsearch_helpers.runtime.quantize import MIN_COSINE_INT8
 
     embedder = build_embedder(settings=settings, backend="openvino-int8")
     export = Export(settings.cache_dir, "efficientnet_lite0@efficientnet-lite0-57934424")

@@ -27,7 +27,8 @@ from imgsearch_helpers.models.detect import (
     load_detector,
     verify_checkpoint,
 )
-from imgsearch_helpers.models.detect_runtime import MAX_BOX_SHIFT, MAX_SCORE_DIFF, DetectorExport
+from imgsearch_helpers.models.detect_runtime import MAX_BOX_SHIFT, MAX_SCORE_DIFF
+from imgsearch_helpers.runtime import Export
 
 
 class WritesAMarker:
@@ -207,7 +208,7 @@ def test_the_default_detector_runs_on_openvino_with_pytorchs_boxes(detector, tor
 def test_the_detector_export_is_written_once_checked_per_runtime_and_reused(tmp_path):
     settings = get_settings(cache_dir=tmp_path)
     first = load_detector("yolov5n", settings, backend="openvino")
-    export = DetectorExport(tmp_path, first.sha256)
+    export = Export(tmp_path, f"yolov5-{first.sha256[:16]}")  # the folder an existing cache has
     meta = json.loads(export.meta_file.read_text())
     assert list(meta["checks"]) == [first.backend]
     assert meta["checks"][first.backend]["box_px"] <= MAX_BOX_SHIFT

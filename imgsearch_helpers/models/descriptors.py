@@ -13,8 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..config import Settings, get_settings
+from ..runtime.backends import check_backend
+from ..runtime.export import Export, Loaded
 from .embedder import Embedder
-from .exports import Export, Loaded, TorchModel, check_backend, load_export
+from .exports import TorchModel, open_exported
 from .registry import DEFAULT_MODEL, identify
 
 
@@ -34,8 +36,8 @@ class Pooling:
 
 
 class PooledModel:
-    """A TorchModel's backbone with regional GeM pooling on top, shaped like a TorchModel for
-    `Export` (module, preprocess, reference, sizes, classifier)."""
+    """A TorchModel's backbone with regional GeM pooling on top, shaped like a TorchModel for its
+    export (module, preprocess, weights, reference, sizes, classifier)."""
 
     def __init__(self, base: TorchModel, pooling: Pooling):
         self.name, self.weights, self.pooling = base.name, base.weights, pooling
@@ -98,4 +100,4 @@ def build_instance_embedder(name: str = DEFAULT_MODEL, pooling: Pooling = Poolin
         return loaded().embedder()
     known = identify(name, True, settings.weights_dir)
     export = Export(settings.cache_dir, f"{known[0]}|{pooling.tag}" if known else loaded().key)
-    return load_export(export, loaded, backend, checked, name) or loaded().embedder()
+    return open_exported(export, loaded, name, backend, settings, checked) or loaded().embedder()

@@ -200,9 +200,9 @@ def load_detector(name: str = "yolov5n", settings: Settings | None = None, confi
     yolov5 = _import_yolov5()
     with _pickle_loading_allowed():
         model = yolov5.load(str(path.resolve()), device="cpu")  # an absolute path: a bare name means a hub id
+    from ..runtime.backends import check_backend
     from .detect_runtime import exported_network
     from .embedder import torch_runtime_name
-    from .exports import check_backend
 
     backend = backend or settings.backend
     check_backend(backend)

@@ -1,23 +1,21 @@
 """YOLOv5's network on OpenVINO (or ONNX Runtime) inside yolov5's own letterbox and non-maximum
 suppression: only the network is swapped, so boxes are found, filtered and scaled exactly as before.
 
-The network is exported to ONNX once per checkpoint (`<cache>/models/yolov5-<sha>/`, any image
-size) and each runtime version is checked against PyTorch on fixed images when it first loads the
-export: every prediction's box within MAX_BOX_SHIFT pixels and its scores within MAX_SCORE_DIFF
-of PyTorch's. A runtime that fails, or none installed, leaves the detector on PyTorch with a
-warning. Measured by `benchmarks/detect.py` (`detect.json`: both runtimes, same run).
+The network goes through the export cache (`runtime.export`) once per checkpoint
+(`<cache>/models/yolov5-<sha>/`, any image size); what it brings is its own agreement measure:
+on fixed images, every prediction's box within MAX_BOX_SHIFT pixels and its scores within
+MAX_SCORE_DIFF of PyTorch's. A runtime that fails, or none installed, leaves the detector on
+PyTorch with a warning. Measured by `benchmarks/detect.py` (`detect.json`: both runtimes, same run).
 """
 from __future__ import annotations
 
 import copy
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch  # imported with yolov5 anyway: its checkpoints are pickled torch modules
 
-from .._io import atomic_path, read_json, write_json
-from . import backends
+from ..runtime.export import Export, Graph, open_checked
 
 MAX_BOX_SHIFT = 0.5  # pixels, at the network's input size
 MAX_SCORE_DIFF = 1e-3
@@ -30,49 +28,18 @@ RUNTIMES = {"auto": ("openvino-f32", "onnxruntime"), "openvino": ("openvino-f32"
 def exported_network(network, sha256: str, cache_dir: Path, backend: str):
     """A stand-in for yolov5's `DetectionModel` that runs on the first runtime of `backend` that is
     installed and passes its check, and that runtime's name; (None, None) to stay on PyTorch."""
-    export = DetectorExport(cache_dir, sha256)
-    candidates = [name for name in RUNTIMES.get(backend, RUNTIMES["auto"]) if backends.installed(name)]
-    if candidates and not export.exists():
-        export.write(network)
-    for candidate in candidates:
-        runtime = backends.open_runtime(candidate, export.onnx, export.folder / "compiled")
-        check = export.check(runtime, network)
-        if check["box_px"] <= MAX_BOX_SHIFT and check["score"] <= MAX_SCORE_DIFF:
-            return ExportedNetwork(runtime), runtime.name
-        warnings.warn(f"{runtime.name} finds boxes unlike PyTorch's (box shift {check['box_px']:.3f} px, score "
-                      f"{check['score']:.5f}): the detector runs on PyTorch", stacklevel=3)
-    return None, None
+    export = Export(cache_dir, f"yolov5-{sha256[:16]}")
+    runtime = open_checked(export, RUNTIMES.get(backend, RUNTIMES["auto"]), Boxes(network),
+                           lambda: write_export(export, network), named=backend != "auto")
+    return (None, None) if runtime is None else (ExportedNetwork(runtime), runtime.name)
 
 
-class DetectorExport:
-    """One checkpoint's network in the cache: `model.onnx` and `meta.json` (each runtime's check)."""
-
-    def __init__(self, cache_dir: Path, sha256: str):
-        self.folder = Path(cache_dir) / "models" / f"yolov5-{sha256[:16]}"
-        self.onnx, self.meta_file = self.folder / "model.onnx", self.folder / "meta.json"
-
-    def exists(self) -> bool:
-        return self.onnx.is_file() and self.meta_file.is_file()
-
-    def write(self, network) -> None:
-        module = copy.deepcopy(network).eval()
-        module.model[-1].dynamic = True  # anchor grids from the input's shape, so any size works
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings(), atomic_path(self.onnx) as scratch:
-            warnings.simplefilter("ignore")  # the exporter's tracer notices
-            torch.onnx.export(module, (torch.from_numpy(check_images()[0]),), str(scratch), input_names=["images"],
-                              output_names=["predictions"], opset_version=17, dynamo=False,
-                              dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"},
-                                            "predictions": {0: "batch", 1: "anchors"}})
-        write_json(self.meta_file, {"checks": {}})
-
-    def check(self, runtime, network) -> dict:
-        """`runtime` against PyTorch on the fixed images, measured once per runtime version."""
-        meta = read_json(self.meta_file)
-        if runtime.name not in meta["checks"]:
-            meta["checks"][runtime.name] = agreement(runtime, network)
-            write_json(self.meta_file, meta)
-        return meta["checks"][runtime.name]
+def write_export(export: Export, network) -> None:
+    module = copy.deepcopy(network).eval()
+    module.model[-1].dynamic = True  # anchor grids from the input's shape, so any size works
+    export.write({"model": Graph(module, {"images": check_images()[0]}, output="predictions",
+                                 dynamic={"images": {0: "batch", 2: "height", 3: "width"},
+                                          "predictions": {0: "batch", 1: "anchors"}})}, {})
 
 
 def check_images() -> list[np.ndarray]:
@@ -88,15 +55,28 @@ def check_images() -> list[np.ndarray]:
     return images
 
 
-def agreement(runtime, network) -> dict:
-    """The largest box-coordinate and score differences between `runtime` and PyTorch."""
-    box_px = score = 0.0
-    for image in check_images():
-        with torch.no_grad():
-            reference = network(torch.from_numpy(image))[0].numpy()
-        difference = np.abs(runtime.run(image) - reference)
-        box_px, score = max(box_px, float(difference[..., :4].max())), max(score, float(difference[..., 4:].max()))
-    return {"box_px": box_px, "score": score}
+class Boxes:
+    """The detector's agreement with PyTorch: the largest box-coordinate and score differences."""
+
+    subject = "boxes"
+
+    def __init__(self, network):
+        self.network = network
+
+    def measure(self, runtime) -> dict:
+        box_px = score = 0.0
+        for image in check_images():
+            with torch.no_grad():
+                reference = self.network(torch.from_numpy(image))[0].numpy()
+            difference = np.abs(runtime.run(image) - reference)
+            box_px, score = max(box_px, float(difference[..., :4].max())), max(score, float(difference[..., 4:].max()))
+        return {"box_px": box_px, "score": score}
+
+    def passes(self, check: dict, backend: str) -> bool:
+        return check["box_px"] <= MAX_BOX_SHIFT and check["score"] <= MAX_SCORE_DIFF
+
+    def explain(self, check: dict, backend: str) -> str:
+        return f"box shift {check['box_px']:.3f} px, score {check['score']:.5f}"
 
 
 class ExportedNetwork(torch.nn.Module):

