@@ -10,27 +10,24 @@ server's own search time from the status line, one query at a time after one war
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _harness import Bench, run_benchmark
 
 from imgsearch_helpers.browser import FLAGS, chromium_path
-from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data.tutorial import load_queries
-from imgsearch_helpers.evaluation.results import write_benchmark
+from imgsearch_helpers.evaluation.timing import Timing, time_each
 from imgsearch_helpers.local_server import free_port, wait_for_url
 
 
-def start_app(scratch: Path) -> tuple[subprocess.Popen, str]:
+def start_app(bench: Bench) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "MILVUS_URI": str(scratch / "milvus" / "app.db"), "GRADIO_TEMP_DIR": str(scratch / "up")}
+    env = {**os.environ, "MILVUS_URI": bench.settings().milvus_uri, "GRADIO_TEMP_DIR": str(bench.scratch / "up")}
     server = subprocess.Popen([sys.executable, "-m", "imgsearch_helpers.serve.app", "--port", str(port), "--no-text"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
@@ -42,61 +39,62 @@ def start_app(scratch: Path) -> tuple[subprocess.Popen, str]:
     return server, url
 
 
-def one_query(page, path: Path) -> tuple[float, float, str]:
-    """(browser seconds, server ms, top label) for one upload."""
+def clear_upload(page) -> None:
+    """Back to an empty upload box."""
     if page.locator("#query-upload input[type=file]").count() == 0:
         page.locator("#query-upload button[aria-label='Clear']").click()
         page.wait_for_function("document.querySelector('#image-status').innerText.startsWith('Upload')")
-    start = time.perf_counter()
+
+
+def upload(page, path: Path) -> tuple[float, str]:
+    """Upload one query and wait for its results on the page: (server ms, top label) as the page shows them."""
     page.set_input_files("#query-upload input[type=file]", str(path))
     page.wait_for_function("(name) => document.querySelector('#image-status').innerText.includes(name)",
                            arg=path.name, timeout=60_000)
     page.wait_for_selector("#image-results .caption-label")
-    seconds = time.perf_counter() - start
     server_ms = float(re.search(r"in (\d+) ms", page.inner_text("#image-status")).group(1))
     top = page.inner_text("#image-results .caption-label").split(" · ", 1)[1]  # "<similarity> · <label>"
-    return seconds, server_ms, top
+    return server_ms, top
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_options(parser) -> None:
     parser.add_argument("--queries", type=int, default=30)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "app.json")
-    args = parser.parse_args()
+
+
+def measure(bench: Bench) -> dict:
     from playwright.sync_api import sync_playwright
 
-    settings = get_settings()
+    settings = bench.settings()
     queries = load_queries(settings=settings)
-    picked = queries.iloc[np.linspace(0, len(queries) - 1, args.queries + 1).astype(int)]
-    with tempfile.TemporaryDirectory() as scratch:
-        server, url = start_app(Path(scratch))
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=str(chromium_path()), args=FLAGS, headless=True)
-                page = browser.new_page(viewport={"width": 1300, "height": 1000})
-                page.goto(url)
-                page.wait_for_selector("#query-upload input[type=file]", state="attached", timeout=60_000)
-                one_query(page, Path(picked.path.iloc[0]))  # warm-up: the model's first trace
-                measured = [(*one_query(page, Path(row.path)), row.label) for row in picked.iloc[1:].itertuples()]
-                browser.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    browser_ms = np.array([m[0] for m in measured]) * 1000
-    server_ms = np.array([m[1] for m in measured])
-    result = {
-        "command": f"python benchmarks/app_latency.py --queries {args.queries}",
+    picked = queries.iloc[np.linspace(0, len(queries) - 1, bench.args.queries + 1).astype(int)]
+    server, url = start_app(bench)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(chromium_path()), args=FLAGS, headless=True)
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            page.goto(url)
+            page.wait_for_selector("#query-upload input[type=file]", state="attached", timeout=60_000)
+            upload(page, Path(picked.path.iloc[0]))  # warm-up: the model's first trace
+            # the browser's wall time from upload to results, per query (the upload box cleared untimed)
+            uploads = time_each(lambda path: upload(page, path), [Path(path) for path in picked.path.iloc[1:]],
+                                setup=lambda _: clear_upload(page))
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    server_ms = Timing(tuple(ms / 1000 for ms, _ in uploads.result))  # the server's own search times, as shown
+    return {
         "slice": settings.slice,
-        "queries": len(measured),
-        "upload_to_results_ms_p50": round(float(np.percentile(browser_ms, 50)), 1),
-        "upload_to_results_ms_p95": round(float(np.percentile(browser_ms, 95)), 1),
-        "server_search_ms_p50": round(float(np.percentile(server_ms, 50)), 1),
-        "server_search_ms_p95": round(float(np.percentile(server_ms, 95)), 1),
-        "top1_label_matches": round(float(np.mean([m[2] == m[3] for m in measured])), 3),
+        "queries": len(uploads.seconds),
+        "upload_to_results_ms_p50": round(uploads.percentile_ms(50), 1),
+        "upload_to_results_ms_p95": round(uploads.percentile_ms(95), 1),
+        "server_search_ms_p50": round(server_ms.percentile_ms(50), 1),
+        "server_search_ms_p95": round(server_ms.percentile_ms(95), 1),
+        "top1_label_matches": round(float(np.mean([top == label for (_, top), label
+                                                   in zip(uploads.result, picked.label.iloc[1:])])), 3),
         "app": "efficientnet_lite0, milvus (Milvus Lite, FLAT: the index for 1,000 rows), k=6, Chromium headless",
     }
-    print(write_benchmark(args.out, result).read_text())
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(measure, __doc__, "app.json", add_options)

@@ -11,32 +11,22 @@ checks live in a temporary cache.
 """
 from __future__ import annotations
 
-import argparse
-import tempfile
-import time
-from pathlib import Path
-
 import numpy as np
 import torch
+from _harness import Bench, run_benchmark
 
-from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data.images import load_image
 from imgsearch_helpers.data.tutorial import load_catalog
-from imgsearch_helpers.evaluation.results import write_benchmark
+from imgsearch_helpers.evaluation.timing import time_runs
 from imgsearch_helpers.models.clip import DEFAULT_MODEL, load_clip
 from imgsearch_helpers.retrieval.text import class_queries
 
 REPEATS = 7
 
 
-def median_seconds(work, repeats: int = REPEATS) -> float:
-    work()  # warm-up: a first compile or allocation is not the steady cost
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+def median_seconds(work) -> float:
+    """The median of `REPEATS` timed runs after one untimed (a first compile or allocation is not the steady cost)."""
+    return time_runs(work, runs=REPEATS, warmup=1).median
 
 
 def smallest_cosine(vectors: np.ndarray, reference: np.ndarray) -> float:
@@ -44,7 +34,7 @@ def smallest_cosine(vectors: np.ndarray, reference: np.ndarray) -> float:
     return float((vectors * reference).sum(1).min())
 
 
-def measure(clip, images: np.ndarray, sentences: list[str]) -> dict:
+def runtime_row(clip, images: np.ndarray, sentences: list[str]) -> dict:
     batch, single = images[:16], images[:1]
     per_batch = median_seconds(lambda: clip.images.embed_batch(batch))
     return {"image_batch16_images_per_s": round(len(batch) / per_batch, 1),
@@ -52,31 +42,25 @@ def measure(clip, images: np.ndarray, sentences: list[str]) -> dict:
             "text_100_sentences_ms": round(1000 * median_seconds(lambda: clip.texts(sentences)), 1)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "clip_speed.json")
-    args = parser.parse_args()
+def measure(bench: Bench) -> dict:
     torch.set_num_threads(2)
-    catalog = load_catalog(get_settings())
+    model = bench.args.model
+    catalog = load_catalog(bench.settings())
     sentences = list(class_queries(catalog, "names").text)
-    with tempfile.TemporaryDirectory() as scratch:
-        exported = load_clip(args.model, pretrained=None, settings=get_settings(cache_dir=scratch))
-        on_torch = load_clip(args.model, pretrained=None, settings=get_settings(backend="torch", cache_dir=scratch))
-        images = np.stack([exported.images.preprocess(load_image(p)) for p in catalog.path[:16]])
-        rows = {"torch": measure(on_torch, images, sentences), "exported": measure(exported, images, sentences)}
-        agree = {"image": smallest_cosine(exported.images.embed_batch(images), on_torch.images.embed_batch(images)),
-                 "text": smallest_cosine(exported.texts(sentences), on_torch.texts(sentences))}
+    exported = load_clip(model, pretrained=None, settings=bench.settings(cold=True))
+    on_torch = load_clip(model, pretrained=None, settings=bench.settings(cold=True, backend="torch"))
+    images = np.stack([exported.images.preprocess(load_image(p)) for p in catalog.path[:16]])
+    rows = {"torch": runtime_row(on_torch, images, sentences), "exported": runtime_row(exported, images, sentences)}
+    agree = {"image": smallest_cosine(exported.images.embed_batch(images), on_torch.images.embed_batch(images)),
+             "text": smallest_cosine(exported.texts(sentences), on_torch.texts(sentences))}
     torch_row, exported_row = rows["torch"], rows["exported"]
-    result = {"command": "python benchmarks/clip_speed.py", "model": args.model,
-              "weights": "random (seed 0): speed only", "image_runtime": exported.images.runtime.name,
-              "text_runtime": exported.text_runtime.name, **rows,
-              "image_speedup": round(exported_row["image_batch16_images_per_s"]
-                                     / torch_row["image_batch16_images_per_s"], 2),
-              "text_speedup": round(torch_row["text_100_sentences_ms"] / exported_row["text_100_sentences_ms"], 2),
-              "min_cosine_vs_torch": {name: round(value, 5) for name, value in agree.items()}}
-    print(write_benchmark(args.out, result).read_text())
+    return {"model": model, "weights": "random (seed 0): speed only", "image_runtime": exported.images.runtime.name,
+            "text_runtime": exported.text_runtime.name, **rows,
+            "image_speedup": round(exported_row["image_batch16_images_per_s"]
+                                   / torch_row["image_batch16_images_per_s"], 2),
+            "text_speedup": round(torch_row["text_100_sentences_ms"] / exported_row["text_100_sentences_ms"], 2),
+            "min_cosine_vs_torch": {name: round(value, 5) for name, value in agree.items()}}
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(measure, __doc__, "clip_speed.json", model=DEFAULT_MODEL)

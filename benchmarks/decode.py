@@ -13,20 +13,17 @@ any folder of images (default: the configured tutorial gallery).
 """
 from __future__ import annotations
 
-import argparse
 import io
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
+from _harness import Bench, run_benchmark
 from PIL import Image
 
-from imgsearch_helpers.embed import stream as embed
-from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data.images import load_image
 from imgsearch_helpers.data.tutorial import list_images, load_catalog
-from imgsearch_helpers.evaluation.results import write_benchmark
+from imgsearch_helpers.embed import stream as embed
+from imgsearch_helpers.evaluation.timing import time_interleaved, time_runs
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 
 try:
@@ -37,12 +34,8 @@ except ImportError:
 
 def per_image_ms(fn, items, rounds: int = 3) -> tuple[float, list]:
     """The median over `rounds` of milliseconds per item, and the last round's outputs."""
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        out = [fn(item) for item in items]
-        times.append(1000 * (time.perf_counter() - start) / len(items))
-    return statistics.median(times), out
+    timing = time_runs(lambda: [fn(item) for item in items], runs=rounds)
+    return 1000 * timing.median / len(items), timing.result
 
 
 def decode_with_simplejpeg(path, data=None, min_side=None, **_):
@@ -59,23 +52,16 @@ def decode_with_simplejpeg(path, data=None, min_side=None, **_):
 def network_ms(embedder, tensors, batch: int, rounds: int = 3) -> float:
     """Median over `rounds` of the network's milliseconds per image at `batch`."""
     stacked = [np.stack(tensors[i : i + batch]) for i in range(0, len(tensors) - batch + 1, batch)][:12]
-    embedder.embed_batch(stacked[0])
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for block in stacked:
-            embedder.embed_batch(block)
-        times.append(1000 * (time.perf_counter() - start) / (len(stacked) * batch))
-    return statistics.median(times)
+    embedder.embed_batch(stacked[0])  # warm-up: a first trace at this batch size
+    timing = time_runs(lambda: [embedder.embed_batch(block) for block in stacked], runs=rounds)
+    return 1000 * timing.median / (len(stacked) * batch)
 
 
-def stream_images_per_s(embedder, paths, decoder) -> float:
-    """The package's batched embedding (no cache) with `decoder` in place of `load_image`."""
+def stream_images(embedder, paths, decoder) -> int:
+    """The package's batched embedding (no cache) with `decoder` in place of `load_image`: images embedded."""
     original, embed.load_image = embed.load_image, decoder
     try:
-        start = time.perf_counter()
-        count = sum(len(b.positions) for b in embed.iter_embeddings(paths, embedder, progress=False))
-        return count / (time.perf_counter() - start)
+        return sum(len(b.positions) for b in embed.iter_embeddings(paths, embedder, progress=False))
     finally:
         embed.load_image = original
 
@@ -110,31 +96,31 @@ def core_budget(stages: dict) -> dict:
             "bound_images_per_s": round(1000 * cores / total, 1)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def batched_images_per_s(embedder, paths) -> dict:
+    """The package's batched embedding with each decoder, interleaved so that both see the same
+    machine: the best run of each."""
+    decoders = {"pillow": load_image} | ({"simplejpeg": decode_with_simplejpeg} if simplejpeg is not None else {})
+    timings = time_interleaved({name: lambda decoder=decoder: stream_images(embedder, paths, decoder)
+                                for name, decoder in decoders.items()}, runs=2 if simplejpeg is not None else 1)
+    return {name: round(timing.result / timing.best, 1) for name, timing in timings.items()}
+
+
+def add_options(parser) -> None:
     parser.add_argument("--gallery", type=Path, help="any folder of images (default: the tutorial's gallery)")
     parser.add_argument("--images", type=int, default=300)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "decode.json")
-    args = parser.parse_args()
-    settings = get_settings()
+
+
+def measure(bench: Bench) -> dict:
+    args, settings = bench.args, bench.settings()
     paths = [str(p) for p in (list_images(args.gallery) if args.gallery else load_catalog(settings).path)]
     paths = paths[: args.images]
     embedder = build_embedder(args.model, settings=settings)
     stages = measure_stages(embedder, paths, build_embedder(args.model, settings=settings, backend="torch"))
-    result = {"command": "python benchmarks/decode.py" + (f" --gallery {args.gallery}" if args.gallery else ""),
-              "model": args.model, "backend": embedder.backend, "images": len(paths), "stages": stages,
-              **core_budget(stages), "network_speedup_vs_torch": round(
-                  stages["torch_network_batch16_ms_per_image"] / stages["network_batch16_ms_per_image"], 2)}
-    rounds = {"pillow": [], "simplejpeg": []}
-    for _ in range(2 if simplejpeg is not None else 1):  # interleaved, so both see the same machine
-        rounds["pillow"].append(stream_images_per_s(embedder, paths, load_image))
-        if simplejpeg is not None:
-            rounds["simplejpeg"].append(stream_images_per_s(embedder, paths, decode_with_simplejpeg))
-    result["batched_images_per_s"] = {name: round(max(v), 1) for name, v in rounds.items() if v}
-    write_benchmark(args.out, result)
-    print(result)
+    return {"model": args.model, "backend": embedder.backend, "images": len(paths), "stages": stages,
+            **core_budget(stages), "network_speedup_vs_torch": round(
+                stages["torch_network_batch16_ms_per_image"] / stages["network_batch16_ms_per_image"], 2),
+            "batched_images_per_s": batched_images_per_s(embedder, paths)}
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(measure, __doc__, "decode.json", add_options, model=DEFAULT_MODEL)

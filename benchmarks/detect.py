@@ -9,16 +9,12 @@ folder; embeddings and crops go through the configured cache folder.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
-from pathlib import Path
+from _harness import Bench, run_benchmark
 
-from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data.tutorial import ground_truth, load_catalog, load_queries, object_photos
 from imgsearch_helpers.embed.cache import open_cache
-from imgsearch_helpers.evaluation.cropping import compare_cropping, detection_speed, photo_matches
-from imgsearch_helpers.evaluation.results import metric_fields, write_benchmark
+from imgsearch_helpers.evaluation.cropping import compare_cropping, detection_speed, detection_speeds, photo_matches
+from imgsearch_helpers.evaluation.results import metric_fields
 from imgsearch_helpers.index import TUTORIAL_IVF, open_engine
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 from imgsearch_helpers.models.detect import load_detector
@@ -26,13 +22,12 @@ from imgsearch_helpers.retrieval.search import ingest
 from imgsearch_helpers.vectors import l2_normalize
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_options(parser) -> None:
     parser.add_argument("--detector", default="yolov5n")
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "detect.json")
-    args = parser.parse_args()
-    settings = get_settings()
+
+
+def measure(bench: Bench) -> dict:
+    args, settings = bench.args, bench.settings()
     catalog, queries = load_catalog(settings), load_queries(settings=settings)
     truth = ground_truth(catalog, queries)
     cache = open_cache(settings)
@@ -40,27 +35,22 @@ def main() -> None:
     detector = load_detector(args.detector, settings)  # the configured backend (default: the fastest that agrees)
     torch_detector = load_detector(args.detector, settings, backend="torch")
     # before Milvus Lite runs in this process; interleaved (exported, torch, exported, torch), the best of each
-    speeds = {}
-    for d in (detector, torch_detector, detector, torch_detector):
-        speeds[d.backend] = max(speeds.get(d.backend, 0.0), detection_speed(queries["path"][:50], d))
-    with tempfile.TemporaryDirectory() as scratch:
-        bench = get_settings(milvus_uri=str(Path(scratch) / "detect.db"))
+    speeds = detection_speeds(queries["path"][:50], [detector, torch_detector], runs=2)
 
-        def engine_factory(metric, collection):
-            return open_engine("milvus", metric=metric, collection=collection, index=TUTORIAL_IVF, settings=bench)
+    def engine_factory(metric, collection):
+        return open_engine("milvus", metric=metric, collection=collection, index=TUTORIAL_IVF, settings=settings)
 
-        rows, hits = compare_cropping(catalog, queries, truth, embedder, detector, engine_factory, settings, cache)
-        torch_rows, _ = compare_cropping(catalog, queries, truth, embedder, torch_detector, engine_factory, settings,
-                                         cache)
-        gallery = engine_factory("IP", "photos")
-        ingest(catalog, embedder, gallery, cache, transform=l2_normalize, progress=False)
-        photos, _, _ = photo_matches(object_photos(settings), catalog, embedder, detector, gallery, settings)
-        gallery.close()
+    rows, hits = compare_cropping(catalog, queries, truth, embedder, detector, engine_factory, settings, cache)
+    torch_rows, _ = compare_cropping(catalog, queries, truth, embedder, torch_detector, engine_factory, settings,
+                                     cache)
+    gallery = engine_factory("IP", "photos")
+    ingest(catalog, embedder, gallery, cache, transform=l2_normalize, progress=False)
+    photos, _, _ = photo_matches(object_photos(settings), catalog, embedder, detector, gallery, settings)
+    gallery.close()
     by_setup = {row["setup"]: row for row in rows}
     short = {"whole": "whole photos", "crop": "cropped queries", "crop_both": "cropped queries and gallery"}
     change = hits["cropped queries"] - hits["whole photos"]
-    result = {
-        "command": f"python benchmarks/detect.py --detector {args.detector} --model {args.model}",
+    return {
         "detector": args.detector,
         "detector_sha256": detector.sha256,
         "model": args.model,
@@ -80,9 +70,7 @@ def main() -> None:
                         key="torch_test_{metric}_{row}"),
         "object_photos": photos,
     }
-    write_benchmark(args.out, result)
-    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(measure, __doc__, "detect.json", add_options, model=DEFAULT_MODEL)

@@ -18,18 +18,17 @@ tutorial gallery, full slice).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import ray
+from _harness import Bench, run_benchmark
 
-from imgsearch_helpers.config import display_path, get_settings
-from imgsearch_helpers.evaluation.results import write_benchmark
+from imgsearch_helpers.config import display_path
+from imgsearch_helpers.evaluation.timing import time_runs
 from imgsearch_helpers.gallery.service import SearchService
 from imgsearch_helpers.index.milvus_server import MilvusServer
 from imgsearch_helpers.models import DEFAULT_MODEL
@@ -49,9 +48,9 @@ def busy_cpu_seconds() -> float:
 
 def timed(name: str, run, marks: list | None = None) -> dict:
     """Run one ingest and measure it; `marks` collects (time, images done) from a Ray run's progress."""
-    busy, start = busy_cpu_seconds(), time.perf_counter()
-    report = run()
-    seconds, busy = time.perf_counter() - start, busy_cpu_seconds() - busy
+    busy, start = busy_cpu_seconds(), time.perf_counter()  # the marks' clock: where the run began
+    timing = time_runs(run)
+    report, seconds, busy = timing.result, timing.total, busy_cpu_seconds() - busy
     images = report.counts()["added"]
     row = {"row": name, "images": images, "seconds": round(seconds, 2), "images_per_s": round(images / seconds, 1),
            "core_s_per_image": round(seconds * CORES / images, 4), "busy_cpu_s_per_image": round(busy / images, 4),
@@ -94,9 +93,11 @@ def extrapolate(row: dict) -> dict:
             for images in SCALES for workers in WORKERS}
 
 
-def measure(gallery: str, model: str, scratch: Path, uri: str) -> tuple[list[dict], float]:
+def ingest_rows(bench: Bench, uri: str) -> tuple[list[dict], float]:
+    gallery, model = bench.args.gallery, bench.args.model
+
     def service_for(backend=None) -> SearchService:
-        settings = get_settings(cache_dir=scratch / "cache", milvus_uri=uri, backend=backend)
+        settings = bench.settings(cold=True, milvus_uri=uri, backend=backend)
         service = SearchService(model, gallery=gallery, settings=settings)
         service.embedder.embed_batch(np.zeros((1, 3, 224, 224), np.float32))  # export and check: not timed
         return service
@@ -105,9 +106,7 @@ def measure(gallery: str, model: str, scratch: Path, uri: str) -> tuple[list[dic
     single = timed("single process", lambda: service.build(fresh=True, progress=False))
     reference = stored_vectors(service)
     torch_row = timed("single process, PyTorch", lambda: service_for("torch").build(fresh=True, progress=False))
-    start = time.perf_counter()
-    ray.init(num_cpus=CORES, include_dashboard=False, logging_level="WARNING")
-    ray_init_s = time.perf_counter() - start
+    ray_init_s = time_runs(lambda: ray.init(num_cpus=CORES, include_dashboard=False, logging_level="WARNING")).total
     rows = [single, torch_row, ray_row(service, "Ray, 1 actor", 1, 0.25, reference),
             ray_row(service, "Ray, 2 actors", 2, 0.25, reference),
             ray_row(service, "Ray, 2 actors, reads inside them", 2, ACTOR_CPUS, reference)]
@@ -115,22 +114,17 @@ def measure(gallery: str, model: str, scratch: Path, uri: str) -> tuple[list[dic
     return [{**row, **extrapolate(row)} for row in rows], ray_init_s
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_options(parser) -> None:
     parser.add_argument("--gallery", default="dataset", help="a folder of images (default: the tutorial gallery)")
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "distributed.json")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        with MilvusServer(Path(scratch) / "milvus") as server:
-            rows, ray_init_s = measure(args.gallery, args.model, Path(scratch), server.uri)
-    gallery = args.gallery if args.gallery == "dataset" else display_path(args.gallery)
-    result = {"command": "python benchmarks/distributed.py" + (f" --gallery {gallery}" if gallery != "dataset" else ""),
-              "model": args.model, "gallery": gallery, "cores": CORES, "ray_init_s": round(ray_init_s, 1),
-              "formula": FORMULA, "rows": rows}
-    write_benchmark(args.out, result)
-    print(json.dumps(result, indent=2))
+
+
+def measure(bench: Bench) -> dict:
+    with MilvusServer(bench.scratch / "milvus-server") as server:
+        rows, ray_init_s = ingest_rows(bench, server.uri)
+    gallery = bench.args.gallery
+    return {"model": bench.args.model, "gallery": gallery if gallery == "dataset" else display_path(gallery),
+            "cores": CORES, "ray_init_s": round(ray_init_s, 1), "formula": FORMULA, "rows": rows}
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(measure, __doc__, "distributed.json", add_options, model=DEFAULT_MODEL)

@@ -18,31 +18,27 @@ index as the service does (`index_for_rows`: exact search below 10,000 rows).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from _harness import Bench, run_benchmark
 
-from imgsearch_helpers.config import display_path, get_settings
+from imgsearch_helpers.config import display_path
 from imgsearch_helpers.data.images import load_image
 from imgsearch_helpers.data.tutorial import ground_truth, load_catalog, load_queries
 from imgsearch_helpers.embed.cache import open_cache
 from imgsearch_helpers.embed.stream import BATCH_SIZE
-from imgsearch_helpers.evaluation.results import write_benchmark
 from imgsearch_helpers.evaluation.runs import evaluate_engine
+from imgsearch_helpers.evaluation.timing import time_each, time_runs
 from imgsearch_helpers.index import TUTORIAL_IVF, index_for_rows, open_engine
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
-from imgsearch_helpers.models.exports import Export
-from imgsearch_helpers.models.mixed import has_bf16
 from imgsearch_helpers.retrieval.search import ingest, search_paths
+from imgsearch_helpers.runtime import Export
+from imgsearch_helpers.runtime.mixed import has_bf16
 
 # measured beside the chosen one and PyTorch
 OTHERS = ("openvino", "openvino-mixed", "openvino-f32", "openvino-int8", "onnxruntime")
@@ -57,24 +53,12 @@ def load_inputs(args, settings):
     return gallery, load_queries(args.queries, settings=settings) if args.queries else gallery
 
 
-def tutorial_loop(catalog, embedder, engine) -> float:
-    """One image at a time, as the tutorial's pipeline does; returns seconds."""
-    start = time.perf_counter()
+def tutorial_loop(catalog, embedder, engine) -> None:
+    """One image at a time, as the tutorial's pipeline does."""
     for row in catalog.itertuples():
         vector = embedder.embed_batch(embedder.preprocess(load_image(row.path))[None])
         engine.add(np.array([row.id]), vector)
     engine.commit()
-    return time.perf_counter() - start
-
-
-def query_latencies(queries, embedder, engine, k=10) -> np.ndarray:
-    """Milliseconds per single query: decode + embed + search, no cache."""
-    times = []
-    for path in queries["path"]:
-        start = time.perf_counter()
-        search_paths([path], embedder, engine, k=k)
-        times.append(1000 * (time.perf_counter() - start))
-    return np.array(times)
 
 
 def warm_up(embedder, catalog, engine) -> None:
@@ -84,18 +68,20 @@ def warm_up(embedder, catalog, engine) -> None:
     ingest(catalog.head(4 * BATCH_SIZE), embedder, engine, progress=False)
 
 
-def measure(embedder, catalog, queries, truth, milvus, cache) -> dict:
-    """Cold batched ingest, single-query latency and mHR@10 in Milvus for one embedder."""
+def backend_row(embedder, catalog, queries, truth, milvus, cache) -> tuple[dict, object]:
+    """Cold batched ingest, single-query latency and mHR@10 in Milvus for one embedder (and the
+    cold ingest's report)."""
     name = embedder.backend.replace('.', '_').replace('-', '_')
     warm_up(embedder, catalog, milvus(f"warmup_{name}"))
     engine = milvus(f"cold_{name}")
     cold = ingest(catalog, embedder, engine, cache, progress=False)
-    latencies = query_latencies(queries, embedder, engine)
+    # one query at a time: decode + embed + search, no cache
+    latency = time_each(lambda path: search_paths([path], embedder, engine, k=10), queries["path"])
     row = {"backend": embedder.backend, "images_per_s": round(cold.images_per_s, 1),
-           "cold_s": round(cold.seconds, 2), "query_p50_ms": round(float(np.percentile(latencies, 50)), 2),
-           "query_p99_ms": round(float(np.percentile(latencies, 99)), 2),
-           "mhr10": evaluate_engine(queries, truth, embedder, engine)["mhr@10"]}
-    return row, engine, cold
+           "cold_s": round(cold.seconds, 2), "query_p50_ms": round(latency.percentile_ms(50), 2),
+           "query_p99_ms": round(latency.percentile_ms(99), 2),
+           "mhr@10": evaluate_engine(queries, truth, embedder, engine)["mhr@10"]}
+    return row, cold
 
 
 def cli_search_seconds(settings, query: str, runs: int = 3) -> float:
@@ -104,57 +90,50 @@ def cli_search_seconds(settings, query: str, runs: int = 3) -> float:
            "MILVUS_URI": str(settings.cache_dir / "cli" / "cli.db")}
     imgsearch = str(Path(sys.executable).parent / "imgsearch")
     subprocess.run([imgsearch, "ingest", "--quiet"], env=env, check=True, capture_output=True, timeout=600)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run([imgsearch, "search", query, "-k", "5"], env=env, check=True, capture_output=True,
-                       timeout=300)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    search = [imgsearch, "search", query, "-k", "5"]
+    return time_runs(lambda: subprocess.run(search, env=env, check=True, capture_output=True, timeout=300),
+                     runs=runs).median
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ingest.json")
+def add_options(parser) -> None:
     parser.add_argument("--gallery", type=Path, help="folder of <group>/<image> images (default: the tutorial's)")
     parser.add_argument("--queries", type=Path, help="folder of <group>/<image> queries (default: the tutorial's "
                         "test set, or the gallery itself with --gallery)")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        settings = get_settings(cache_dir=scratch, milvus_uri=str(Path(scratch) / "bench.db"))
-        catalog, queries = load_inputs(args, settings)
-        truth = ground_truth(catalog, queries)
-        index = TUTORIAL_IVF if args.gallery is None else index_for_rows(len(catalog), "milvus")
-        cache = open_cache(settings)
 
-        def milvus(collection):
-            return open_engine("milvus", collection=collection, index=index, settings=settings)
 
-        embedder = build_embedder(args.model, settings=settings)  # "auto": exports and checks each runtime
-        chosen, engine, cold = measure(embedder, catalog, queries, truth, milvus, cache)
-        loop_s = tutorial_loop(catalog, embedder, milvus("loop"))
-        warm = ingest(catalog, embedder, milvus("warm"), cache, progress=False)
-        assert warm.embed.embedded == 0
-        exact = open_engine("exact")
-        ingest(catalog, embedder, exact, cache, progress=False)
-        exact_row = evaluate_engine(queries, truth, embedder, exact)
-        torch_row, _, _ = measure(build_embedder(args.model, settings=settings, backend="torch"), catalog, queries,
-                                  truth, milvus, cache)
-        export = Export(settings.cache_dir, embedder.key.split("|")[0])
-        others = []
-        for backend in OTHERS:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                other = build_embedder(args.model, settings=settings, backend=backend, checked=False)
-            if other.backend != embedder.backend and not other.backend.startswith("torch"):
-                row, _, _ = measure(other, catalog, queries, truth, milvus, cache)
-                others.append({**row, "check_min_cosine": round(export.meta()["checks"][other.backend], 5)})
-        checks = export.meta()["checks"]
-        cli_s = cli_search_seconds(settings, queries.path[0])
+def measure(bench: Bench) -> dict:
+    args = bench.args
+    settings = bench.settings(cold=True)  # the export and every embedding paid for in this run
+    catalog, queries = load_inputs(args, settings)
+    truth = ground_truth(catalog, queries)
+    index = TUTORIAL_IVF if args.gallery is None else index_for_rows(len(catalog), "milvus")
+    cache = open_cache(settings)
 
-    result = {
-        "command": " ".join(["python benchmarks/ingest.py", *sys.argv[1:]]),
+    def milvus(collection):
+        return open_engine("milvus", collection=collection, index=index, settings=settings)
+
+    embedder = build_embedder(args.model, settings=settings)  # "auto": exports and checks each runtime
+    chosen, cold = backend_row(embedder, catalog, queries, truth, milvus, cache)
+    loop_s = time_runs(lambda: tutorial_loop(catalog, embedder, milvus("loop"))).total
+    warm = ingest(catalog, embedder, milvus("warm"), cache, progress=False)
+    assert warm.embed.embedded == 0
+    exact = open_engine("exact")
+    ingest(catalog, embedder, exact, cache, progress=False)
+    exact_row = evaluate_engine(queries, truth, embedder, exact)
+    torch_row, _ = backend_row(build_embedder(args.model, settings=settings, backend="torch"), catalog, queries,
+                               truth, milvus, cache)
+    export = Export(settings.cache_dir, embedder.key.split("|")[0])
+    others = []
+    for backend in OTHERS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            other = build_embedder(args.model, settings=settings, backend=backend, checked=False)
+        if other.backend != embedder.backend and not other.backend.startswith("torch"):
+            row, _ = backend_row(other, catalog, queries, truth, milvus, cache)
+            others.append({**row, "check_min_cosine": round(export.meta()["checks"][other.backend], 5)})
+    checks = export.meta()["checks"]
+    cli_s = cli_search_seconds(settings, queries.path[0])
+    return {
         "model": args.model,
         "cpu_bf16": has_bf16(),  # whether the bf16 rows (openvino, openvino-mixed) could run here
         "slice": settings.slice,
@@ -170,20 +149,18 @@ def main() -> None:
         "warm_cache_speedup": cold.seconds / warm.seconds,
         "query_p50_ms": chosen["query_p50_ms"],
         "query_p99_ms": chosen["query_p99_ms"],
-        "milvus_mhr10": chosen["mhr10"],
-        "exact_mhr10": exact_row["mhr@10"],
+        "milvus_mhr@10": chosen["mhr@10"],
+        "exact_mhr@10": exact_row["mhr@10"],
         "torch_images_per_s": torch_row["images_per_s"],
         "torch_query_p50_ms": torch_row["query_p50_ms"],
-        "torch_mhr10": torch_row["mhr10"],
+        "torch_mhr@10": torch_row["mhr@10"],
         "speedup_vs_torch": round(cold.images_per_s / torch_row["images_per_s"], 2),
         "cli_search_s": round(cli_s, 2),
         "check_min_cosine": round(checks.get(embedder.backend, float("nan")), 5),
         "backends": [chosen, torch_row, *others],
         "index": index.as_dict(),
     }
-    write_benchmark(args.out, result)
-    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(measure, __doc__, "ingest.json", add_options, model=DEFAULT_MODEL)

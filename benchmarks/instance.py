@@ -16,43 +16,38 @@ its switches (whitening, expansion, verification); `search_ms` is the latter alo
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import tempfile
-import time
 from pathlib import Path
 
-from imgsearch_helpers.config import display_path, get_settings
+from _harness import Bench, run_benchmark
+
+from imgsearch_helpers.config import display_path
 from imgsearch_helpers.data.copies import copies_gallery, make_copies
 from imgsearch_helpers.data.edits import EDITS, apply_edit
 from imgsearch_helpers.data.images import load_image
 from imgsearch_helpers.data.tutorial import holdout_split, load_catalog, load_queries
 from imgsearch_helpers.embed.cache import open_cache
-from imgsearch_helpers.evaluation.instance import INSTANCE_RECIPES, Descriptors, measure
-from imgsearch_helpers.evaluation.results import write_benchmark
+from imgsearch_helpers.evaluation import instance
+from imgsearch_helpers.evaluation.timing import time_runs
 from imgsearch_helpers.retrieval.duplicates import find_duplicates
 from imgsearch_helpers.retrieval.verify import Verifier
 
-RESULTS = Path(__file__).parent / "results"
 PARTS = ("duplicates", "copies", "ukbench", "classes")
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_options(parser) -> None:
     parser.add_argument("--gallery", type=Path, help="folder of <group>/<image> gallery images")
     parser.add_argument("--queries", type=Path, help="folder of <group>/<image> queries (default: the gallery)")
     parser.add_argument("--every", type=int, default=5, help="copies of every N-th gallery image (default 5)")
     parser.add_argument("--only", nargs="+", choices=PARTS, help="rerun these benchmarks, keep the file's other rows")
-    parser.add_argument("--out", type=Path, default=RESULTS / "instance.json")
-    return parser.parse_args()
 
 
 def score_recipes(descriptors, gallery, queries, benchmark: str, verifier=None, **columns) -> list[dict]:
     verifier = verifier or Verifier(gallery["path"].tolist())
     rows = []
-    for recipe in INSTANCE_RECIPES:
-        row = measure(recipe, descriptors, gallery, queries, verifier, benchmark=benchmark, **columns)
+    for recipe in instance.INSTANCE_RECIPES:
+        row = instance.measure(recipe, descriptors, gallery, queries, verifier, benchmark=benchmark, **columns)
         print(f"{benchmark:<8} {columns.get('edit', columns.get('queries_from', '')):<13} {row['top1']:.3f} top-1  "
               f"{row['hit@10']:.3f} hit@10  {row['ap@10']:.3f} mAP@10  {row['mhr@10']:.3f} mHR@10  "
               f"{row['ns@4']:.2f} N-S  "
@@ -71,21 +66,19 @@ def copies_rows(descriptors, settings, every: int) -> list[dict]:
     return rows
 
 
-def duplicate_row(settings) -> dict:
-    """The gallery plus one copy of every image, edits in turn; scored on the pairs found."""
+def duplicate_row(settings, folder: Path) -> dict:
+    """The gallery plus one copy of every image (written to `folder`), edits in turn; scored on the pairs found."""
     catalog = load_catalog(settings)
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        truth = set()
-        for i, (path, edit) in enumerate(zip(catalog["path"], itertools.cycle(EDITS))):
-            original = Path(path)
-            copy = folder / f"copy-{i:05d}.jpg"
-            apply_edit(edit, load_image(original), f"{i:05d}").save(copy, "JPEG", quality=95)
-            truth.add(frozenset((str(original), str(copy))))
-        paths = list(catalog["path"]) + sorted(str(p) for p in folder.iterdir())
-        start = time.perf_counter()
-        found = find_duplicates(paths, settings, cache=None, progress=False)
-        seconds = time.perf_counter() - start
+    folder.mkdir(parents=True)
+    truth = set()
+    for i, (path, edit) in enumerate(zip(catalog["path"], itertools.cycle(EDITS))):
+        original = Path(path)
+        copy = folder / f"copy-{i:05d}.jpg"
+        apply_edit(edit, load_image(original), f"{i:05d}").save(copy, "JPEG", quality=95)
+        truth.add(frozenset((str(original), str(copy))))
+    paths = list(catalog["path"]) + sorted(str(p) for p in folder.iterdir())
+    finding = time_runs(lambda: find_duplicates(paths, settings, cache=None, progress=False))
+    found, seconds = finding.result, finding.total
     pairs = {frozenset(pair) for group in found.groups for pair in itertools.combinations(group, 2)}
     right = len(pairs & truth)
     return {"benchmark": "duplicates", "images": len(paths), "true_pairs": len(truth), "found_pairs": len(pairs),
@@ -99,13 +92,13 @@ def folder_rows(descriptors, args) -> list[dict]:
                          queries_dir=display_path(args.queries or args.gallery))
 
 
-def benchmark_rows(part: str, descriptors, settings, every: int) -> list[dict]:
+def benchmark_rows(part: str, descriptors, settings, bench: Bench) -> list[dict]:
     if part == "duplicates":
-        row = duplicate_row(settings)
+        row = duplicate_row(settings, bench.scratch / "duplicates")
         print(row, flush=True)
         return [row]
     if part == "copies":
-        return copies_rows(descriptors, settings, every)
+        return copies_rows(descriptors, settings, bench.args.every)
     if part == "ukbench":
         ukbench = load_queries(settings.data_dir / "ukbench_mini")
         return score_recipes(descriptors, ukbench, ukbench, "ukbench")
@@ -115,25 +108,19 @@ def benchmark_rows(part: str, descriptors, settings, every: int) -> list[dict]:
             + score_recipes(descriptors, holdout_gallery, holdout_queries, "classes", queries_from="holdout 0"))
 
 
-def main() -> None:
-    args = parse_args()
-    settings = get_settings()
-    descriptors = Descriptors(settings, open_cache(settings))
-    start = time.perf_counter()
+def measure(bench: Bench) -> dict:
+    args, settings = bench.args, bench.settings()
+    descriptors = instance.Descriptors(settings, open_cache(settings))
     if args.gallery:
         rows = folder_rows(descriptors, args)
     else:
         parts = args.only or PARTS
         kept = [r for r in json.loads(args.out.read_text())["rows"] if r["benchmark"] not in parts] if args.only else []
-        fresh = {part: benchmark_rows(part, descriptors, settings, args.every) for part in parts}
+        fresh = {part: benchmark_rows(part, descriptors, settings, bench) for part in parts}
         rows = [row for part in PARTS for row in (fresh[part] if part in fresh else
                                                   [r for r in kept if r["benchmark"] == part])]
-    command = "python benchmarks/instance.py" + (f" --gallery {display_path(args.gallery)}" if args.gallery else "")
-    write_benchmark(args.out, {"command": command, "every": args.every, "slice": settings.slice,
-                               "backend": settings.backend, "seconds": round(time.perf_counter() - start, 1),
-                               "rows": rows})
-    print(f"wrote {display_path(args.out)}")
+    return {"every": args.every, "slice": settings.slice, "backend": settings.backend, "rows": rows}
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(measure, __doc__, "instance.json", add_options)

@@ -9,32 +9,25 @@ Query labels are used only to score. `--holdout N` moves the N-th gallery image 
 fresh Milvus Lite collection (IVF_FLAT, nlist 16, nprobe 8) in a temporary folder; embeddings go
 through the configured embedding cache; `images_per_s` is measured separately, without it, on
 up to 100 query images (each model pass timed once, best of 3, and summed over a recipe's passes).
-Then `python benchmarks/readme_table.py` rewrites the README's quality table from the file.
+Then `python benchmarks/readme_table.py` rewrites the quality table in docs/results.md from the file.
 """
 from __future__ import annotations
 
-import argparse
-import tempfile
-import time
 from pathlib import Path
 
-from imgsearch_helpers.config import display_path, get_settings
+from _harness import Bench, run_benchmark
+
+from imgsearch_helpers.config import display_path
 from imgsearch_helpers.data.tutorial import holdout_split, load_catalog, load_queries
 from imgsearch_helpers.evaluation.quality import QUALITY_RECIPES, QualityRun
-from imgsearch_helpers.evaluation.results import write_benchmark
 from imgsearch_helpers.index import TUTORIAL_IVF
 
-RESULTS = Path(__file__).parent / "results"
 
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_options(parser) -> None:
     chosen = parser.add_mutually_exclusive_group()
     chosen.add_argument("--queries", type=Path, help="folder of <label>/<image> query images")
     chosen.add_argument("--holdout", type=int, metavar="N", help="use the N-th gallery image of each class as queries")
     parser.add_argument("--backend", help="where the networks run (default: the setting, normally auto)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
-    return parser.parse_args()
 
 
 def query_set(args, settings):
@@ -48,43 +41,28 @@ def query_set(args, settings):
     return catalog, load_queries(settings=settings), "the dataset's test/ folder"
 
 
-def main() -> None:
-    args = parse_args()
-    settings = get_settings()
-    gallery, queries, description = query_set(args, settings)
+def measure(bench: Bench) -> dict:
+    settings = bench.settings(backend=bench.args.backend)
+    gallery, queries, description = query_set(bench.args, settings)
+    run = QualityRun(settings, TUTORIAL_IVF)
     rows = []
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
-        run = QualityRun(get_settings(milvus_uri=str(Path(scratch) / "quality.db"), backend=args.backend),
-                         TUTORIAL_IVF)
-        for recipe in QUALITY_RECIPES:
-            row = run.measure(recipe, gallery, queries, queries_from=description)
-            rows.append(row)
-            print(f"{row['mhr@10']:.3f} mHR@10  {row['ap@10']:.3f} AP@10  {row['images_per_s']:5.1f} img/s  "
-                  f"{row['model']}: {row['technique']}", flush=True)
-        backends = sorted({embedder.backend for embedder in run.embedders.values()})
-        run.close()
-    result = {
-        "command": "python benchmarks/quality.py " + " ".join(_given(args)),
+    for recipe in QUALITY_RECIPES:
+        row = run.measure(recipe, gallery, queries, queries_from=description)
+        rows.append(row)
+        print(f"{row['mhr@10']:.3f} mHR@10  {row['ap@10']:.3f} AP@10  {row['images_per_s']:5.1f} img/s  "
+              f"{row['model']}: {row['technique']}", flush=True)
+    backends = sorted({embedder.backend for embedder in run.embedders.values()})
+    run.close()
+    return {
         "queries": description,
         "query_count": len(queries),
         "gallery": len(gallery),
         "slice": settings.slice,
         "index": TUTORIAL_IVF.as_dict(),
         "backend": ", ".join(backends),
-        "seconds": round(time.perf_counter() - start, 1),
         "rows": rows,
     }
-    write_benchmark(args.out, result)
-    print(f"wrote {display_path(args.out)}")
-
-
-def _given(args) -> list[str]:
-    given = [f"--queries {display_path(args.queries)}"] if args.queries else []
-    given += [f"--holdout {args.holdout}"] if args.holdout is not None else []
-    given += [f"--backend {args.backend}"] if args.backend else []
-    return given + [f"--out {display_path(args.out)}"]
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(measure, __doc__, "quality.json", add_options)

@@ -21,27 +21,24 @@ recall against latency to docs/scale_recall_latency.png.
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import json
-import tempfile
-import time
 from pathlib import Path
 
 import faiss
 import numpy as np
+from _harness import Bench, run_benchmark
 
-from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data.tutorial import load_catalog, load_queries
 from imgsearch_helpers.embed.cache import open_cache
 from imgsearch_helpers.embed.stream import embed_paths
-from imgsearch_helpers.evaluation.results import write_benchmark
+from imgsearch_helpers.evaluation.metrics import RECALL, evaluate
+from imgsearch_helpers.evaluation.timing import time_each, time_runs
 from imgsearch_helpers.index import IndexSpec, open_engine
 from imgsearch_helpers.index.milvus_server import MilvusServer
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 from imgsearch_helpers.vectors import l2_normalize
 
-RESULTS = Path(__file__).parent / "results"
 PLOT = Path(__file__).parent.parent / "docs" / "scale_recall_latency.png"
 QUERIES, K, SEED = 1000, 10, 0
 NPROBES, EFS = (1, 4, 16, 64), (16, 32, 64, 128, 256)
@@ -121,16 +118,16 @@ def configurations(sizes_n: int) -> list[tuple[str, str, dict, str, tuple]]:
             ("milvus-server", "IVF_FLAT", ivf, "nprobe", NPROBES), ("milvus-server", "HNSW", hnsw, "ef", EFS)]
 
 
-def open_bench_engine(kind: str, index_type: str, build: dict, scratch: Path, server: MilvusServer | None):
+def open_bench_engine(kind: str, index_type: str, build: dict, bench: Bench, server: MilvusServer | None):
     if kind == "hnswlib":
         from imgsearch_helpers.index import HnswlibEngine
 
         return HnswlibEngine(build_params=build, threads=-1)  # both cores: speed over a reproducible graph
     if kind == "faiss":
         return open_engine("faiss", index=IndexSpec(index_type, build))
-    uri = server.uri if kind == "milvus-server" else str(scratch / "lite" / "scale.db")
+    uri = server.uri if kind == "milvus-server" else str(bench.scratch / "lite" / "scale.db")
     engine = open_engine("milvus", collection=f"scale_{index_type.lower()}", index=IndexSpec(index_type, build),
-                         settings=get_settings(milvus_uri=uri))
+                         settings=bench.settings(milvus_uri=uri))
     engine.drop()
     return engine
 
@@ -150,26 +147,19 @@ def sweep(engine, parameter: str, values, queries: np.ndarray, truth: np.ndarray
     for value in values:
         engine.search_params[parameter] = value
         engine.search(queries[:10], K)  # warm-up (loads, caches)
-        start = time.perf_counter()
-        found, _ = engine.search(queries, K)
-        qps = len(queries) / (time.perf_counter() - start)
-        latencies = []
-        for query in queries:
-            start = time.perf_counter()
-            engine.search(query[None], K)
-            latencies.append(1000 * (time.perf_counter() - start))
-        recall = np.mean([len(set(f) & set(t)) / K for f, t in zip(found.tolist(), truth.tolist())])
-        rows.append({parameter: value, "recall@10": round(float(recall), 4), "qps": round(qps, 1),
-                     "p50_ms": round(float(np.percentile(latencies, 50)), 3),
-                     "p99_ms": round(float(np.percentile(latencies, 99)), 3)})
+        batch = time_runs(lambda: engine.search(queries, K))  # all queries in one call
+        latency = time_each(lambda query: engine.search(query[None], K), queries)  # one query per call
+        recall = evaluate(truth.tolist(), batch.result[0].tolist(), K, RECALL)["recall@10"]
+        rows.append({parameter: value, "recall@10": round(recall, 4), "qps": round(len(queries) / batch.total, 1),
+                     "p50_ms": round(latency.percentile_ms(50), 3), "p99_ms": round(latency.percentile_ms(99), 3)})
         print(f"    {parameter}={value}: recall@10 {recall:.3f}, p50 {rows[-1]['p50_ms']} ms", flush=True)
     return rows
 
 
-def measure_size(n: int, real, test, scale, engines, scratch: Path, server):
+def measure_size(n: int, real, test, scale, engines, bench: Bench, server):
     """Yields the rows of one engine/index at a time, so a long run keeps what it has measured."""
     rng = np.random.default_rng(SEED)
-    data = grow(real, n, scale, rng, scratch / f"gallery_{n}.npy")
+    data = grow(real, n, scale, rng, bench.scratch / f"gallery_{n}.npy")
     queries = make_queries(test, real, scale, rng)
     truth = exact_top(data, queries)
     ids = np.arange(n, dtype=np.int64)
@@ -177,13 +167,9 @@ def measure_size(n: int, real, test, scale, engines, scratch: Path, server):
         if kind not in engines:
             continue
         print(f"n={n:,} {kind} {index_type} {build}", flush=True)
-        engine = open_bench_engine(kind, index_type, build, scratch, server)
-        start = time.perf_counter()
-        for first in range(0, n, ADD_ROWS):
-            engine.add(ids[first:first + ADD_ROWS], data[first:first + ADD_ROWS])
-        engine.commit()
-        build_s = time.perf_counter() - start
-        size = index_mb(engine, kind, scratch, server)
+        engine = open_bench_engine(kind, index_type, build, bench, server)
+        build_s = time_runs(lambda engine=engine: add_all(engine, ids, data)).total
+        size = index_mb(engine, kind, bench.scratch, server)
         print(f"  built in {build_s:.1f} s, {size:.0f} MB", flush=True)
         rows = [{"engine": kind, "index": index_type, "n": n, "build": build, **row,
                  "build_s": round(build_s, 1), "index_mb": round(size, 1)}
@@ -193,6 +179,13 @@ def measure_size(n: int, real, test, scale, engines, scratch: Path, server):
         del engine
         gc.collect()
         yield rows
+
+
+def add_all(engine, ids: np.ndarray, data: np.ndarray) -> None:
+    """Add + flush/train + index: what building the collection costs."""
+    for first in range(0, len(ids), ADD_ROWS):
+        engine.add(ids[first:first + ADD_ROWS], data[first:first + ADD_ROWS])
+    engine.commit()
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -220,53 +213,50 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_options(parser) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--engines", nargs="+", default=["faiss", "hnswlib", "milvus-lite", "milvus-server"])
-    parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     parser.add_argument("--merge", action="store_true", help="keep the file's rows for other sizes/engines")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --out, measure nothing")
-    args = parser.parse_args()
+
+
+def measure(bench: Bench) -> dict | None:
+    args = bench.args
     if args.plot_only:
         plot(json.loads(args.out.read_text())["rows"], PLOT)
-        return
-    settings = get_settings()
-    real, test = real_vectors(settings)
+        return None
+    real, test = real_vectors(bench.settings())
     scale = noise_scale(real)
     kept, earlier = [], []
     if args.merge and args.out.is_file():
         previous = json.loads(args.out.read_text())
         earlier = previous.get("commands") or [previous["command"]]
         kept = [r for r in previous["rows"] if not (r["n"] in args.sizes and r["engine"] in args.engines)]
-    command = " ".join(["python benchmarks/scale.py --sizes", *map(str, args.sizes), "--engines", *args.engines]
-                       + ["--merge"] * args.merge)
     rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        server = MilvusServer(Path(scratch) / "server").start() if "milvus-server" in args.engines else None
-        try:
-            for n in args.sizes:
-                for measured in measure_size(n, real, test, scale, args.engines, Path(scratch), server):
-                    rows += measured
-                    save(kept + rows, earlier + [command], args.out, scale)
-        finally:
-            if server:
-                server.stop()
+    server = MilvusServer(bench.scratch / "server").start() if "milvus-server" in args.engines else None
+    try:
+        for n in args.sizes:
+            for measured in measure_size(n, real, test, scale, args.engines, bench, server):
+                rows += measured
+                print(f"wrote {bench.write(result(kept + rows, earlier + [bench.command], scale))}", flush=True)
+    finally:
+        if server:
+            server.stop()
     plot(sorted(kept + rows, key=row_order), PLOT)
+    return result(kept + rows, earlier + [bench.command], scale)
 
 
 def row_order(row: dict) -> tuple:
     return row["n"], row["engine"], row["index"]
 
 
-def save(rows: list[dict], commands: list[str], out: Path, scale: float) -> None:
-    """The commands that made the rows (a --merge run adds its own to the earlier ones)."""
-    result = {"commands": commands,
-              "gallery": "1,000 real EfficientNet-Lite0 embeddings + points between real neighbours "
-                         "(see the docstring)",
-              "noise_per_dimension": scale, "queries": QUERIES, "k": K, "rows": sorted(rows, key=row_order)}
-    print(f"wrote {write_benchmark(out, result)}", flush=True)
+def result(rows: list[dict], commands: list[str], scale: float) -> dict:
+    """The rows with the commands that made them (a --merge run adds its own to the earlier ones)."""
+    return {"commands": commands,
+            "gallery": "1,000 real EfficientNet-Lite0 embeddings + points between real neighbours "
+                       "(see the docstring)",
+            "noise_per_dimension": scale, "queries": QUERIES, "k": K, "rows": sorted(rows, key=row_order)}
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(measure, __doc__, "scale.json", add_options)

@@ -15,23 +15,19 @@ has exactly one row, and every accepted upload is such a file.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
+from _harness import Bench, run_benchmark
 
-from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data.tutorial import load_catalog, load_queries
-from imgsearch_helpers.evaluation.results import write_benchmark
+from imgsearch_helpers.evaluation.timing import Timing, time_runs
 from imgsearch_helpers.local_server import free_port, wait_for_url
 
 TOKEN = "serve-load-benchmark-token"
@@ -55,15 +51,33 @@ def copy_gallery(settings, folder: Path) -> int:
 
 
 def send(client: httpx.Client, kind: str, path: str, n: int) -> tuple[str, float, int, object]:
-    start = time.perf_counter()
-    with open(path, "rb") as handle:
-        if kind == "upload":
-            answer = client.post("/api/images", files=[("files", (f"load-{n}.jpg", handle))])
-        else:
-            answer = client.post("/api/search", files={"file": (Path(path).name, handle)}, data={"k": "10"})
-    seconds = time.perf_counter() - start
+    """One request, timed from the client (reading the file included): (kind, seconds, status, body)."""
+    def post() -> httpx.Response:
+        with open(path, "rb") as handle:
+            if kind == "upload":
+                return client.post("/api/images", files=[("files", (f"load-{n}.jpg", handle))])
+            return client.post("/api/search", files={"file": (Path(path).name, handle)}, data={"k": "10"})
+
+    request = time_runs(post)
+    answer = request.result
     body = answer.json() if answer.status_code == 200 else answer.text[:300]
-    return kind, seconds, answer.status_code, body
+    return kind, request.total, answer.status_code, body
+
+
+def start_server(gallery: Path, bench: Bench, port: int) -> subprocess.Popen:
+    """`imgsearch serve` on `gallery`, its output in the scratch folder, once its health route answers."""
+    env = {**os.environ, "MILVUS_URI": bench.settings().milvus_uri, "GRADIO_TEMP_DIR": str(bench.scratch / "gradio")}
+    log = bench.scratch / "serve.log"
+    with open(log, "w") as out:
+        command = [str(Path(sys.executable).parent / "imgsearch"), "serve", str(gallery), "--port", str(port),
+                   "--token", TOKEN, "--quiet"]
+        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_url(f"http://127.0.0.1:{port}/api/health", server, log, timeout_s=900)
+    except BaseException:
+        server.terminate()
+        raise
+    return server
 
 
 def check_uploads(client: httpx.Client, gallery: Path, measured) -> dict:
@@ -76,49 +90,40 @@ def check_uploads(client: httpx.Client, gallery: Path, measured) -> dict:
             "every_upload_indexed_or_not_written": accepted == on_disk and rows == len(on_disk)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def send_all(client: httpx.Client, plan, clients: int) -> list:
+    """Every planned request, `clients` at a time."""
+    with ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(lambda item: send(client, item[1][0], item[1][1], item[0]), enumerate(plan)))
+
+
+def add_options(parser) -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--upload-every", type=int, default=4, help="one request in N is an upload (default 4)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve.json")
-    args = parser.parse_args()
-    settings = get_settings()
+
+
+def measure(bench: Bench) -> dict:
+    args, settings = bench.args, bench.settings()
     queries = load_queries(settings=settings)
     plan = [("upload" if n % args.upload_every == 0 else "search", queries.path[n % len(queries)],
              queries.label[n % len(queries)]) for n in range(args.requests)]
-    with tempfile.TemporaryDirectory() as scratch:
-        gallery = Path(scratch) / "photos"
-        gallery_rows = copy_gallery(settings, gallery)
-        port = free_port()
-        env = {**os.environ, "MILVUS_URI": str(Path(scratch) / "milvus" / "serve.db"),
-               "GRADIO_TEMP_DIR": str(Path(scratch) / "gradio")}
-        log = Path(scratch) / "serve.log"
-        started = time.perf_counter()
-        with open(log, "w") as out:
-            server = subprocess.Popen([str(Path(sys.executable).parent / "imgsearch"), "serve", str(gallery), "--port",
-                                       str(port), "--token", TOKEN, "--quiet"], env=env, stdout=out,
-                                      stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_for_url(f"{base}/api/health", server, log, timeout_s=900)
-            startup_s = time.perf_counter() - started
-            with httpx.Client(base_url=base, timeout=120, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-                send(client, "search", plan[1][1], -1)  # warm-up: the model's first run
-                begin = time.perf_counter()
-                with ThreadPoolExecutor(args.clients) as pool:
-                    measured = list(pool.map(lambda item: send(client, item[1][0], item[1][1], item[0]),
-                                             enumerate(plan)))
-                wall_s = time.perf_counter() - begin
-                uploads = check_uploads(client, gallery, measured)
-            peak_mb = peak_memory_mb(server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
-    result = summarize(args, settings, measured, plan, wall_s) | uploads | {
-        "gallery_rows": gallery_rows, "server_peak_memory_mb": round(peak_mb, 1), "startup_s": round(startup_s, 1)}
-    print(json.dumps(result, indent=2))
-    write_benchmark(args.out, result)
+    gallery = bench.scratch / "photos"
+    gallery_rows = copy_gallery(settings, gallery)
+    port = free_port()
+    startup = time_runs(lambda: start_server(gallery, bench, port))
+    server = startup.result
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120,
+                          headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+            send(client, "search", plan[1][1], -1)  # warm-up: the model's first run
+            run = time_runs(lambda: send_all(client, plan, args.clients))
+            uploads = check_uploads(client, gallery, run.result)
+        peak_mb = peak_memory_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    return summarize(args, settings, run.result, plan, run.total) | uploads | {
+        "gallery_rows": gallery_rows, "server_peak_memory_mb": round(peak_mb, 1), "startup_s": round(startup.total, 1)}
 
 
 def first_gallery_label(hits: list[dict]) -> str | None:
@@ -128,12 +133,10 @@ def first_gallery_label(hits: list[dict]) -> str | None:
 
 def summarize(args, settings, measured, plan, wall_s: float) -> dict:
     def latency(kind: str, q: float) -> float:
-        return round(float(np.percentile([m[1] * 1000 for m in measured if m[0] == kind], q)), 1)
+        return round(Timing(tuple(m[1] for m in measured if m[0] == kind)).percentile_ms(q), 1)
 
     searches = [(m, label) for m, (_, _, label) in zip(measured, plan) if m[0] == "search"]
     return {
-        "command": f"python benchmarks/serve_load.py --requests {args.requests} --clients {args.clients} "
-                   f"--upload-every {args.upload_every}",
         "server": "imgsearch serve FOLDER --token (a copy of the tutorial gallery; efficientnet_lite0, Milvus Lite "
                   "FLAT, app and text search mounted)",
         "slice": settings.slice,
@@ -153,4 +156,4 @@ def summarize(args, settings, measured, plan, wall_s: float) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(measure, __doc__, "serve.json", add_options)

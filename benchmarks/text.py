@@ -11,16 +11,12 @@ embedding cache.
 """
 from __future__ import annotations
 
-import argparse
-import tempfile
-import time
-from pathlib import Path
+from _harness import Bench, run_benchmark
 
-from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data.tutorial import load_catalog
 from imgsearch_helpers.embed.cache import open_cache
 from imgsearch_helpers.errors import ClipUnavailable
-from imgsearch_helpers.evaluation.results import metric_fields, write_benchmark
+from imgsearch_helpers.evaluation.results import metric_fields
 from imgsearch_helpers.evaluation.runs import evaluate_text
 from imgsearch_helpers.index import TUTORIAL_IVF, open_engine
 from imgsearch_helpers.models.clip import load_clip
@@ -31,7 +27,7 @@ from imgsearch_helpers.retrieval.text import ClipTextPath, OfflineTextPath, clas
 EXAMPLES = ["a white dog", "a black dog", "a red sports car", "a bowl of soup", "a bird on a branch"]
 
 
-def measure(path, catalog, cache, settings, name: str) -> dict:
+def path_row(path, catalog, cache, settings, name: str) -> dict:
     """Index the gallery with `path`, score both query sets, and list the examples' top 5 labels."""
     engine = open_engine("milvus", metric="IP", collection=f"text_{name}", index=TUTORIAL_IVF, settings=settings)
     try:
@@ -53,27 +49,20 @@ def measure(path, catalog, cache, settings, name: str) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "text.json")
-    args = parser.parse_args()
-    settings = get_settings()
+def measure(bench: Bench) -> dict:
+    settings = bench.settings()
     catalog = load_catalog(settings)
     cache = open_cache(settings)
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
-        bench = get_settings(milvus_uri=str(Path(scratch) / "text.db"))
-        offline = measure(OfflineTextPath(settings=settings), catalog, cache, bench, "offline")
-        on_torch = get_settings(backend="torch")
-        encoder = ClassNameTextEncoder(model=load_sentence_model(on_torch))
-        torch_offline = measure(OfflineTextPath(settings=on_torch, encoder=encoder), catalog, cache, bench,
-                                "offline_torch")
-        try:
-            clip, clip_note = measure(ClipTextPath(load_clip(settings=settings)), catalog, cache, bench, "clip"), None
-        except ClipUnavailable as exc:
-            clip, clip_note = None, str(exc)
-    result = {
-        "command": "python benchmarks/text.py",
+    offline = path_row(OfflineTextPath(settings=settings), catalog, cache, settings, "offline")
+    on_torch = bench.settings(backend="torch")
+    encoder = ClassNameTextEncoder(model=load_sentence_model(on_torch))
+    torch_offline = path_row(OfflineTextPath(settings=on_torch, encoder=encoder), catalog, cache, settings,
+                             "offline_torch")
+    try:
+        clip, clip_note = path_row(ClipTextPath(load_clip(settings=settings)), catalog, cache, settings, "clip"), None
+    except ClipUnavailable as exc:
+        clip, clip_note = None, str(exc)
+    return {
         "slice": settings.slice,
         "queries": catalog["label"].nunique(),
         "gallery": len(catalog),
@@ -89,10 +78,8 @@ def main() -> None:
         "clip_mhr@10": clip["mhr@10"] if clip else None,
         "clip": clip,
         "clip_note": clip_note,
-        "seconds": round(time.perf_counter() - start, 1),
     }
-    print(write_benchmark(args.out, result).read_text())
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(measure, __doc__, "text.json")

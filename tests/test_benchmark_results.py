@@ -1,6 +1,7 @@
 """Committed benchmark results: the quality benchmark covers every recipe (and the README's table is
 generated from it); the detection benchmark holds what its issue asks for."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +172,28 @@ def test_clip_speed_results_time_both_towers_on_both_runtimes_in_one_run():
                                             / on_torch["image_batch16_images_per_s"], 2)
     assert result["text_speedup"] == round(on_torch["text_100_sentences_ms"] / exported["text_100_sentences_ms"], 2)
     assert min(result["min_cosine_vs_torch"].values()) >= 0.999  # the same vectors, only faster or slower
+
+
+def test_the_harness_writes_the_figures_with_the_command_seconds_and_machine(tmp_path):
+    """benchmarks/_harness.py run as a script would: options parsed, a scratch folder with Milvus Lite
+    in it, the file written whole with what reproduces it."""
+    script = tmp_path / "tiny.py"
+    script.write_text(
+        "from _harness import run_benchmark\n"
+        "def measure(bench):\n"
+        "    assert bench.settings().milvus_uri.startswith(str(bench.scratch))\n"
+        "    assert bench.settings(cold=True).cache_dir == bench.scratch / 'cache'\n"
+        "    return {'every': bench.args.every, 'scratch_existed': bench.scratch.is_dir(), 'rows': [1, 2]}\n"
+        "if __name__ == '__main__':\n"
+        "    run_benchmark(measure, 'A tiny benchmark.', 'tiny.json', lambda p: p.add_argument('--every', type=int,"
+        " default=5))\n")
+    out = tmp_path / "out" / "tiny.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "benchmarks")}
+    done = subprocess.run([sys.executable, str(script), "--every", "2", "--out", str(out)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["command"] == "python benchmarks/tiny.py --out out/tiny.json --every 2"
+    assert result["every"] == 2 and result["scratch_existed"] and result["rows"] == [1, 2]
+    assert result["seconds"] >= 0 and result["machine"]["cpus"] >= 1
+    assert "wrote out/tiny.json" in done.stdout and '"every": 2' in done.stdout

@@ -13,7 +13,7 @@ from ..retrieval.search import embed_queries, ingest
 from ..vectors import l2_normalize
 from .metrics import relevant_found
 from .runs import run_queries, score
-from .timing import time_runs
+from .timing import time_interleaved
 
 # (name, crop the queries, crop the gallery)
 SETUPS = [("whole photos", False, False), ("cropped queries", True, False), ("cropped queries and gallery", True, True)]
@@ -27,9 +27,17 @@ def cropped(frame: pd.DataFrame, detector: Detector, settings: Settings, progres
 
 def detection_speed(paths, detector: Detector) -> float:
     """Images per second through the detector alone (images decoded beforehand, not timed)."""
+    return detection_speeds(paths, [detector])[detector.backend]
+
+
+def detection_speeds(paths, detectors: list[Detector], runs: int = 1) -> dict[str, float]:
+    """Images per second through each detector (by backend), the best of `runs` taken in turns so
+    that each meets the machine alike; images decoded beforehand, each detector warmed up."""
     images = [load_image(p) for p in paths]
-    detector.detect(images[:1])  # warm-up
-    return len(images) / time_runs(lambda: detector.detect(images)).total
+    for detector in detectors:
+        detector.detect(images[:1])  # warm-up: a first trace or compile
+    timings = time_interleaved({d.backend: lambda d=d: d.detect(images) for d in detectors}, runs)
+    return {backend: len(images) / timing.best for backend, timing in timings.items()}
 
 
 def compare_cropping(catalog, queries, truth, embedder, detector: Detector, engine_factory, settings: Settings,

@@ -65,9 +65,14 @@ def _joined(timings: list[Timing], results=None) -> Timing:
                   timings[-1].result if results is None else results)
 
 
-def time_each(work: Callable[[Any], Any], items: Iterable) -> Timing:
-    """`work(item)` timed once per item, in order; the result is every call's."""
-    timings = [time_runs(lambda item=item: work(item)) for item in items]
+def time_each(work: Callable[[Any], Any], items: Iterable, setup: Callable[[Any], Any] | None = None) -> Timing:
+    """`work(item)` timed once per item, in order, after `setup(item)` untimed (such as clearing a
+    form); the result is every call's."""
+    timings = []
+    for item in items:
+        if setup is not None:
+            setup(item)
+        timings.append(time_runs(lambda item=item: work(item)))
     return _joined(timings, [timing.result for timing in timings])
 
 
