@@ -69,7 +69,7 @@ def run_benchmark(measure: Callable[[Bench], dict | None], doc: str, out: str,
         return None
     path = bench.write({**run.result, "seconds": round(run.total, 1)})
     headline = {key: value for key, value in run.result.items() if not isinstance(value, list | dict)}
-    print(json.dumps(headline, indent=2, default=str))
+    print(json.dumps(headline or run.result, indent=2, default=str))  # the figures, or the rows if only rows
     print(f"wrote {display_path(path)}")
     return path
 
