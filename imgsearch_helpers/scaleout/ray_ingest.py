@@ -116,7 +116,7 @@ class RayRunner:
         return IngestReport(report.embedded + report.from_cache, time.perf_counter() - start, report)
 
 
-def ingest_with_ray(service, manifest=None, fresh: bool = False, progress: bool = True, **options):
+def ingest_with_ray(service, *, manifest=None, fresh: bool = False, progress: bool = True, **options):
     """`service.build(..., runner=RayRunner(...))` in one call, `options` being the runner's; a `SyncReport`."""
     runner = RayRunner(service.model_name, service.settings, **options)
     return service.build(fresh=fresh, progress=progress, runner=runner, manifest=manifest)
