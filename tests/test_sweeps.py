@@ -18,6 +18,17 @@ def test_recall_counts_the_share_of_the_true_top_k_found():
     assert exact_top_k(VECTORS, IDS, VECTORS[:3], 1)[:, 0].tolist() == IDS[:3].tolist()
 
 
+def test_the_true_top_k_is_the_exact_engines_ranking_ties_and_all():
+    matrix = np.repeat(VECTORS[:4], 3, axis=0)  # each vector three times: equal distances across every cut
+    ids = np.arange(len(matrix), dtype=np.int64) + 100
+    engine = open_engine("exact", metric="L2")
+    engine.add(ids, matrix)
+    truth = exact_top_k(matrix, ids, QUERIES[:5], 5)
+    assert (truth == engine.search(QUERIES[:5], 5)[0]).all()
+    # the cut falls inside the second vector's three copies: the two with the lower ids are kept
+    assert all(row[4] == row[3] + 1 and (row[3] - 100) % 3 == 0 for row in truth)
+
+
 def test_probing_every_list_is_exact_and_fewer_lists_compare_fewer_vectors():
     rows = {row["nprobe"]: row for row in ivf_sweep(VECTORS, IDS, QUERIES, 8, [1, 2, 8])}
     assert rows[8]["recall@10"] == 1.0 and rows[8]["vectors compared"] == len(VECTORS)

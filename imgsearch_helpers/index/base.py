@@ -95,20 +95,30 @@ def check_metric(metric: str) -> str:
     return metric
 
 
+def best_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """The exact top-k: columns of each row's k largest scores, largest first, equal scores in column
+    order (as a stable sort of the whole row gives them), found by partitioning, not sorting, each row."""
+    k = min(k, scores.shape[1])
+    if k in (0, scores.shape[1]):
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    picked = np.sort(np.argpartition(-scores, k - 1, axis=1)[:, :k], axis=1)  # the k best, in column order
+    picked_scores = np.take_along_axis(scores, picked, 1)
+    best = np.take_along_axis(picked, np.argsort(-picked_scores, axis=1, kind="stable"), 1)
+    tied = (scores >= picked_scores.min(1, keepdims=True)).sum(1) > k  # equal scores cross the cut
+    if tied.any():  # the partition chose among them arbitrarily: sort those rows whole
+        best[tied] = np.argsort(-scores[tied], axis=1, kind="stable")[:, :k]
+    return best
+
+
 def top_k(scores: np.ndarray, ids: np.ndarray, k: int, larger_is_closer: bool) -> tuple[np.ndarray, np.ndarray]:
     """The k best of each row of `scores` (higher is better) as (ids, distances), padded with -1 / NaN.
 
     Distances are reported as the engines report them: similarities when `larger_is_closer`,
     else the negated score (a distance).
     """
-    k_eff = min(k, scores.shape[1])
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k_eff]
-    out_ids = np.full((len(scores), k), -1, np.int64)
-    out_dists = np.full((len(scores), k), np.nan, np.float32)
-    out_ids[:, :k_eff] = ids[top]
-    picked = np.take_along_axis(scores, top, axis=1)
-    out_dists[:, :k_eff] = picked if larger_is_closer else -picked
-    return out_ids, out_dists
+    best = best_columns(scores, k)
+    picked = np.take_along_axis(scores, best, axis=1)
+    return padded(ids[best], picked if larger_is_closer else -picked, k)
 
 
 def padded(ids: np.ndarray, dists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
