@@ -3,8 +3,12 @@ what it does: a dense cluster outvotes a lone look-alike, unreached images keep 
 import numpy as np
 import pytest
 
-from imgsearch_helpers.evaluation.instance import InstanceRecipe, Prepared
+from imgsearch_helpers.errors import UsageError
+from imgsearch_helpers.evaluation.instance import Prepared
+from imgsearch_helpers.index import ExactEngine
+from imgsearch_helpers.retrieval.diffused import DiffusedEngine
 from imgsearch_helpers.retrieval.diffusion import Diffusion, DiffusionSettings, mutual_graph
+from imgsearch_helpers.retrieval.recipes import Recipe
 from imgsearch_helpers.vectors import l2_normalize
 
 
@@ -64,8 +68,24 @@ def test_images_the_walk_never_reaches_follow_in_cosine_order():
 
 def test_a_recipe_with_diffusion_names_it_and_ranks_through_it():
     gallery = np.vstack([cluster([1, 0, 0], 8, 0.05, seed=7), cluster([0, 1, 0], 8, 0.05, seed=8)])
-    recipe = InstanceRecipe(diffuse=True)
-    prepared = Prepared.fit(recipe, gallery)
-    assert recipe.name == "lite0 + cosine + diffusion" and prepared.diffusion is not None
-    ranked = prepared.rank(cluster([0, 1, 0.1], 2, 0.05, seed=9), ["a", "b"], depth=8)
+    recipe = Recipe(diffuse=True)
+    assert recipe.name == "lite0 + cosine + diffusion"
+    queries = cluster([0, 1, 0.1], 2, 0.05, seed=9)
+    ranked = Prepared.fit(recipe, gallery).rank(queries, ["a", "b"], depth=8)
     assert ranked.shape == (2, 8) and set(ranked[0]) == set(range(8, 16))
+    assert (ranked == Diffusion.fit(gallery).rank(queries, 8)).all()
+
+
+def test_an_engines_collection_diffused_answers_with_its_ids_and_refuses_a_filter():
+    gallery = np.vstack([cluster([1, 0, 0], 6, 0.05, seed=10), cluster([0, 1, 0], 6, 0.05, seed=11)])
+    ids = np.arange(len(gallery)) * 7 + 100  # not positions
+    engine = ExactEngine("IP", fields={"group": "int"})
+    engine.add(ids, gallery, {"group": [0] * 6 + [1] * 6})
+    diffused = DiffusedEngine(engine, DiffusionSettings(k=3))
+    query = cluster([0, 1, 0.1], 1, 0.05, seed=12)
+    found, cosines = diffused.search(query, 5)
+    positions = Diffusion.fit(gallery, DiffusionSettings(k=3)).rank(query, 5)
+    assert diffused.name == "exact + diffusion" and (found == ids[positions]).all()
+    assert np.allclose(cosines, query @ gallery[positions[0]].T, atol=1e-6)
+    with pytest.raises(UsageError, match="diffusion ranks the whole collection"):
+        diffused.search(query, 5, where="group == 1")

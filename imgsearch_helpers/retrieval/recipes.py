@@ -1,21 +1,26 @@
-"""Search recipes: how images become vectors and how a query is searched, one switch per technique.
+"""Search recipes: how images become vectors (the encoder) and how a query is searched (the steps),
+one switch per technique; notebook 3's quality runs and notebook 7's instance benchmark both use them.
 
-On top of one or more models, a recipe chooses:
+The encoder, on top of one or more models:
 - `head`: "features" (pre-logit features, helps any image collection) or "probabilities" (the
   ImageNet classifier's class distribution: strong when the collection's classes are ImageNet
   classes, as in the tutorial data, and no help for pictures outside them);
+- `pooling`: regional GeM over the whole image (`models.descriptors`) instead of the center crop's
+  average: for copies and photos of one object;
 - `flip`: average each image's embedding with its mirror image's (test-time augmentation);
 - several models: an ensemble, each model's unit vectors concatenated;
-- `expand`: average query expansion: search, average the query with its top `expand` hits,
-  search again;
 - `normalize`: unit vectors searched by inner product (cosine); False keeps the tutorial's raw
   vectors and L2.
-Flip, ensembles and query expansion use no class information, so they apply to any image
-collection; whether they help is measured (notebook 3, `benchmarks/quality.py`).
+The steps (`steps`, in this order, each a `search.Step`): whitening (`whiten`, its power), DBA (`dba`
+gallery neighbours), query expansion (`expand` hits), all weighting neighbours by cosine^`alpha`
+(0: the plain mean), and diffusion (`diffuse`). `verify` asks for geometric verification, which
+needs the gallery's files: the caller adds it (`verify.Verification`).
+Only the class probabilities rely on the collection's classes; whether each switch helps is
+measured (notebooks 3 and 7, `benchmarks/quality.py`, `benchmarks/instance.py`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,10 +28,13 @@ from ..config import Settings
 from ..embed.cache import EmbeddingCache
 from ..embed.stream import BATCH_SIZE, Batch, EmbedReport, Progress, embed_paths
 from ..errors import UsageError
-from ..index import SearchEngine
 from ..models import build_embedder
+from ..models.descriptors import Pooling, build_instance_embedder
 from ..models.embedder import Embedder
 from ..vectors import l2_normalize
+from .diffused import Diffused
+from .postprocess import DatabaseAugmentation, QueryExpansion, Whitening
+from .search import Step
 
 HEADS = ("features", "probabilities")
 
@@ -36,8 +44,14 @@ class Recipe:
     models: tuple[str, ...] = ("efficientnet_lite0",)
     head: str = "features"
     flip: bool = False
-    expand: int = 0
+    expand: int = 0  # query expansion with this many hits
     normalize: bool = True
+    pooling: Pooling | None = None  # None: the class-level embedding (center crop, average pool)
+    whiten: float | None = None  # whitening power, learned on the gallery
+    dba: int = 0  # database-side augmentation with this many neighbours
+    alpha: float = 0.0  # DBA's and query expansion's weights: cosine^alpha
+    diffuse: bool = False  # rank by diffusion over the gallery's neighbour graph
+    verify: bool = False  # geometric re-ranking of the top 10
 
     def __post_init__(self):
         if isinstance(self.models, str):
@@ -46,21 +60,39 @@ class Recipe:
             raise UsageError("a recipe needs at least one model")
         if self.head not in HEADS:
             raise UsageError(f"unknown head {self.head!r}: choose one of {', '.join(HEADS)}")
-        if self.expand < 0:
-            raise UsageError(f"expand must be 0 (off) or a number of hits, not {self.expand}")
+        for switch in ("expand", "dba"):
+            if getattr(self, switch) < 0:
+                raise UsageError(f"{switch} must be 0 (off) or a number of hits, not {getattr(self, switch)}")
+        if self.alpha and self.metric != "IP":
+            raise UsageError("alpha weighs hits by their cosine: it needs unit vectors (normalize)")
 
     @property
     def model(self) -> str:
         return " + ".join(self.models)
 
     @property
-    def technique(self) -> str:
-        base = {"probabilities": "class probabilities", "features": "cosine" if self.normalize else "raw L2"}
+    def parts(self) -> list[str]:
+        """What the recipe does, in the words of the published tables: the one source of its labels."""
+        base = {"probabilities": "class probabilities",
+                "features": "regional GeM" if self.pooling else "cosine" if self.normalize else "raw L2"}
         parts = [base[self.head]]
         parts += ["flip"] if self.flip else []
         parts += ["ensemble"] if len(self.models) > 1 else []
-        parts += [f"query expansion {self.expand}"] if self.expand else []
-        return " + ".join(parts)
+        parts += [f"whiten {self.whiten:g}"] if self.whiten else []
+        parts += [f"DBA {self.dba}"] if self.dba else []
+        if self.expand:  # notebook 3 names the plain mean in words, notebook 7 alpha-QE in short
+            parts += [f"QE {self.expand}" if self.alpha else f"query expansion {self.expand}"]
+        parts += ["diffusion"] if self.diffuse else []
+        return parts + (["verify"] if self.verify else [])
+
+    @property
+    def technique(self) -> str:
+        return " + ".join(self.parts)
+
+    @property
+    def name(self) -> str:
+        """Short models and technique: "lite0 + regional GeM + whiten 0.5"."""
+        return " + ".join([*(name.replace("efficientnet_", "") for name in self.models), *self.parts])
 
     @property
     def metric(self) -> str:
@@ -70,6 +102,19 @@ class Recipe:
     def imagenet_only(self) -> bool:
         """True when the technique relies on the collection's classes being ImageNet classes."""
         return self.head == "probabilities"
+
+    @property
+    def encoder(self) -> Recipe:
+        """The recipe without its steps: what decides the vectors (recipes sharing it share them)."""
+        return replace(self, expand=0, whiten=None, dba=0, alpha=0.0, diffuse=False, verify=False)
+
+    def steps(self) -> list[Step]:
+        """Fresh re-ranking steps, the outermost first; fit them by indexing the gallery through a
+        `search.ReadPath`. Verification is not among them: it needs the gallery's files."""
+        steps: list[Step] = [Whitening(self.whiten)] if self.whiten else []
+        steps += [DatabaseAugmentation(self.dba, self.alpha)] if self.dba else []
+        steps += [QueryExpansion(self.expand, self.alpha, unit=self.metric == "IP")] if self.expand else []
+        return steps + ([Diffused()] if self.diffuse else [])
 
 
 CHUNK = 256  # images per step through all of a recipe's passes: bounded memory, one progress bar
@@ -81,10 +126,21 @@ class RecipeEmbedder:
     def __init__(self, recipe: Recipe, settings: Settings | None = None, embedders: dict | None = None):
         self.recipe = recipe
         loaded = embedders if embedders is not None else {}
-        for name in recipe.models:  # reuse already-loaded models (and their traces) when given
-            if name not in loaded:
-                loaded[name] = build_embedder(name, settings=settings)
-        self.embedders: list[Embedder] = [loaded[name] for name in recipe.models]
+        for key in self.keys:  # reuse already-loaded models (and their traces) when given
+            if key not in loaded:
+                loaded[key] = self._build(key, settings)
+        self.embedders: list[Embedder] = [loaded[key] for key in self.keys]
+
+    @property
+    def keys(self) -> list:
+        """Each model's name, with the pooling when there is one: how `embedders` shares them."""
+        return [(name, self.recipe.pooling) if self.recipe.pooling else name for name in self.recipe.models]
+
+    @staticmethod
+    def _build(key, settings: Settings | None) -> Embedder:
+        if isinstance(key, tuple):
+            return build_instance_embedder(*key, settings)
+        return build_embedder(key, settings=settings)
 
     @property
     def name(self) -> str:
@@ -132,11 +188,3 @@ class RecipeEmbedder:
         mean = np.mean(features, axis=0)
         return l2_normalize(mean) if self.recipe.normalize or len(self.embedders) > 1 else mean
 
-
-def search_vectors(engine: SearchEngine, vectors: np.ndarray, k: int, recipe: Recipe):
-    """Top-k (ids, distances), with the recipe's query expansion when it has one."""
-    if recipe.expand:
-        hits, _ = engine.search(vectors, recipe.expand)
-        expanded = (vectors + engine.fetch(hits).sum(axis=1)) / (1 + recipe.expand)
-        vectors = l2_normalize(expanded) if recipe.metric == "IP" else expanded
-    return engine.search(vectors, k)

@@ -1,11 +1,20 @@
-"""The engine's verbs on top of embeddings and an index: ingest and search (scoring: `evaluation.runs`).
+"""The engine's verbs on top of embeddings and an index: ingest, and the one read path every search
+takes (scoring: `evaluation.runs`).
 
-Every one of them takes any `embed.ImageEncoder`: a model, a search recipe, a text path's images.
+A search is the engine's top hits re-ranked by steps, each a `Step`: whitening, query expansion and
+database-side augmentation (`postprocess`), diffusion (`diffused`), geometric verification
+(`verify`), leaving out deleted files (`LiveFiles`). `ReadPath` chains them over any `SearchEngine`
+and is one itself, so whatever takes an engine takes a read path. Ingest and queries take any
+`embed.ImageEncoder`: a model, a search recipe, a text path's images.
 """
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -81,4 +90,108 @@ def embed_queries(paths, encoder: ImageEncoder, cache: EmbeddingCache | None = N
 def search_paths(paths, encoder: ImageEncoder, engine: SearchEngine, k: int = 10,
                  cache: EmbeddingCache | None = None, transform=None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k (ids, distances) for each query image; raises if an image cannot be read."""
-    return engine.search(embed_queries(paths, encoder, cache, transform), k)
+    return ReadPath(engine).search(embed_queries(paths, encoder, cache, transform), k)
+
+
+@dataclass(frozen=True)
+class Query:
+    vectors: np.ndarray
+    paths: Sequence | None = None  # the query images, for steps that look at their pixels
+    where: str | None = None  # a filter on the engine's metadata fields
+
+    def moved_to(self, vectors: np.ndarray) -> Query:
+        return replace(self, vectors=vectors)
+
+
+@dataclass
+class Found:
+    """Hits per query, best first: ids (-1: no hit) and distances as the engine reports them."""
+
+    ids: np.ndarray
+    distances: np.ndarray
+    verified: np.ndarray | None = None  # per hit True/False once verification checked it, else None
+    gone: int = 0  # hits left out because their file is gone
+
+    def take(self, positions: list[list[int]], k: int, verified: list[list] | None = None) -> Found:
+        """Each row's hits at `positions`, in that order, cut or padded to k; `verified`: new flags for them."""
+        rows = len(self.ids)
+        ids, distances = np.full((rows, k), -1, np.int64), np.full((rows, k), np.nan, np.float32)
+        flags = np.full((rows, k), None, object)
+        for row, chosen in enumerate(positions):
+            chosen = np.asarray(chosen, np.int64)[:k]
+            ids[row, :len(chosen)], distances[row, :len(chosen)] = self.ids[row, chosen], self.distances[row, chosen]
+            if verified is not None:
+                flags[row, :len(chosen)] = verified[row][:len(chosen)]
+            elif self.verified is not None:
+                flags[row, :len(chosen)] = self.verified[row, chosen]
+        checked = verified is not None or self.verified is not None
+        return Found(ids, distances, flags if checked else None, self.gone)
+
+
+class Step:
+    """A re-ranking step. `index` learns from the gallery's vectors as the steps before it left them
+    and returns them as they are to be stored; `find` answers a query by asking `below` (the steps
+    after it, then the engine). This base does neither: a step overrides what it changes."""
+
+    def index(self, gallery: np.ndarray) -> np.ndarray:
+        return gallery
+
+    def find(self, query: Query, k: int, below: ReadPath) -> Found:
+        return below.find(query, k)
+
+
+class ReadPath:
+    """An engine's search followed by `steps`, the first the outermost; the read side of a `SearchEngine`."""
+
+    def __init__(self, engine: SearchEngine, steps: Sequence[Step] = ()):
+        self.engine, self.steps = engine, tuple(steps)
+        self.name, self.metric, self.fields = engine.name, engine.metric, getattr(engine, "fields", {})
+
+    def index(self, gallery: np.ndarray) -> np.ndarray:
+        """Fit every step on the gallery in turn: the vectors to store in the engine."""
+        for step in self.steps:
+            gallery = step.index(gallery)
+        return gallery
+
+    def find(self, query: Query, k: int) -> Found:
+        if not self.steps:
+            return Found(*self.engine.search(query.vectors, k, query.where))
+        return self.steps[0].find(query, k, ReadPath(self.engine, self.steps[1:]))
+
+    def search(self, vectors: np.ndarray, k: int, where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        found = self.find(Query(vectors, where=where), k)
+        return found.ids, found.distances
+
+    def fetch(self, ids) -> np.ndarray:
+        return self.engine.fetch(ids)
+
+    def metadata(self, ids=None):
+        return self.engine.metadata(ids)
+
+    def count(self, where: str | None = None) -> int:
+        return self.engine.count(where)
+
+
+@dataclass
+class LiveFiles(Step):
+    """Step: hits whose file is gone (deleted since the ingest) are left out, and the search goes
+    deeper, up to three times, to fill k. Ids `paths_of` does not know are left out too."""
+
+    paths_of: Callable[[np.ndarray], list[list]]  # rows of ids -> rows of their files (None: not in the collection)
+    lock: AbstractContextManager = field(default_factory=threading.Lock)  # held while reading the engine
+
+    def find(self, query: Query, k: int, below: ReadPath) -> Found:
+        depth = k
+        for _ in range(3):
+            with self.lock:
+                found = below.find(query, depth)
+                paths = self.paths_of(found.ids)
+            known = [[i for i, path in enumerate(row) if path is not None] for row in paths]
+            live = [[i for i in row_known if Path(row[i]).is_file()] for row, row_known in zip(paths, known)]
+            gone = sum(len(row) - len(kept) for row, kept in zip(known, live))
+            if not gone or all(len(kept) >= k for kept in live):
+                break
+            depth += gone
+        kept = found.take(live, k)
+        kept.gone += gone
+        return kept

@@ -2,7 +2,8 @@
 by local features (SIFT keypoints, Lowe's ratio test) and a homography fitted with RANSAC; a hit
 whose inliers reach `min_inliers` is the same object or picture seen again. Verified hits move
 above the others, each group keeping its vector order, so a query with no verifiable match (a
-mirror image, a textureless object) loses nothing.
+mirror image, a textureless object) loses nothing. `Verification` is that re-ranking as a step of
+the read path (`search.ReadPath`).
 
 Inlier counts are not compared with each other: on the copies benchmark an unrelated product shot
 (shared white background, text, the black corners of a rotated copy) reached 70 to 147 inliers
@@ -10,6 +11,7 @@ with some copies, more than their originals, while the vector search had the ori
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -17,7 +19,9 @@ import numpy as np
 from PIL import Image
 
 from ..data.images import load_image
+from ..errors import UsageError
 from ..parallel import bounded_map
+from .search import Found, Query, ReadPath, Step
 
 WORKERS = 2  # threads finding gallery features: one per core here
 MAX_SIDE = 512  # local features are found on this size: enough for covers and objects, and fast
@@ -93,7 +97,49 @@ class Verifier:
 
     def rerank(self, query_path, ranked: np.ndarray) -> np.ndarray:
         """`ranked` (gallery positions, best first) with the verified among its first `top` moved up, in order."""
-        verified = self.verified(query_path, ranked)
-        moved = set(verified)
-        rest = [i for i in ranked if int(i) not in moved]
-        return np.array(verified + rest, dtype=np.asarray(ranked).dtype)
+        ranked = np.asarray(ranked)
+        verified = set(self.verified(query_path, ranked))
+        return ranked[moved_up(len(ranked), {j for j, i in enumerate(ranked) if int(i) in verified})]
+
+
+def moved_up(count: int, chosen: set) -> list[int]:
+    """Positions 0..count-1 with `chosen` first, each group in its order."""
+    return [i for i in range(count) if i in chosen] + [i for i in range(count) if i not in chosen]
+
+
+@dataclass
+class Verification(Step):
+    """Step: each query's top `top` hits checked against its image (`Query.paths`); verified hits move
+    up, each marked True or False (`Found.verified`; hits past `top` stay unchecked, None)."""
+
+    paths_of: Callable[[np.ndarray], list[list]]  # rows of gallery ids -> rows of their files
+    known: dict = field(default_factory=dict)  # path -> Features, kept between searches
+    top: int = 10
+    min_inliers: int = 15
+    side: int = MAX_SIDE
+
+    @classmethod
+    def over(cls, verifier: Verifier) -> Verification:
+        """Over `verifier`'s gallery, its positions as ids, with its settings and the features it found."""
+        return cls(lambda rows: [[verifier.gallery_paths[i] for i in row] for row in rows], verifier.known,
+                   verifier.top, verifier.min_inliers, verifier.side)
+
+    def find(self, query: Query, k: int, below: ReadPath) -> Found:
+        if query.paths is None:
+            raise UsageError("verification compares the query images with the hits': give their paths")
+        found = below.find(query, max(k, self.top))
+        orders, flags = [], []
+        for query_path, ids, paths in zip(query.paths, found.ids, self.paths_of(found.ids)):
+            order, marks = self.rerank(query_path, [path for i, path in zip(ids, paths) if i >= 0])
+            orders.append(order)
+            flags.append(marks)
+        return found.take(orders, k, flags)
+
+    def rerank(self, query_path, paths: list) -> tuple[list[int], list]:
+        """The hits' new order, and each one's mark in it (True, False, None: not checked)."""
+        checked = min(len(paths), self.top)
+        verifier = Verifier(paths, checked, self.min_inliers, self.side, self.known)
+        verifier.prefetch(range(checked))
+        chosen = set(verifier.verified(query_path, range(len(paths))))
+        order = moved_up(len(paths), chosen)
+        return order, [i in chosen if i < checked else None for i in order]
