@@ -12,10 +12,11 @@ from imgsearch_helpers.data.images import load_image
 from imgsearch_helpers.data.tutorial import load_queries
 from imgsearch_helpers.embed.stream import embed_paths
 from imgsearch_helpers.errors import ImageError
-from imgsearch_helpers.evaluation.instance import InstanceRecipe, Prepared, score
+from imgsearch_helpers.evaluation.instance import Prepared, score
 from imgsearch_helpers.models.descriptors import Pooling, build_instance_embedder
 from imgsearch_helpers.retrieval.duplicates import find_duplicates
 from imgsearch_helpers.retrieval.postprocess import Whitening, expand, neighbours
+from imgsearch_helpers.retrieval.recipes import Recipe
 from imgsearch_helpers.retrieval.verify import Verifier, inliers, local_features
 from tests.realdata import TRAIN
 
@@ -121,9 +122,9 @@ def test_score_counts_top1_hits_ap_and_the_ns_score():
     gallery_groups = ["a", "a", "b", "b"]
     ranked = np.array([[0, 2, 1, 3], [2, 3, 0, 1]])  # query of group a: hit at 1 and 3; of b: at 1 and 2
     row = score(ranked, gallery_groups, ["a", "b"], k=4)
-    assert row["top1"] == 1.0 and row["hit10"] == 1.0
-    assert row["ns"] == 2.0  # both group members are in each top 4
-    assert row["map10"] == pytest.approx(((1 + 2 / 3) / 2 + 1.0) / 2)
+    assert row["top1"] == 1.0 and row["hit@4"] == 1.0
+    assert row["ns@4"] == 2.0  # both group members are in each top 4
+    assert row["ap@4"] == pytest.approx(((1 + 2 / 3) / 2 + 1.0) / 2)
 
 
 def test_a_prepared_recipe_ranks_each_ukbench_photo_first_among_its_own():
@@ -131,7 +132,7 @@ def test_a_prepared_recipe_ranks_each_ukbench_photo_first_among_its_own():
     frame = load_queries(UKBENCH)
     vectors = np.random.default_rng(2).normal(size=(len(frame), 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    ranked = Prepared.fit(InstanceRecipe(whiten=0.5), vectors).rank(vectors, frame["path"])
+    ranked = Prepared.fit(Recipe(whiten=0.5), vectors).rank(vectors, frame["path"])
     assert (ranked[:, 0] == np.arange(len(frame))).all()
 
 
@@ -181,4 +182,4 @@ def test_the_benchmark_scores_any_group_folders(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
     assert [r["recipe"] for r in rows] == [r.name for r in INSTANCE_RECIPES]
-    assert all(r["queries"] == 3 and 0 <= r["top1"] <= r["hit10"] <= 1 for r in rows)
+    assert all(r["queries"] == 3 and 0 <= r["top1"] <= r["hit@10"] <= 1 for r in rows)

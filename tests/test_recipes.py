@@ -1,4 +1,5 @@
-"""Recipes: class probabilities, mirrored passes, ensembles, query expansion, held-out queries."""
+"""Recipes: class probabilities, mirrored passes, ensembles, query expansion and the other steps of the
+read path, their labels, held-out queries."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,11 +9,16 @@ from realdata import TRAIN
 from imgsearch_helpers.data.tutorial import ground_truth, holdout_split
 from imgsearch_helpers.embed.cache import EmbeddingCache
 from imgsearch_helpers.embed.stream import embed_paths
+from imgsearch_helpers.errors import UsageError
+from imgsearch_helpers.evaluation.instance import INSTANCE_RECIPES
 from imgsearch_helpers.evaluation.quality import QUALITY_RECIPES, collection_name, run_recipe
 from imgsearch_helpers.index import ExactEngine, MilvusEngine
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
-from imgsearch_helpers.models.backends import MIN_COSINE
-from imgsearch_helpers.retrieval.recipes import Recipe, RecipeEmbedder, search_vectors
+from imgsearch_helpers.models.descriptors import Pooling
+from imgsearch_helpers.retrieval.postprocess import QueryExpansion, expand
+from imgsearch_helpers.retrieval.recipes import Recipe, RecipeEmbedder
+from imgsearch_helpers.retrieval.search import ReadPath
+from imgsearch_helpers.runtime import MIN_COSINE
 from imgsearch_helpers.vectors import l2_normalize
 
 LABELS = ["goldfish", "Rhodesian_ridgeback", "warplane"]
@@ -41,6 +47,8 @@ def test_recipe_rejects_bad_switches():
         Recipe(expand=-1)
     with pytest.raises(ValueError, match="at least one model"):
         Recipe(models=())
+    with pytest.raises(ValueError, match="alpha weighs hits by their cosine"):
+        Recipe(normalize=False, expand=3, alpha=3)
 
 
 def test_recipe_names_say_what_it_does():
@@ -50,6 +58,15 @@ def test_recipe_names_say_what_it_does():
     assert both.model == "efficientnet_lite0 + efficientnet_lite1"
     assert both.technique == "class probabilities + flip + ensemble + query expansion 3"
     assert both.metric == "IP" and both.imagenet_only and not Recipe().imagenet_only
+    instance = Recipe("efficientnet_lite0", pooling=Pooling(), whiten=0.5, dba=2, expand=2, alpha=3, verify=True)
+    assert instance.name == "lite0 + regional GeM + whiten 0.5 + DBA 2 + QE 2 + verify"
+    assert instance.encoder == Recipe("efficientnet_lite0", pooling=Pooling())  # the steps do not change the vectors
+
+
+def test_both_notebooks_recipes_are_one_kind_with_distinct_labels():
+    for recipes, label in ((QUALITY_RECIPES, lambda r: (r.model, r.technique)), (INSTANCE_RECIPES, lambda r: r.name)):
+        assert all(isinstance(r, Recipe) for r in recipes)
+        assert len({label(r) for r in recipes}) == len(recipes)
 
 
 def test_quality_recipes_are_distinct_and_collections_ignore_expansion():
@@ -118,11 +135,36 @@ def test_query_expansion_moves_the_query_towards_its_top_hits():
                        np.float32)
     engine.add(np.arange(5), gallery)
     query = np.array([[0.9, 0.0, 0.436]], np.float32)
-    plain, _ = search_vectors(engine, query, 5, Recipe())
-    expanded, _ = search_vectors(engine, query, 5, Recipe(expand=3))
+    plain, _ = ReadPath(engine, Recipe().steps()).search(query, 5)
+    expanded, _ = ReadPath(engine, Recipe(expand=3).steps()).search(query, 5)
     # plain: 0 (0.90), 3 (0.89), 4 (0.86); the mean of the query and those three is nearer to 3 and 4
     assert plain[0].tolist()[:3] == [0, 3, 4]
     assert expanded[0].tolist()[:3] == [3, 4, 0]
+
+
+def test_query_expansion_is_one_step_from_the_plain_mean_to_alpha_weights():
+    rng = np.random.default_rng(3)
+    gallery, queries = l2_normalize(rng.normal(size=(40, 8))), l2_normalize(rng.normal(size=(5, 8)))
+    engines = {metric: ExactEngine(metric) for metric in ("IP", "L2")}
+    for engine in engines.values():
+        engine.add(np.arange(40), gallery)
+    # through the engine, alpha-QE is the in-memory expansion DBA uses, to the bit
+    for alpha in (0.0, 3.0):
+        found = ReadPath(engines["IP"], [QueryExpansion(3, alpha)]).search(queries, 5)
+        wanted = engines["IP"].search(expand(queries, gallery, 3, alpha), 5)
+        assert all(np.array_equal(a, b) for a, b in zip(found, wanted))
+    # unscaled (raw vectors, L2), alpha 0 is the plain mean of the query and its hits
+    hits, _ = engines["L2"].search(queries, 3)
+    found, _ = ReadPath(engines["L2"], [QueryExpansion(3, unit=False)]).search(queries, 5)
+    assert (found == engines["L2"].search((queries + gallery[hits].sum(1)) / 4, 5)[0]).all()
+
+
+def test_steps_that_change_the_stored_vectors_refuse_a_gallery_they_did_not_index():
+    engine = ExactEngine("IP")
+    engine.add(np.arange(3), np.eye(3, dtype=np.float32))
+    for recipe in (Recipe(whiten=0.5), Recipe(dba=2), Recipe(diffuse=True)):
+        with pytest.raises(UsageError, match="index the gallery through the read path first"):
+            ReadPath(engine, recipe.steps()).search(np.eye(3, dtype=np.float32)[:1], 2)
 
 
 def test_fetch_returns_rows_in_the_order_asked(tmp_path):
@@ -168,4 +210,4 @@ def test_run_recipe_scores_held_out_queries(gallery, embedders, tmp_path):
     assert row["index_mb"] == pytest.approx(len(train) * 1000 * 4 / 1e6)
     assert row["images_per_s"] > 0
     # three very different classes: class probabilities put every query's 3 class-mates first
-    assert row["mhr10"] == 1.0 and row["ap10"] == 1.0
+    assert row["mhr@10"] == 1.0 and row["ap@10"] == 1.0

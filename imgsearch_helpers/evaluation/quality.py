@@ -1,8 +1,6 @@
 """Notebook 3's and `benchmarks/quality.py`'s runner: every recipe indexed, searched and scored the same way."""
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 
 from ..config import Settings
@@ -12,9 +10,10 @@ from ..embed.stream import embed_paths
 from ..index import TUTORIAL_IVF, IndexSpec, SearchEngine, open_engine
 from ..models import LITE_MODELS
 from ..models.embedder import Embedder
-from ..retrieval.recipes import Recipe, RecipeEmbedder, search_vectors
-from ..retrieval.search import embed_queries, ingest
+from ..retrieval.recipes import Recipe, RecipeEmbedder
+from ..retrieval.search import ReadPath, embed_queries, ingest
 from .metrics import evaluate
+from .timing import time_runs
 
 # Every configuration notebook 03 and benchmarks/quality.py measure, fixed before looking at any
 # query set's results (query expansion uses the top 3 hits, a common default, not a tuned value).
@@ -44,21 +43,10 @@ def measure_recipe(embedder: RecipeEmbedder, engine: SearchEngine, queries, trut
     """Search every query with the recipe and score it: one row of the quality table."""
     recipe = embedder.recipe
     vectors = embed_queries(queries["path"].tolist(), embedder, cache)
-    ids, _ = search_vectors(engine, vectors, k, recipe)
-    scores = evaluate(truth, ids.tolist(), k)
-    return {
-        "model": recipe.model,
-        "technique": recipe.technique,
-        **columns,
-        "imagenet_only": recipe.imagenet_only,
-        "dim": embedder.dim,
-        "parameters": embedder.parameters,
-        f"mhr{k}": scores[f"mhr@{k}"],
-        f"towhee_map{k}": scores[f"towhee_map@{k}"],
-        f"ap{k}": scores[f"ap@{k}"],
-        "index_mb": engine.count() * embedder.dim * 4 / 1e6,  # float32 vectors as stored
-        "queries": len(vectors),
-    }
+    ids, _ = ReadPath(engine, recipe.steps()).search(vectors, k)
+    return evaluate(truth, ids.tolist(), k, model=recipe.model, technique=recipe.technique, **columns,
+                    imagenet_only=recipe.imagenet_only, dim=embedder.dim, parameters=embedder.parameters,
+                    index_mb=engine.count() * embedder.dim * 4 / 1e6)  # float32 vectors as stored
 
 
 def run_recipe(recipe: Recipe, gallery, queries, truth, engine_factory, cache: EmbeddingCache | None = None,
@@ -99,12 +87,7 @@ def recipe_speed(embedder: RecipeEmbedder, paths, timings: dict | None = None) -
 def time_pass(embedder: Embedder, paths) -> float:
     """Best-of-N seconds to decode and embed `paths` with one model pass, after an untimed warm-up."""
     embed_paths(paths[:1], embedder, progress=False)  # traces the model
-    best = float("inf")
-    for _ in range(TIMING_REPEATS):
-        start = time.perf_counter()
-        embed_paths(paths, embedder, progress=False)
-        best = min(best, time.perf_counter() - start)
-    return best
+    return time_runs(lambda: embed_paths(paths, embedder, progress=False), runs=TIMING_REPEATS).best
 
 
 class QualityRun:
@@ -138,7 +121,7 @@ class QualityRun:
         engine = self.engine(recipe.metric, collection_name(recipe))
         vectors = embed_queries(self.queries["path"].tolist(), RecipeEmbedder(recipe, self.settings, self.embedders),
                                 self.cache)
-        found = search_vectors(engine, vectors, k or self.k, recipe)
+        found = ReadPath(engine, recipe.steps()).search(vectors, k or self.k)
         engine.close()
         return found
 
@@ -151,7 +134,7 @@ def effect(rows: list[dict], before: Recipe, after: Recipe, what: str) -> dict:
     by_recipe = {(row["model"], row["technique"]): row for row in rows}
     old, new = by_recipe[(before.model, before.technique)], by_recipe[(after.model, after.technique)]
     return {"technique": what, "from": f"{before.model}: {before.technique}".replace("efficientnet_", ""),
-            "mhr10_before": old["mhr10"], "mhr10_after": new["mhr10"], "change": new["mhr10"] - old["mhr10"],
+            "mhr@10_before": old["mhr@10"], "mhr@10_after": new["mhr@10"], "change": new["mhr@10"] - old["mhr@10"],
             "images_per_s_before": old["images_per_s"], "images_per_s_after": new["images_per_s"]}
 
 

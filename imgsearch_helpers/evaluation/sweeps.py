@@ -2,24 +2,25 @@
 costs, over a sweep of IVF's `nprobe` or HNSW's `ef`, counted by FAISS itself."""
 from __future__ import annotations
 
-import time
-
 import faiss
 import numpy as np
 
+from ..index.base import top_k
 from ..index.faiss_engine import build_faiss_index
 from ..index.inprocess import squared_l2
+from .metrics import RECALL, evaluate
+from .timing import time_runs
 
 
 def exact_top_k(matrix: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """The true top-k ids by L2, the reference recall is measured against."""
-    order = np.argsort(squared_l2(queries, matrix), axis=1, kind="stable")[:, :k]
-    return ids[order]
+    """The true top-k ids by L2, as the exact engine ranks them: the reference recall is measured against."""
+    return top_k(-squared_l2(queries, matrix), ids, k, larger_is_closer=False)[0]
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
     """Share of the true top-k that the index returned (recall@k), averaged over queries."""
-    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found.tolist(), truth.tolist())]))
+    k = truth.shape[1]
+    return evaluate(truth.tolist(), found.tolist(), k, RECALL)[f"recall@{k}"]
 
 
 def ivf_sweep(matrix, ids, queries, nlist: int, nprobes, k: int = 10) -> list[dict]:
@@ -43,9 +44,9 @@ def _sweep(index, name: str, searches, stats, truth, queries, k: int) -> list[di
     rows = []
     for parameter, value, params in searches:
         stats.reset()
-        start = time.perf_counter()
-        _, found = index.search(queries, k, params=params)
-        ms = 1000 * (time.perf_counter() - start) / len(queries)
+        searching = time_runs(lambda params=params: index.search(queries, k, params=params))
+        _, found = searching.result
+        ms = 1000 * searching.total / len(queries)
         rows.append({"index": name, parameter: value, f"recall@{k}": recall(found, truth),
                      "vectors compared": stats.ndis / len(queries), "ms per query": ms})
     return rows

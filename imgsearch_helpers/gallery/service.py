@@ -11,22 +11,33 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from ..config import Settings, get_settings
-from ..data.folders import FIELDS, SyncPlan, Walk, dataset_rows, file_rows, plan_sync, scan_folder, stable_id
+from ..data.folders import (
+    FIELDS,
+    SyncPlan,
+    Walk,
+    dataset_rows,
+    file_rows,
+    manifest_rows,
+    plan_sync,
+    scan_folder,
+    stable_id,
+)
 from ..data.tutorial import dataset_root, ground_truth, load_catalog, load_queries
 from ..embed.cache import open_cache
 from ..errors import NotBuiltError, UsageError
 from ..evaluation.runs import evaluate_engine
 from ..index import IndexSpec, index_for_rows, open_engine
 from ..models import DEFAULT_MODEL, build_embedder
-from ..retrieval.search import IngestReport, embed_queries, ingest
+from ..retrieval.search import Found, IngestReport, LiveFiles, Query, ReadPath, embed_queries, ingest
 from ..vectors import l2_normalize
 from .collections import DATASET, Entry, GalleryRef, Registry, collection_name
 
@@ -75,6 +86,15 @@ class SyncReport:
         return f"{self.plan.summary()}{embedded}; {self.rows} rows, {self.seconds:.1f} s"
 
 
+class IngestRunner(Protocol):
+    """What embeds and writes a build's rows, then commits the engine, called like
+    `retrieval.search.ingest` (the one in this process). A runner that reads the files itself says
+    so with `describes_files = True`: the build's plan then reads none (`data.folders.plan_sync`)."""
+
+    def __call__(self, rows: pd.DataFrame, encoder, engine, cache=None, transform=None,
+                 progress: bool = True) -> IngestReport: ...
+
+
 MAX_K = 1000  # hits per query: past it a request would cost memory in proportion, not results
 VERIFY_TOP = 10  # hits a verified search checks per query
 KEEP_FEATURES = 2000  # gallery images whose local features a service keeps between verified searches
@@ -118,8 +138,11 @@ class SearchService:
         """The gallery's folder (for the tutorial data, the dataset's root)."""
         return self.gallery.folder or dataset_root(self.settings)
 
-    def scan(self) -> pd.DataFrame:
-        """The gallery's files as rows: id, path, relpath, label, folder, size, mtime."""
+    def scan(self, manifest=None) -> pd.DataFrame:
+        """The gallery's files as rows: id, path, relpath, label, folder, size, mtime; `manifest`: a
+        text file listing them, one per line, instead of the folder's walk (`data.folders.manifest_rows`)."""
+        if manifest:
+            return manifest_rows(self.root, manifest)
         if self.gallery.is_dataset:
             return dataset_rows(load_catalog(self.settings), self.root)
         return scan_folder(self.root)
@@ -130,25 +153,32 @@ class SearchService:
         return rows.assign(path=[str(self.root / relpath) for relpath in rows["relpath"]])
 
     # --- building ------------------------------------------------------------------------------
-    def build(self, fresh: bool = False, progress: bool = True) -> SyncReport:
-        """Make the collection hold exactly the gallery's files; `fresh` drops it first."""
+    def build(self, fresh: bool = False, progress: bool = True, runner: IngestRunner = ingest,
+              manifest=None) -> SyncReport:
+        """Make the collection hold exactly the gallery's files (or those a `manifest` lists); `fresh`
+        drops it first.
+
+        The build is planned here: list, compare, delete, update the metadata of touched files.
+        `runner` embeds and writes the rows left to add, then commits: `retrieval.search.ingest` in
+        this process, or `scaleout.RayRunner` on Ray's workers, which read each file where they
+        embed it (`describes_files`), so the plan then reads none.
+        """
         start = time.perf_counter()
-        gallery = self.scan()
+        gallery = self.scan(manifest)
         if fresh:
             self.engine.drop()
-        self.use_index_for(len(gallery))
-        plan = plan_sync(gallery, self.engine.metadata())
+        self._use_index(index_for_rows(len(gallery), self.engine_kind))
+        plan = plan_sync(gallery, self.engine.metadata(), describe=not getattr(runner, "describes_files", False))
         self.engine.delete(plan.removed)
         self._update_metadata(plan.changed[plan.changed["id"].isin(plan.touched)])
-        todo = pd.concat([plan.added, plan.changed[~plan.changed["id"].isin(plan.touched)]], ignore_index=True)
-        report = None
+        todo, report = plan.to_embed(), None
         if len(todo):
-            report = ingest(todo, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
+            report = runner(todo, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
         else:
             self.engine.commit()  # deletes and metadata updates become visible
-        return self.finish_build(plan, report, start)
+        return self._record_build(plan, report, start)
 
-    def finish_build(self, plan: SyncPlan, report: IngestReport | None, start: float) -> SyncReport:
+    def _record_build(self, plan: SyncPlan, report: IngestReport | None, start: float) -> SyncReport:
         """Record the built collection in the registry (for Milvus) and report what changed."""
         rows = self.engine.count()
         if self.engine_kind == "milvus":  # the only engine that keeps the collection
@@ -156,10 +186,6 @@ class SearchService:
                                        self.engine_kind, self.index.as_dict() if self.index else None, rows, 0.0))
         self._built, self._diffused = rows > 0, None
         return SyncReport(plan, report, rows, time.perf_counter() - start)
-
-    def use_index_for(self, rows: int) -> None:
-        """Open the collection with the index its size calls for (before it is filled)."""
-        self._use_index(index_for_rows(rows, self.engine_kind))
 
     def _use_index(self, index: IndexSpec | None) -> None:
         """Reopen the engine with `index` when the collection's size calls for another one."""
@@ -230,37 +256,37 @@ class SearchService:
         move up, marked `verified`.
         """
         self.require_built()
+        paths = [str(p) for p in paths]
         with self._model_lock:
-            vectors = embed_queries([str(p) for p in paths], self.embedder, transform=l2_normalize)
-        engine = self.diffused() if diffuse else None
-        if not verify:
-            return self.search_vectors(vectors, k, where, engine)
-        found = self.search_vectors(vectors, max(k, VERIFY_TOP), where, engine)
-        while len(self._local_features) > KEEP_FEATURES:  # oldest first: about 0.25 MB each
-            self._local_features.pop(next(iter(self._local_features)))
-        return Results([verify_hits(path, hits, self._local_features)[:k] for path, hits in zip(paths, found.hits)],
-                       found.gone)
+            vectors = embed_queries(paths, self.embedder, transform=l2_normalize)
+        return self.search_vectors(vectors, k, where, self.diffused() if diffuse else None, paths if verify else None)
 
-    def search_vectors(self, vectors: np.ndarray, k: int, where: str | None = None, engine=None) -> Results:
-        """Top-k hits per vector, leaving out files deleted since the ingest (searching deeper to fill k)."""
+    def search_vectors(self, vectors: np.ndarray, k: int, where: str | None = None, engine=None,
+                       verify_paths: list | None = None) -> Results:
+        """Top-k hits per vector through the read path (`retrieval.search`): files deleted since the
+        ingest left out (searching deeper to fill k) and, given the query images (`verify_paths`),
+        the top max(k, VERIFY_TOP) re-ranked by geometric verification."""
         check_k(k)
-        engine, depth, gone = engine or self.engine, k, 0
-        for _ in range(3):
-            with self._index_lock:
-                rows = self.hits(*engine.search(vectors, depth, where))
-            live = [[hit for hit in row if Path(hit.path).is_file()] for row in rows]
-            gone = sum(len(row) - len(kept) for row, kept in zip(rows, live))
-            if not gone or all(len(kept) >= k for kept in live):
-                break
-            depth += gone
-        return Results([row[:k] for row in live], gone)
+        rows = HitRows(self.engine, self.root)
+        steps = [LiveFiles(rows.paths, self._index_lock)]
+        if verify_paths is not None:
+            while len(self._local_features) > KEEP_FEATURES:  # oldest first: about 0.25 MB each
+                self._local_features.pop(next(iter(self._local_features)))
+            from ..retrieval.verify import Verification  # loads OpenCV: only for verified searches
 
-    def hits(self, ids: np.ndarray, similarities: np.ndarray) -> list[list[Hit]]:
-        meta = self.engine.metadata(ids).set_index("id")
-        return [[Hit(int(i), str(meta.at[i, "label"]), str(self.root / meta.at[i, "relpath"]),
-                     str(meta.at[i, "relpath"]), float(s))
-                 for i, s in zip(row_ids, row_sims) if i >= 0 and i in meta.index]
-                for row_ids, row_sims in zip(ids, similarities)]
+            steps.insert(0, Verification(rows.paths, self._local_features, VERIFY_TOP))
+        found = ReadPath(engine or self.engine, steps).find(Query(vectors, verify_paths, where), k)
+        return Results(self.hits(found, rows), found.gone)
+
+    def hits(self, found: Found, rows: HitRows) -> list[list[Hit]]:
+        flags = found.verified if found.verified is not None else np.full(found.ids.shape, None, object)
+        return [[self._hit(int(i), rows.known[int(i)], float(s), verified)
+                 for i, s, verified in zip(row_ids, row_sims, row_flags) if int(i) in rows.known]
+                for row_ids, row_sims, row_flags in zip(found.ids, found.distances, flags)]
+
+    def _hit(self, hit_id: int, row: tuple[str, str], similarity: float, verified: bool | None) -> Hit:
+        label, relpath = row
+        return Hit(hit_id, label, str(self.root / relpath), relpath, similarity, verified)
 
     def count(self, where: str | None = None) -> int:
         self.require_built()
@@ -302,25 +328,27 @@ def check_k(k: int) -> None:
         raise UsageError(f"k must be from 1 to {MAX_K}, not {k}")
 
 
+class HitRows:
+    """The collection's rows a search's hits point to, each looked up once: id -> (label, relpath)."""
+
+    def __init__(self, engine, root: Path):
+        self.engine, self.root, self.known = engine, root, {}
+
+    def paths(self, ids: np.ndarray) -> list[list[str | None]]:
+        """Rows of ids -> rows of their files (None: -1, or not in the collection)."""
+        wanted = sorted({int(i) for i in np.ravel(ids) if i >= 0} - set(self.known))
+        if wanted:
+            meta = self.engine.metadata(wanted)
+            self.known.update({int(i): (str(label), str(relpath))
+                               for i, label, relpath in zip(meta["id"], meta["label"], meta["relpath"])})
+        return [[str(self.root / self.known[int(i)][1]) if int(i) in self.known else None for i in row] for row in ids]
+
+
 def _ids_of(root: Path, files) -> list[int]:
     """The stable ids of files inside `root`, by their paths as the user sees them (a link's own
     path, as a scan stores it); files outside it have none."""
     walk = Walk(Path(root).resolve())
     return [stable_id(relpath) for relpath in map(walk.relpath_of, files) if relpath is not None]
-
-
-def verify_hits(query_path, hits: list[Hit], known: dict) -> list[Hit]:
-    """`hits` with those of the first VERIFY_TOP whose local features match the query's moved up (each
-    group in its order; hits past VERIFY_TOP stay unchecked); `known` keeps gallery images' features
-    (path -> features) for later queries."""
-    from ..retrieval.verify import Verifier
-
-    checked = min(len(hits), VERIFY_TOP)
-    verifier = Verifier([hit.path for hit in hits], top=checked, known=known)
-    verifier.prefetch(range(checked))
-    chosen = set(verifier.verified(query_path, range(len(hits))))
-    marked = [replace(hit, verified=i in chosen if i < checked else None) for i, hit in enumerate(hits)]
-    return [hit for hit in marked if hit.verified] + [hit for hit in marked if not hit.verified]
 
 
 def hits_as_dicts(hits: list[list[Hit]]) -> list[list[dict]]:

@@ -22,11 +22,11 @@ from ..embed.stream import StreamsImages
 from ..errors import ClipUnavailable, UsageError, brief
 from ..vectors import l2_normalize
 from .clip_export import load_towers
-from .exports import export_folder
-from .registry import WEIGHT_SUFFIXES
+from .registry import local_weights
 from .weights import hub_unreachable
 
 DEFAULT_MODEL, DEFAULT_PRETRAINED = "ViT-B-32", "openai"
+WEIGHTS_FOLDER = "open_clip"  # local checkpoints: <weights_dir>/open_clip/<model>-<pretrained>.<ext>
 
 
 @dataclass
@@ -84,14 +84,6 @@ class Clip:
         return f"Clip({self.name}, dim={self.dim}, weights={self.weights})"
 
 
-def local_clip_weights(model: str, pretrained: str, weights_dir: Path) -> Path | None:
-    for suffix in WEIGHT_SUFFIXES:
-        candidate = Path(weights_dir) / "open_clip" / f"{model}-{pretrained}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def load_clip(model: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETRAINED,
               settings: Settings | None = None) -> Clip:
     """Build an open_clip model with its weights (local file, else download); see the module doc."""
@@ -105,7 +97,7 @@ def load_clip(model: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETR
         torch.manual_seed(0)
         weights, source = "random (seed 0): for tests, not a CLIP model", None
     else:
-        local = local_clip_weights(model, pretrained, settings.weights_dir)
+        local = local_weights(f"{model}-{pretrained}", Path(settings.weights_dir) / WEIGHTS_FOLDER)
         source = str(local) if local else pretrained
         weights = f"local file {display_path(local)}" if local else f"open_clip '{pretrained}' (downloaded)"
         if local is None:
@@ -126,8 +118,7 @@ def load_clip(model: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETR
     tokenizer = open_clip.get_tokenizer(model)
     runtimes = (None, None)
     if settings.backend != "torch":
-        runtimes = load_towers(network, lambda image: preprocess(image).numpy(), tokenizer, int(size),
-                               export_folder(settings.cache_dir, key))
+        runtimes = load_towers(network, lambda image: preprocess(image).numpy(), tokenizer, int(size), settings, key)
     embedder = ClipImageEmbedder(f"{model} ({pretrained or 'random'})", key + runtime_suffix(runtimes[0]), network,
                                  preprocess, int(size), _output_dim(network, int(size)), runtimes[0])
     return Clip(embedder, tokenizer, weights, runtimes[1])
@@ -163,7 +154,7 @@ def _require_download(model: str, pretrained: str, weights_dir: Path) -> None:
 
 
 def _offline_message(model: str, pretrained: str, weights_dir: Path, exc: Exception) -> str:
-    target = display_path(Path(weights_dir) / "open_clip" / f"{model}-{pretrained}.bin")
+    target = display_path(Path(weights_dir) / WEIGHTS_FOLDER / f"{model}-{pretrained}.bin")
     return (f"CLIP weights for {model} ({pretrained}) cannot be downloaded here ({brief(exc)}). Connect once, "
             f"or put the checkpoint at {target} (IMGSEARCH_WEIGHTS_DIR), "
             "or use the offline text path (text='offline').")
