@@ -1,4 +1,4 @@
-"""Committed benchmark results: the quality benchmark covers every recipe (and the README's table is
+"""Committed benchmark results: the quality benchmark covers every recipe (and docs/results.md's table is
 generated from it); the detection benchmark holds what its issue asks for."""
 import json
 import os

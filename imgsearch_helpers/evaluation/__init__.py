@@ -2,7 +2,7 @@
 
 - `metrics` (the one scorer: mHR, Towhee mAP, AP, hit, N-S, recall, keys `<name>@<depth>`), `runs`
   (an engine or a text path scored on labelled queries), `timing` (the one timer), `results` (rows
-  recorded as JSON for tests, the README and the run summary);
+  recorded as JSON for tests, the docs and the run summary);
 - `quality`, `cropping`, `instance`, `sweeps`, `reference`: the experiment runners;
 - `plot`: the pictures and tables notebooks show (imported from its module: it loads matplotlib).
 """

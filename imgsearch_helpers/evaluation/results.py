@@ -1,4 +1,4 @@
-"""Metric rows recorded as JSON, so tests, the README and the run summary read the same values."""
+"""Metric rows recorded as JSON, so tests, the docs and the run summary read the same values."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,6 +1,6 @@
 """INT8 post-training quantization of an exported network (NNCF on OpenVINO), calibrated on
 images of the tutorial gallery: the `openvino-int8` backend, measured beside the others in
-`benchmarks/ingest.py` and used only when asked for by name (see the README for why).
+`benchmarks/ingest.py` and used only when asked for by name (docs/runtimes.md says why).
 
 Quantization moves the vectors more than a change of runtime does, so its check against PyTorch
 has a bar of its own (`MIN_COSINE_INT8`): it catches a broken quantization; whether retrieval
