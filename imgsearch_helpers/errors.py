@@ -115,10 +115,6 @@ class RenderError(ImgsearchError):
     """A page failed to draw in the browser (script errors, a view that never finished)."""
 
 
-class Unauthorized(ImgsearchError):
-    """An HTTP API request without the bearer token the server was started with."""
-
-
 class ServerError(ImgsearchError):
     """A local server (Milvus standalone, the app, JupyterLab) that did not start, answer or stop."""
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..config import Settings, get_settings
 from ..data.images import describe_image_file
-from ..data.tutorial import list_images
+from ..data.folders import walk_folder
 from ..embed.cache import EmbeddingCache
 from ..embed.stream import embed_paths
 from ..errors import ImageError
@@ -49,10 +49,10 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
                     progress: bool = True, embedder=None, side: int = VERIFY_SIDE) -> Duplicates:
     """Groups of duplicate images among `paths` (or every image under a folder)."""
     settings = settings or get_settings()
-    paths = _image_paths(paths)
+    paths, skipped = _image_paths(paths)
     groups = UnionFind(len(paths))
     by_digest: dict[str, int] = {}
-    exact, skipped = 0, []
+    exact = 0
     for i, path in enumerate(paths):
         try:  # regular files only, hashed in pieces; a junk file is not read past its header
             digest = describe_image_file(path)[2]
@@ -77,13 +77,16 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
     return Duplicates(groups.groups(paths), exact, near, skipped + embedded.report.failures)
 
 
-def _image_paths(paths) -> list[str]:
+def _image_paths(paths) -> tuple[list[str], list[ImageError]]:
+    """The paths to compare, and (for a folder) the files its walk left out, so the report names them."""
     if isinstance(paths, (str, Path)):
         folder = Path(paths)
         if not folder.is_dir():
             raise ImageError(folder, "no such folder")
-        return [str(p) for p in list_images(folder)]
-    return [str(p) for p in paths]
+        walk = walk_folder(folder)
+        left_out = [ImageError(path, reason) for path, reason in walk.skipped]
+        return sorted(str(path) for path, *_ in walk.rows), left_out
+    return [str(p) for p in paths], []
 
 
 def candidate_pairs(vectors: np.ndarray, threshold: float):
