@@ -1,7 +1,8 @@
 # make run  : execute the notebooks in order (embedded Milvus Lite) and print the results summary
-# make test : every test tier: unit, server (a real Milvus server), browser (Chromium), notebook (nbval, tiny
-#             slice), stress (exit paths under load)
-# make unit : the unit tier alone (no Milvus server, no Chromium, no notebooks, no load tests), for a quick loop
+# make test : every test tier: fast (tests/fast), then integration: the real data and weights, a Milvus server,
+#             Chromium, the notebooks (nbval, tiny slice), exit paths under load; prints how long it took
+# make unit : the fast tier alone (tests/fast: synthetic images, tiny random networks, no tutorial data, no
+#             weights, no Milvus server), for a loop of seconds; prints how long it took
 # make lab  : JupyterLab on the notebooks
 # make app  : the showcase web app on http://127.0.0.1:7860 (builds the index first if it is missing)
 # make feder-js : a local copy of Feder's script (npm pack), so that Feder's views need no internet
@@ -12,6 +13,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Tests use their own cache and results so they never touch (or lock) the ones `make run` uses.
 TEST_ENV := IMGSEARCH_SLICE=tiny IMGSEARCH_CACHE_DIR=$(CURDIR)/data/test-cache IMGSEARCH_RESULTS_DIR=$(CURDIR)/data/test-runs
+# The fast tier sees empty data and weights folders: a test there that reaches for the tutorial data
+# or a pretrained network fails instead of quietly using them.
+FAST_ENV := $(TEST_ENV) IMGSEARCH_DATA_DIR=$(CURDIR)/data/fast-empty/data IMGSEARCH_WEIGHTS_DIR=$(CURDIR)/data/fast-empty/weights HF_HUB_OFFLINE=1
 
 FEDER_JS := data/feder/feder-0.2.4.js
 
@@ -46,10 +50,12 @@ chromium:
 	  { echo "the browser tests need Chromium: apt-get install chromium, or set IMGSEARCH_CHROMIUM"; exit 1; }
 
 test: $(STAMP) $(FEDER_JS) chromium
-	$(TEST_ENV) $(BIN)/python -m pytest tests --nbval-lax notebooks --durations=25
+	@start=$$(date +%s); $(TEST_ENV) $(BIN)/python -m pytest tests --nbval-lax notebooks --durations=25; \
+	  status=$$?; echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
 
 unit: $(STAMP)
-	@start=$$(date +%s); $(TEST_ENV) $(BIN)/python -m pytest tests -m "not server and not browser and not notebook and not stress"; \
+	@mkdir -p data/fast-empty/data data/fast-empty/weights
+	@start=$$(date +%s); $(FAST_ENV) $(BIN)/python -m pytest tests/fast -m "not server"; \
 	  status=$$?; echo "make unit: $$(( $$(date +%s) - start )) s"; exit $$status
 
 lab: $(STAMP)

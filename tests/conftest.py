@@ -27,29 +27,21 @@ def pytest_configure(config):
         os.environ[variable] = str(path)  # inherited by kernels, servers and scripts the tests start
 
 
-REAL_INPUTS = {"real_dataset", "lite0"}  # fixtures that bring the tutorial data or the pretrained network
+FAST = Path(__file__).resolve().parent / "fast"
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tiers by what a test needs: notebooks run through a kernel; the Milvus server fixture means the
-    server tier; the real data or pretrained weights (a fixture, or `realdata` imported by the test's
-    module) mean the integration tier. What is left is the fast tier: synthetic inputs, seconds."""
+    """Tiers by where a test lives and what it needs. tests/fast/ is the fast tier: synthetic inputs
+    and tiny random networks, no tutorial data, no pretrained weights (`make unit` runs it with
+    both folders pointed at empty ones). Everything else is integration; within it, notebooks run
+    through a kernel, and the Milvus server fixture means the server tier (in tests/fast too)."""
     for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
+        if FAST not in item.path.parents:
+            item.add_marker(pytest.mark.integration)
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.notebook)
-        if "milvus_server" in fixtures:
+        if "milvus_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.server)
-        if fixtures & REAL_INPUTS or uses_real_data(getattr(item, "module", None)):
-            item.add_marker(pytest.mark.integration)
-
-
-def uses_real_data(module) -> bool:
-    """The test's module took something from `realdata` (the tutorial data's folders)."""
-    import realdata
-
-    folders = {id(realdata.ROOT), id(realdata.TRAIN)}
-    return module is not None and any(id(value) in folders for value in vars(module).values())
 
 
 @pytest.fixture(scope="session")

@@ -273,7 +273,6 @@ def run(*command, cwd: Path) -> str:
     return done.stdout
 
 
-@pytest.mark.integration
 def test_the_wheel_with_app_alone_runs_the_commands_and_imports_what_the_app_uses(tmp_path):
     wheel = build_wheel(tmp_path)
     found, refused = closure(["app"], wheel_requirements(wheel))

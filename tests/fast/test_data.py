@@ -3,7 +3,6 @@ import hashlib
 import http.server
 import os
 import random
-import shutil
 import threading
 import zipfile
 from pathlib import Path
@@ -19,7 +18,6 @@ from imgsearch_helpers.data.folders import list_images, scan_folder
 from imgsearch_helpers.data.tutorial import (
     DatasetError,
     ground_truth,
-    load_catalog,
     load_queries,
     slice_labels,
     verify_dataset,
@@ -114,53 +112,6 @@ def test_dataset_root_without_download_reports_missing_dataset(tmp_path):
 # ---------------------------------------------------------------- the real dataset
 
 
-@pytest.fixture(scope="module")
-def real_settings(real_dataset):
-    return {name: get_settings(data_dir=real_dataset.parent, slice=name) for name in ("full", "tiny")}
-
-
-def test_real_dataset_verifies(real_settings):
-    verify_dataset(real_settings["full"].data_dir / data.DATASET_DIR)
-
-
-def test_full_slice(real_settings):
-    catalog = load_catalog(real_settings["full"])
-    queries = load_queries(settings=real_settings["full"])
-    assert list(catalog.columns) == ["id", "path", "label"]
-    assert len(catalog) == 1000 and catalog["id"].is_unique
-    assert catalog["label"].nunique() == 100
-    assert (catalog.groupby("label").size() == 10).all()
-    assert all(Path(p).is_absolute() and Path(p).is_file() for p in catalog["path"])
-    assert all(Path(p).parent.name == label for p, label in zip(catalog["path"], catalog["label"]))
-    assert list(queries.columns) == ["path", "label"]
-    assert len(queries) == 100 and queries["label"].nunique() == 100
-    assert all(Path(p).parent.name == label for p, label in zip(queries["path"], queries["label"]))
-
-
-def test_ground_truth_of_the_full_slice(real_settings):
-    catalog = load_catalog(real_settings["full"])
-    queries = load_queries(settings=real_settings["full"])
-    truth = ground_truth(catalog, queries)
-    label_of = dict(zip(catalog["id"], catalog["label"]))
-    assert len(truth) == len(queries) == 100
-    for ids, label in zip(truth, queries["label"]):
-        assert len(ids) == 10
-        assert {label_of[i] for i in ids} == {label}
-
-
-def test_tiny_slice(real_settings):
-    full = load_catalog(real_settings["full"])
-    catalog = load_catalog(real_settings["tiny"])
-    queries = load_queries(settings=real_settings["tiny"])
-    expected_labels = sorted(set(full["label"]))[::10]
-    assert sorted(set(catalog["label"])) == expected_labels
-    assert len(catalog) == 100
-    assert sorted(queries["label"]) == expected_labels
-    assert len(ground_truth(catalog, queries)) == 10
-    pd.testing.assert_frame_equal(load_catalog(real_settings["tiny"]), catalog)
-    pd.testing.assert_frame_equal(load_queries(settings=real_settings["tiny"]), queries)
-
-
 # ---------------------------------------------------------------- slices, queries, ground truth
 
 
@@ -211,15 +162,6 @@ def test_a_folder_is_listed_by_the_gallery_walk(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     queries = load_queries("photos")  # given relative: the loose file is still no query
     assert sorted(Path(p).name for p in queries["path"]) == ["a.jpg", "b.png"] and set(queries["label"]) == {"cat"}
-
-
-def test_load_queries_from_real_test_images_copied_to_a_folder(real_settings, tmp_path):
-    test_dir = real_settings["full"].data_dir / data.DATASET_DIR / "test"
-    labels = sorted(p.name for p in test_dir.iterdir())[:3]
-    for label in labels:
-        shutil.copytree(test_dir / label, tmp_path / "q" / label)
-    queries = load_queries(tmp_path / "q", settings=real_settings["tiny"])  # a folder ignores the slice
-    assert sorted(queries["label"]) == labels
 
 
 def test_load_queries_folder_without_images(tmp_path):

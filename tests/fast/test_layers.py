@@ -7,7 +7,7 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "imgsearch_helpers"
+PACKAGE = Path(__file__).resolve().parents[2] / "imgsearch_helpers"
 # bottom to top; a module belongs to the first prefix that matches its dotted name
 LAYERS = [
     ("base", ["_io", "config", "errors", "vectors", "parallel", "local_server", "browser"]),

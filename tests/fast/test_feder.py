@@ -9,6 +9,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
+from PIL import Image
 
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.errors import FederFileError, FederScriptError
@@ -44,6 +45,15 @@ def saved(kind, tmp_path, metric="L2", index_type=None, build=None, **search):
     engine = open_engine(kind, metric=metric, index=IndexSpec(index_type, build, search))
     engine.add(IDS, VECTORS)
     return engine.save(tmp_path / f"{kind}-{index_type}-{metric}.index")
+
+
+def write_photo(path: Path, seed: int) -> Path:
+    """A 640 x 480 JPEG with a photo's detail (smooth colour plus grain), so thumbnails are not trivially small."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 200, 640, dtype=np.float32)[None, :, None] + rng.uniform(0, 50, (1, 1, 3))
+    pixels = np.clip(ramp + rng.normal(0, 20, (480, 640, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+    return path
 
 
 def spec_of(view) -> dict:
@@ -216,8 +226,8 @@ def test_few_points_get_fewer_umap_neighbours(local_script, tmp_path):
     assert spec_of(big.overview())["viewParams"]["projectParams"] == {"nNeighbors": 15}
 
 
-def test_thumbnails_only_for_ids_in_the_index(local_script, tmp_path, real_dataset):
-    images = sorted((real_dataset / "test").glob("*/*.JPEG"))[:3]
+def test_thumbnails_only_for_ids_in_the_index(local_script, tmp_path):
+    images = [write_photo(tmp_path / f"photo{seed}.jpg", seed) for seed in range(3)]
     media = {int(IDS[0]): images[0], int(IDS[1]): images[1], 7: images[2]}  # id 7 is not in the index
     index = FederIndex(saved("faiss", tmp_path), media=media, progress=False)
     assert sorted(index.media) == [str(IDS[0]), str(IDS[1])]

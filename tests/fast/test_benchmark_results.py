@@ -10,7 +10,7 @@ import pytest
 
 from imgsearch_helpers.evaluation.quality import QUALITY_RECIPES
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results"
 COLUMNS = {"model", "technique", "mhr@10", "towhee_map@10", "ap@10", "images_per_s"}
 
