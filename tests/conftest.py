@@ -1,6 +1,7 @@
 """Shared fixtures (the real tutorial dataset, the offline default model, a Milvus server), the test
 tiers' marks, and tool folders kept inside the checkout's data folder."""
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,22 @@ def real_dataset():
 @pytest.fixture(scope="session")
 def lite0(real_dataset):
     return build_embedder(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="session")
+def seeded_cache(lite0):
+    """Makes a new cache folder holding the session's exports of the default network (its plain and
+    its regional GeM graphs, as `lite0` and the first instance search left them), so that a command
+    run in a fresh cache does not export and check Lite0 again. Tests of the export itself start
+    from an empty folder instead."""
+    exports = get_settings().cache_dir / "models"
+    build_embedder(f"{DEFAULT_MODEL}+gem")  # the instance graph (verified search, duplicates), once
+
+    def seed(folder: Path) -> Path:
+        for export in exports.glob(f"{DEFAULT_MODEL}@*"):
+            shutil.copytree(export, Path(folder) / "models" / export.name, dirs_exist_ok=True)
+        return Path(folder)
+    return seed
 
 
 SERVERS = []  # the Milvus server the session started, if any

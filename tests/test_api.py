@@ -22,7 +22,7 @@ def query(label: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, milvus_server, real_dataset):
+def server(tmp_path_factory, milvus_server, real_dataset, seeded_cache):
     folder = tmp_path_factory.mktemp("api")
     gallery = folder / "photos"
     for name, label in CLASSES.items():
@@ -30,7 +30,7 @@ def server(tmp_path_factory, milvus_server, real_dataset):
         for image in sorted((ROOT / "train" / label).glob("*.JPEG"))[:3]:
             shutil.copy(image, gallery / name / image.name)
     port = free_port()
-    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(folder / "cache"), "MILVUS_URI": milvus_server.uri,
+    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(seeded_cache(folder / "cache")), "MILVUS_URI": milvus_server.uri,
            "GRADIO_TEMP_DIR": str(folder / "gradio")}
     command = [str(Path(sys.executable).parent / "imgsearch"), "serve", str(gallery), "--port", str(port), "--token",
                TOKEN, "--quiet"]

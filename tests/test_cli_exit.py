@@ -37,9 +37,9 @@ def busy():
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, real_dataset):
+def env(tmp_path_factory, real_dataset, seeded_cache):
     folder = tmp_path_factory.mktemp("exit")
-    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(folder / "cache"), "IMGSEARCH_SLICE": "tiny",
+    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(seeded_cache(folder / "cache")), "IMGSEARCH_SLICE": "tiny",
            "MILVUS_URI": str(folder / "milvus" / "exit.db")}
     done = subprocess.run([sys.executable, "-c", PROBE, "ingest", "--quiet", "--json"], env=env,
                           capture_output=True, text=True, timeout=600)

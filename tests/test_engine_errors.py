@@ -12,9 +12,9 @@ IMGSEARCH = Path(sys.executable).parent / "imgsearch"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, real_dataset):
+def env(tmp_path_factory, real_dataset, seeded_cache):
     folder = tmp_path_factory.mktemp("engine-errors")
-    return {**os.environ, "IMGSEARCH_CACHE_DIR": str(folder / "cache"), "IMGSEARCH_SLICE": "tiny",
+    return {**os.environ, "IMGSEARCH_CACHE_DIR": str(seeded_cache(folder / "cache")), "IMGSEARCH_SLICE": "tiny",
             "MILVUS_URI": str(folder / "milvus" / "errors.db")}
 
 

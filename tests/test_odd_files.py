@@ -65,7 +65,7 @@ def photos(real_dataset, label, count):
 
 
 @pytest.fixture(scope="module")
-def place(tmp_path_factory, real_dataset):
+def place(tmp_path_factory, real_dataset, seeded_cache):
     """A gallery of five photos and every odd path a Pictures folder may hold; photos outside it."""
     top = tmp_path_factory.mktemp("odd")
     gallery, outside, elsewhere = top / "gallery", top / "outside", top / "elsewhere"
@@ -87,7 +87,8 @@ def place(tmp_path_factory, real_dataset):
     shutil.copy(dogs[0], os.fsencode(gallery) + b"/caf\xe9.jpg")  # Latin-1 bytes: no UTF-8 name
     with open(gallery / "junk.jpg", "wb") as junk:
         junk.truncate(JUNK_BYTES)  # sparse: 3 GB to read, no disk used
-    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(top / "cache"), "MILVUS_URI": str(top / "milvus" / "odd.db")}
+    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(seeded_cache(top / "cache")),
+           "MILVUS_URI": str(top / "milvus" / "odd.db")}
     return gallery, env
 
 

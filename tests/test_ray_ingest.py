@@ -28,9 +28,9 @@ def local_ray():
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    """One cache for the module: the model is exported once; each test uses its own collection."""
-    return tmp_path_factory.mktemp("ray-cache")
+def cache_dir(tmp_path_factory, seeded_cache):
+    """One cache for the module, holding the model's export; each test uses its own collection."""
+    return seeded_cache(tmp_path_factory.mktemp("ray-cache"))
 
 
 def server_service(milvus_server, cache_dir, gallery="dataset") -> SearchService:
@@ -140,8 +140,9 @@ def imgsearch(env, *args):
     return subprocess.run([str(IMGSEARCH), *args], env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_the_command_ingests_a_manifest_reports_bad_files_and_follows_deletions(milvus_server, tmp_path,
-                                                                                real_dataset):
+def test_the_command_ingests_a_manifest_and_reports_bad_files(milvus_server, cache_dir, tmp_path, real_dataset):
+    """`imgsearch ingest --ray --manifest`: the listed photos in, the bad files named. (What a rerun
+    does with deleted files is the build's, whichever runner embeds: tests/test_service.py.)"""
     photos = tmp_path / "photos"
     for source in sorted((real_dataset / "train").glob("*/*.JPEG"))[:12]:
         (photos / source.parent.name).mkdir(parents=True, exist_ok=True)
@@ -150,22 +151,13 @@ def test_the_command_ingests_a_manifest_reports_bad_files_and_follows_deletions(
     (photos / "empty.png").write_bytes(b"")
     manifest = tmp_path / "files.txt"
     manifest.write_text("\n".join(str(p.relative_to(photos)) for p in sorted(photos.rglob("*.*"))) + "\n")
-    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(tmp_path / "cache"), "MILVUS_URI": milvus_server.uri}
+    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(cache_dir), "MILVUS_URI": milvus_server.uri}
 
     done = imgsearch(env, "ingest", str(photos), "--ray", "--manifest", str(manifest), "--json", "--quiet")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     assert result["added"] == 12 and result["rows"] == 12
     assert sorted(Path(s.split(":")[0]).name for s in result["skipped"]) == ["broken.jpg", "empty.png"]
-
-    removed = sorted(photos.rglob("*.JPEG"))[0]
-    removed.unlink()
-    (photos / "gone.jpg").symlink_to(tmp_path / "nothing.jpg")  # left out by the walk, and said so
-    done = imgsearch(env, "ingest", str(photos), "--ray", "--json", "--quiet")  # walks the folder this time
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
-    assert result["removed"] == 1 and result["rows"] == 11 and result["added"] == 0
-    assert any(s.startswith(f"{photos / 'gone.jpg'}: dangling link") for s in result["skipped"]), result["skipped"]
     assert imgsearch(env, "drop", str(photos)).returncode == 0
 
 
