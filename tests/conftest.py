@@ -73,6 +73,15 @@ def seeded_cache(lite0):
     return seed
 
 
+@pytest.fixture(scope="module")
+def command_env(tmp_path_factory, real_dataset, seeded_cache) -> dict:
+    """The environment of a test module's `imgsearch` commands: the tiny slice, a cache of its own
+    (holding Lite0's export) and a Milvus Lite database of its own."""
+    folder = tmp_path_factory.mktemp("command")
+    return {**os.environ, "IMGSEARCH_CACHE_DIR": str(seeded_cache(folder / "cache")), "IMGSEARCH_SLICE": "tiny",
+            "MILVUS_URI": str(folder / "milvus" / "command.db")}
+
+
 SERVERS = []  # the Milvus server the session started, if any
 
 

@@ -137,12 +137,16 @@ def test_the_app_and_the_openapi_page_are_served_too(server, client):
         paths)
 
 
-def test_a_verified_search_marks_the_hits_that_show_the_query(client, server):
-    _, gallery = server
-    original = sorted((gallery / "plane").glob("*.JPEG"))[0]
-    answer = post_image(client, original, k="4", verify="true")
+def search_with_a_gallery_photo(client, server, **form) -> tuple[Path, list[dict]]:
+    """The first plane photo of the gallery searched with `form`: the photo, and the hits."""
+    original = sorted((server[1] / "plane").glob("*.JPEG"))[0]
+    answer = post_image(client, original, k="4", **form)
     assert answer.status_code == 200, answer.text
-    hits = answer.json()["hits"]
+    return original, answer.json()["hits"]
+
+
+def test_a_verified_search_marks_the_hits_that_show_the_query(client, server):
+    original, hits = search_with_a_gallery_photo(client, server, verify="true")
     assert hits[0]["relpath"] == f"plane/{original.name}" and hits[0]["verified"] is True
     flags = [h["verified"] for h in hits]
     assert flags == sorted(flags, reverse=True)  # verified hits first
@@ -150,11 +154,7 @@ def test_a_verified_search_marks_the_hits_that_show_the_query(client, server):
 
 
 def test_a_diffused_search_returns_k_hits_and_refuses_a_filter(client, server):
-    _, gallery = server
-    original = sorted((gallery / "plane").glob("*.JPEG"))[0]
-    answer = post_image(client, original, k="4", diffuse="true")
-    assert answer.status_code == 200, answer.text
-    hits = answer.json()["hits"]
+    original, hits = search_with_a_gallery_photo(client, server, diffuse="true")
     assert len(hits) == 4 and len({h["id"] for h in hits}) == 4
     refused = post_image(client, original, k="4", diffuse="true", where='label == "plane"')
     assert refused.status_code == 400 and "diffusion ranks the whole collection" in refused.text

@@ -1,30 +1,16 @@
 """Failures at the engines' edges, met as a user meets them: filters Milvus cannot take, a Milvus
 Lite database another process holds, an embedding cache on a read-only or full disk. Each is one
 clear line with its documented exit code (or error class), never a library's traceback."""
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-IMGSEARCH = Path(sys.executable).parent / "imgsearch"
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory, real_dataset, seeded_cache):
-    folder = tmp_path_factory.mktemp("engine-errors")
-    return {**os.environ, "IMGSEARCH_CACHE_DIR": str(seeded_cache(folder / "cache")), "IMGSEARCH_SLICE": "tiny",
-            "MILVUS_URI": str(folder / "milvus" / "errors.db")}
-
-
-def imgsearch(env, *args, timeout=300):
-    return subprocess.run([str(IMGSEARCH), *args], env=env, capture_output=True, text=True, timeout=timeout)
+from commands import IMGSEARCH, imgsearch
 
 
 @pytest.fixture(scope="module")
-def ingested(env):
-    done = imgsearch(env, "ingest", "--quiet")
+def ingested(command_env):
+    done = imgsearch(command_env, "ingest", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -41,8 +27,8 @@ def query(real_dataset):
     ("size > 99999999999999999999999", "integer 99999999999999999999999 at 7 is outside Milvus's 64-bit range"),
     (r'label == "\u00e9"', r"unknown escape \u at 10; Milvus reads only"),
 ], ids=["5000 parentheses", "1000 parentheses", "1000 nots", "beyond int64", "unicode escape"])
-def test_a_filter_milvus_cannot_take_is_a_usage_error(env, ingested, query, where, message):
-    done = imgsearch(env, "search", query, "--where", where)
+def test_a_filter_milvus_cannot_take_is_a_usage_error(command_env, ingested, query, where, message):
+    done = imgsearch(command_env, "search", query, "--where", where)
     assert done.returncode == 2, done.stderr[-2000:]
     assert message in done.stderr and "Traceback" not in done.stderr
 
@@ -52,12 +38,12 @@ HOLD = "import sys, time; from imgsearch_helpers.index.milvus import connect; co
        "print('ready', flush=True); time.sleep(120)"
 
 
-def test_a_database_in_use_is_one_clear_line_without_milvus_lites_traceback(env, query, tmp_path):
+def test_a_database_in_use_is_one_clear_line_without_milvus_lites_traceback(command_env, query, tmp_path):
     uri = str(tmp_path / "milvus" / "held.db")
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, uri], stdout=subprocess.PIPE, text=True, env=env)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, uri], stdout=subprocess.PIPE, text=True, env=command_env)
     try:
         assert holder.stdout.readline().strip() == "ready"
-        done = imgsearch({**env, "MILVUS_URI": uri}, "search", query)
+        done = imgsearch({**command_env, "MILVUS_URI": uri}, "search", query)
     finally:
         holder.kill()
         holder.wait()
@@ -68,29 +54,30 @@ def test_a_database_in_use_is_one_clear_line_without_milvus_lites_traceback(env,
 
 
 # --- the embedding cache on a read-only or full disk -----------------------------------------------
-def in_mount_namespace(script: str, env: dict, *args: str) -> subprocess.CompletedProcess:
+def in_mount_namespace(script: str, command_env: dict, *args: str) -> subprocess.CompletedProcess:
     """`sh -c script` in a mount namespace of its own: its mounts are real (a read-only bind, a
     small tmpfs) and vanish with it, whatever happens to the test."""
     return subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-ec", script, "sh", *args],
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=command_env, capture_output=True, text=True, timeout=300)
 
 
-def test_a_read_only_cache_folder_is_named_with_the_fix(env, ingested, query):
-    cache = env["IMGSEARCH_CACHE_DIR"]
+def test_a_read_only_cache_folder_is_named_with_the_fix(command_env, ingested, query):
+    cache = command_env["IMGSEARCH_CACHE_DIR"]
     done = in_mount_namespace('mount --bind "$1" "$1"; mount -o remount,bind,ro "$1"; shift; exec "$@"',
-                              env, cache, str(IMGSEARCH), "search", query)
+                              command_env, cache, str(IMGSEARCH), "search", query)
     assert done.returncode == 1, done.stderr[-2000:]
     assert f"embedding cache {cache}/embeddings.sqlite cannot be used" in done.stderr
     assert "its folder is read-only. Make it writable, or set IMGSEARCH_CACHE_DIR" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_a_full_cache_disk_is_named_with_the_fix(env, query, tmp_path):
+def test_a_full_cache_disk_is_named_with_the_fix(command_env, query, tmp_path):
     cache = tmp_path / "full-cache"
     cache.mkdir()
     done = in_mount_namespace('mount -t tmpfs -o size=1m tmpfs "$1"; dd if=/dev/zero of="$1/filler" bs=4k '
                               '2>/dev/null || true; shift; exec "$@"',
-                              {**env, "IMGSEARCH_CACHE_DIR": str(cache)}, str(cache), str(IMGSEARCH), "search", query)
+                              {**command_env, "IMGSEARCH_CACHE_DIR": str(cache)}, str(cache), str(IMGSEARCH),
+                              "search", query)
     assert done.returncode == 1, done.stderr[-2000:]
     assert f"embedding cache {cache}/embeddings.sqlite cannot be used" in done.stderr
     assert "its disk is full" in done.stderr and "Free some space there, or set IMGSEARCH_CACHE_DIR" in done.stderr

@@ -4,13 +4,12 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import ray
+from commands import imgsearch
 
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.data.folders import FIELDS
@@ -131,13 +130,6 @@ def test_ray_ingest_refuses_milvus_lite(tmp_path):
     with pytest.raises(UsageError, match="needs a Milvus server"):
         ingest_with_ray(service)
     service.close()
-
-
-IMGSEARCH = Path(sys.executable).parent / "imgsearch"
-
-
-def imgsearch(env, *args):
-    return subprocess.run([str(IMGSEARCH), *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_the_command_ingests_a_manifest_and_reports_bad_files(milvus_server, cache_dir, tmp_path, real_dataset):
