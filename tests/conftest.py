@@ -57,18 +57,31 @@ def lite0(real_dataset):
     return build_embedder(DEFAULT_MODEL)
 
 
+TEXT_MODELS = ("efficientnet_lite1@*", "efficientnet_lite2@*", "all-MiniLM-L6-v2@*")  # the offline text path's
+
+
 @pytest.fixture(scope="session")
 def seeded_cache(lite0):
     """Makes a new cache folder holding the session's exports of the default network (its plain and
-    its regional GeM graphs, as `lite0` and the first instance search left them), so that a command
-    run in a fresh cache does not export and check Lite0 again. Tests of the export itself start
-    from an empty folder instead."""
+    its regional GeM graphs), and with `text=True` those of the offline text path too (what
+    `imgsearch serve` and the app build at start), so that a command run in a fresh cache does not
+    export and check them again. The exports are hard links: an export's files are only ever
+    replaced whole (atomic writes), never changed in place. Tests of the export itself start from
+    an empty folder instead."""
+    from imgsearch_helpers.retrieval.text import open_text_path
+
     exports = get_settings().cache_dir / "models"
     build_embedder(f"{DEFAULT_MODEL}+gem")  # the instance graph (verified search, duplicates), once
+    text_path = []
 
-    def seed(folder: Path) -> Path:
-        for export in exports.glob(f"{DEFAULT_MODEL}@*"):
-            shutil.copytree(export, Path(folder) / "models" / export.name, dirs_exist_ok=True)
+    def seed(folder: Path, text: bool = False) -> Path:
+        if text and not text_path:
+            text_path.append(open_text_path("offline"))
+            text_path[0].text_vectors(["a dog"])  # exports the sentence model too
+        for pattern in (f"{DEFAULT_MODEL}@*", *(TEXT_MODELS if text else ())):
+            for export in exports.glob(pattern):
+                shutil.copytree(export, Path(folder) / "models" / export.name, copy_function=os.link,
+                                dirs_exist_ok=True)
         return Path(folder)
     return seed
 

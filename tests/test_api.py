@@ -30,8 +30,8 @@ def server(tmp_path_factory, milvus_server, real_dataset, seeded_cache):
         for image in sorted((ROOT / "train" / label).glob("*.JPEG"))[:3]:
             shutil.copy(image, gallery / name / image.name)
     port = free_port()
-    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(seeded_cache(folder / "cache")), "MILVUS_URI": milvus_server.uri,
-           "GRADIO_TEMP_DIR": str(folder / "gradio")}
+    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(seeded_cache(folder / "cache", text=True)),
+           "MILVUS_URI": milvus_server.uri, "GRADIO_TEMP_DIR": str(folder / "gradio")}
     command = [str(Path(sys.executable).parent / "imgsearch"), "serve", str(gallery), "--port", str(port), "--token",
                TOKEN, "--quiet"]
     base = f"http://127.0.0.1:{port}"

@@ -26,8 +26,10 @@ TOKEN = "browser-test-token"
 def app(tmp_path_factory, real_dataset, seeded_cache):
     folder = tmp_path_factory.mktemp("app")
     port = free_port()
-    env = {**os.environ, "IMGSEARCH_SLICE": "tiny", "IMGSEARCH_CACHE_DIR": str(seeded_cache(folder / "cache")),
-           "MILVUS_URI": str(folder / "milvus" / "app.db"), "GRADIO_TEMP_DIR": str(folder / "uploads")}
+    env = {**os.environ, "IMGSEARCH_SLICE": "tiny",
+           "IMGSEARCH_CACHE_DIR": str(seeded_cache(folder / "cache", text=True)),
+           "MILVUS_URI": str(folder / "milvus" / "app.db"),
+           "GRADIO_TEMP_DIR": str(folder / "uploads")}
     url = f"http://127.0.0.1:{port}/"
     command = [sys.executable, "-m", "imgsearch_helpers.serve.app", "--port", str(port), "--token", TOKEN]
     with serving(command, f"{url}api/health", folder / "app.log", env):

@@ -42,30 +42,6 @@ def all_rows(service: SearchService):
     return rows, service.engine.fetch(rows["id"].to_numpy())
 
 
-def test_ray_ingest_stores_what_the_single_process_ingest_stores(local_ray, milvus_server, cache_dir, tmp_path):
-    single = SearchService(gallery="dataset", settings=get_settings(slice="tiny", cache_dir=tmp_path / "lite"))
-    single.build(fresh=True, progress=False)
-    expected, expected_vectors = all_rows(single)
-    single.close()
-
-    service = server_service(milvus_server, cache_dir)
-    runner = RayRunner(service.model_name, service.settings, use_cache=False, batch_size=16)
-    report = service.build(fresh=True, progress=False, runner=runner)
-    rows, vectors = all_rows(service)
-    assert report.counts()["added"] == 100 and report.ingest.embed.embedded == 100 and report.rows == 100
-    assert rows["id"].tolist() == expected["id"].tolist()
-    for name in FIELDS:  # the same metadata, field by field
-        assert rows[name].tolist() == expected[name].tolist(), name
-    cosines = np.sum(vectors * expected_vectors, axis=1)  # both sides are unit vectors
-    assert cosines.min() >= 0.999, cosines.min()
-    assert service.registry.get(service.collection).rows == 100
-
-    again = ingest_with_ray(service, progress=False)  # nothing changed: nothing to do (the same build, in one call)
-    assert again.ingest is None and again.counts()["unchanged"] == 100 and again.rows == 100
-    service.engine.drop()
-    service.close()
-
-
 def actor_pids() -> list[int]:
     """The embedding actors of this test's Ray, found by the process title Ray gives them."""
     pids = []
@@ -79,7 +55,15 @@ def actor_pids() -> list[int]:
     return pids
 
 
-def test_a_killed_embedding_actor_leaves_the_collection_exact(local_ray, milvus_server, cache_dir):
+def test_ray_ingest_stores_what_the_single_process_ingest_stores_even_when_an_actor_dies(
+        local_ray, milvus_server, cache_dir, tmp_path):
+    """Ray as the build's runner, with an embedding actor killed mid-run: the same rows, metadata
+    and vectors as the single-process build, every image once; a rerun has nothing to do."""
+    single = SearchService(gallery="dataset", settings=get_settings(slice="tiny", cache_dir=tmp_path / "lite"))
+    single.build(fresh=True, progress=False)
+    expected, expected_vectors = all_rows(single)
+    single.close()
+
     service = server_service(milvus_server, cache_dir)
     killed = []
 
@@ -88,13 +72,21 @@ def test_a_killed_embedding_actor_leaves_the_collection_exact(local_ray, milvus_
             os.kill(actor_pids()[0], signal.SIGKILL)  # raises if no actor is running
             killed.append(done)
 
-    report = ingest_with_ray(service, fresh=True, use_cache=False, batch_size=8, progress=False,
-                             on_progress=kill_one_actor)
+    runner = RayRunner(service.model_name, service.settings, use_cache=False, batch_size=8,
+                       on_progress=kill_one_actor)
+    report = service.build(fresh=True, progress=False, runner=runner)
     assert killed and killed[0] < 100  # the actor died mid-run
-    ids = service.engine.metadata()["id"].tolist()
-    expected = sorted(service.scan()["id"].tolist())
-    assert report.rows == 100 and service.engine.count() == 100
-    assert sorted(ids) == expected and len(set(ids)) == len(ids)  # every image once
+    rows, vectors = all_rows(service)
+    assert report.counts()["added"] == 100 and report.ingest.embed.embedded == 100 and report.rows == 100
+    assert rows["id"].tolist() == expected["id"].tolist() and rows["id"].is_unique  # every image once
+    for name in FIELDS:  # the same metadata, field by field
+        assert rows[name].tolist() == expected[name].tolist(), name
+    cosines = np.sum(vectors * expected_vectors, axis=1)  # both sides are unit vectors
+    assert cosines.min() >= 0.999, cosines.min()
+    assert service.registry.get(service.collection).rows == 100
+
+    again = ingest_with_ray(service, progress=False)  # nothing changed: nothing to do (the same build, in one call)
+    assert again.ingest is None and again.counts()["unchanged"] == 100 and again.rows == 100
     service.engine.drop()
     service.close()
 
@@ -132,9 +124,11 @@ def test_ray_ingest_refuses_milvus_lite(tmp_path):
     service.close()
 
 
-def test_the_command_ingests_a_manifest_and_reports_bad_files(milvus_server, cache_dir, tmp_path, real_dataset):
-    """`imgsearch ingest --ray --manifest`: the listed photos in, the bad files named. (What a rerun
-    does with deleted files is the build's, whichever runner embeds: tests/test_service.py.)"""
+def test_the_command_ingests_a_manifest_and_reports_bad_files(local_ray, milvus_server, cache_dir, tmp_path,
+                                                               real_dataset):
+    """`imgsearch ingest --ray --manifest`: the listed photos in, the bad files named. The command
+    joins the module's running Ray through RAY_ADDRESS, as a command run on a cluster's head does.
+    (What a rerun does with deleted files is the build's, whichever runner embeds: test_service.py.)"""
     photos = tmp_path / "photos"
     for source in sorted((real_dataset / "train").glob("*/*.JPEG"))[:12]:
         (photos / source.parent.name).mkdir(parents=True, exist_ok=True)
@@ -143,7 +137,8 @@ def test_the_command_ingests_a_manifest_and_reports_bad_files(milvus_server, cac
     (photos / "empty.png").write_bytes(b"")
     manifest = tmp_path / "files.txt"
     manifest.write_text("\n".join(str(p.relative_to(photos)) for p in sorted(photos.rglob("*.*"))) + "\n")
-    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(cache_dir), "MILVUS_URI": milvus_server.uri}
+    env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(cache_dir), "MILVUS_URI": milvus_server.uri,
+           "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
 
     done = imgsearch(env, "ingest", str(photos), "--ray", "--manifest", str(manifest), "--json", "--quiet")
     assert done.returncode == 0, done.stderr[-3000:]

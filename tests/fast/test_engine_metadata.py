@@ -29,38 +29,56 @@ KINDS = {"exact": ("exact", None), "faiss IVF": ("faiss", IndexSpec("IVF_FLAT", 
          "milvus server": ("milvus", IndexSpec("IVF_FLAT", {"nlist": 4}, {"nprobe": 1}))}
 
 
-@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.server) if name == "milvus server" else name
-                        for name in KINDS])
-def engine(request, tmp_path):
+PARAMS = [pytest.param(name, marks=pytest.mark.server) if name == "milvus server" else name for name in KINDS]
+
+
+def filled(request, folder, collection: str):
+    """The engine of this test's kind, holding exactly the rows above in `collection`."""
     kind, index = KINDS[request.param]
-    uri = request.getfixturevalue("milvus_server").uri if request.param == "milvus server" else str(tmp_path / "m.db")
-    engine = open_engine(kind, metric="L2", collection="metadata", index=index, fields=FIELDS,
+    uri = request.getfixturevalue("milvus_server").uri if request.param == "milvus server" else str(folder / "m.db")
+    engine = open_engine(kind, metric="L2", collection=collection, index=index, fields=FIELDS,
                          settings=get_settings(milvus_uri=uri))
     engine.drop()
-    engine = open_engine(kind, metric="L2", collection="metadata", index=index, fields=FIELDS,
+    engine = open_engine(kind, metric="L2", collection=collection, index=index, fields=FIELDS,
                          settings=get_settings(milvus_uri=uri))
     engine.add(IDS, VECTORS, META)
     engine.commit()
+    return engine
+
+
+@pytest.fixture(scope="module", params=PARAMS)
+def stored(request, tmp_path_factory):
+    """One filled engine per kind, shared by the tests that only read it."""
+    engine = filled(request, tmp_path_factory.mktemp("metadata"), "metadata_read")
+    yield engine
+    engine.drop()
+    engine.close()
+
+
+@pytest.fixture(params=PARAMS)
+def engine(request, tmp_path):
+    """A filled engine of its own, for a test that changes its rows."""
+    engine = filled(request, tmp_path, "metadata_changed")
     yield engine
     engine.drop()
     engine.close()
 
 
 @pytest.mark.parametrize("where", FILTERS)
-def test_a_filtered_search_returns_only_matching_rows(engine, where):
+def test_a_filtered_search_returns_only_matching_rows(stored, where):
     keep = FILTERS[where]
-    ids, _ = engine.search(VECTORS[:3], 10, where=where)
+    ids, _ = stored.search(VECTORS[:3], 10, where=where)
     found = ids[ids >= 0]
     assert set(found.tolist()) <= set(IDS[keep].tolist())
     assert (ids >= 0).sum(axis=1).tolist() == [min(10, int(keep.sum()))] * 3  # never fewer than there are
-    assert engine.count(where=where) == int(keep.sum())
+    assert stored.count(where=where) == int(keep.sum())
 
 
-def test_metadata_comes_back_as_stored_with_text_kept_as_text(engine):
-    frame = engine.metadata(IDS[:4]).set_index("id").loc[IDS[:4]]
+def test_metadata_comes_back_as_stored_with_text_kept_as_text(stored):
+    frame = stored.metadata(IDS[:4]).set_index("id").loc[IDS[:4]]
     assert frame["label"].tolist() == ["001", "cat", "dog", "bird"]
     assert frame["path"].tolist() == META["path"][:4] and frame["size"].tolist() == [0, 1000, 2000, 3000]
-    assert len(engine.metadata()) == N
+    assert len(stored.metadata()) == N
 
 
 def test_delete_removes_rows_and_an_upsert_replaces_metadata(engine):
@@ -74,8 +92,8 @@ def test_delete_removes_rows_and_an_upsert_replaces_metadata(engine):
     assert engine.metadata(IDS[10:11])["label"].tolist() == ["fish"]
 
 
-def test_a_malformed_filter_is_a_clear_error_on_every_engine(engine):
+def test_a_malformed_filter_is_a_clear_error_on_every_engine(stored):
     with pytest.raises(FilterError, match="unknown field.*colour"):
-        engine.search(VECTORS[:1], 5, where='colour == "red"')
+        stored.search(VECTORS[:1], 5, where='colour == "red"')
     with pytest.raises(FilterError, match="expected"):
-        engine.search(VECTORS[:1], 5, where="label in cat")
+        stored.search(VECTORS[:1], 5, where="label in cat")
