@@ -76,7 +76,7 @@ def seeded_cache(lite0):
 
     def seed(folder: Path, text: bool = False) -> Path:
         if text and not text_path:
-            text_path.append(open_text_path("offline"))
+            text_path.append(open_text_path("offline")[0])
             text_path[0].text_vectors(["a dog"])  # exports the sentence model too
         for pattern in (f"{DEFAULT_MODEL}@*", *(TEXT_MODELS if text else ())):
             for export in exports.glob(pattern):
