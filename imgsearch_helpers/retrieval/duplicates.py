@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Settings, get_settings
-from ..data.images import describe_image_file
 from ..data.folders import walk_folder
+from ..data.images import describe_image_file
 from ..embed.cache import EmbeddingCache
 from ..embed.stream import embed_paths
 from ..errors import ImageError
