@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from commands import IMGSEARCH, imgsearch
+from commands import IMGSEARCH, imgsearch, in_mount_namespace
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +54,6 @@ def test_a_database_in_use_is_one_clear_line_without_milvus_lites_traceback(comm
 
 
 # --- the embedding cache on a read-only or full disk -----------------------------------------------
-def in_mount_namespace(script: str, command_env: dict, *args: str) -> subprocess.CompletedProcess:
-    """`sh -c script` in a mount namespace of its own: its mounts are real (a read-only bind, a
-    small tmpfs) and vanish with it, whatever happens to the test."""
-    return subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-ec", script, "sh", *args],
-                          env=command_env, capture_output=True, text=True, timeout=300)
-
-
 def test_a_read_only_cache_folder_is_named_with_the_fix(command_env, ingested, query):
     cache = command_env["IMGSEARCH_CACHE_DIR"]
     done = in_mount_namespace('mount --bind "$1" "$1"; mount -o remount,bind,ro "$1"; shift; exec "$@"',

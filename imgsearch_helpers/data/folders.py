@@ -66,7 +66,7 @@ def scan_folder(root: Path) -> pd.DataFrame:
 
 def list_images(folder: Path) -> list[Path]:
     """The image files under `folder` as a scan finds them (links and odd files by its rules), sorted."""
-    return sorted(Path(path) for path, *_ in walk_folder(folder).rows)
+    return walk_folder(folder).paths()
 
 
 def walk_folder(root: Path) -> Walk:
@@ -205,6 +205,10 @@ class Walk:
 
     def skip(self, path, reason: str) -> None:
         self.skipped.append((printable(path), reason))
+
+    def paths(self) -> list[Path]:
+        """The image files the walk found, sorted."""
+        return sorted(Path(path) for path, *_ in self.rows)
 
     def frame(self) -> pd.DataFrame:
         """The rows with their ids; `attrs["skipped"]`: the (path, reason) of each file left out."""

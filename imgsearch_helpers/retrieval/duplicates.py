@@ -85,7 +85,7 @@ def _image_paths(paths) -> tuple[list[str], list[ImageError]]:
             raise ImageError(folder, "no such folder")
         walk = walk_folder(folder)
         left_out = [ImageError(path, reason) for path, reason in walk.skipped]
-        return sorted(str(path) for path, *_ in walk.rows), left_out
+        return [str(path) for path in walk.paths()], left_out
     return [str(p) for p in paths], []
 
 

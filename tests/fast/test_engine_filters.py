@@ -2,12 +2,12 @@
 filters, a Milvus Lite server that is down, and an embedding cache whose path or file is damaged or
 whose disk fills while it writes. Each is one error class with a message that names the fix."""
 import os
-import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+from commands import in_mount_namespace
 
 from imgsearch_helpers.config import get_settings
 from imgsearch_helpers.embed.cache import EmbeddingCache
@@ -92,13 +92,6 @@ def test_a_lite_server_that_is_down_is_unavailable_even_for_a_bad_filter(tmp_pat
         engine.client.query("down", filter=r'label == "\q"', output_fields=["id"])
 
 
-def in_mount_namespace(script: str, *args: str) -> subprocess.CompletedProcess:
-    """`sh -c script` in a mount namespace of its own: its mounts are real (a small tmpfs) and vanish
-    with it, whatever happens to the test."""
-    return subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-ec", script, "sh", *args],
-                          env=os.environ, capture_output=True, text=True, timeout=300)
-
-
 WRITE_UNTIL_FULL = textwrap.dedent("""
     import sys, numpy as np
     from imgsearch_helpers.embed.cache import EmbeddingCache
@@ -114,7 +107,7 @@ WRITE_UNTIL_FULL = textwrap.dedent("""
 def test_a_cache_that_fills_its_disk_while_writing_is_named_with_the_fix(tmp_path):
     cache = tmp_path / "filling-cache"
     cache.mkdir()
-    done = in_mount_namespace('mount -t tmpfs -o size=1m tmpfs "$1"; exec "$2" -c "$3" "$1"',
+    done = in_mount_namespace('mount -t tmpfs -o size=1m tmpfs "$1"; exec "$2" -c "$3" "$1"', os.environ,
                               str(cache), sys.executable, WRITE_UNTIL_FULL)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith(f"embedding cache {cache}/embeddings.sqlite cannot be used (database or disk is "
