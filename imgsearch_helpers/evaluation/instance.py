@@ -18,8 +18,9 @@ from ..embed.cache import EmbeddingCache
 from ..embed.stream import embed_paths
 from ..index.exact import ExactEngine
 from ..models.descriptors import Pooling
+from ..index.descriptors import DescriptorIndex
 from ..retrieval.recipes import Recipe, RecipeEmbedder
-from ..retrieval.search import Query, ReadPath
+from ..retrieval.search import Query, ReadPath, Step
 from ..retrieval.verify import Verification, Verifier
 from .metrics import INSTANCE, evaluate, relevant_by_group
 from .timing import time_runs
@@ -32,6 +33,19 @@ class Descriptors:
 
     def __init__(self, settings: Settings, cache: EmbeddingCache | None):
         self.settings, self.cache, self._embedders, self._vectors, self.ms_per_image = settings, cache, {}, {}, {}
+        self._local = {}
+
+    def local_store(self, paths: list) -> DescriptorIndex:
+        """The local features of these gallery images, each under its position, found once per gallery."""
+        from ..retrieval.local import index_images
+
+        key = tuple(paths)
+        if key not in self._local:
+            store = DescriptorIndex()
+            for failure in index_images(store, range(len(paths)), paths):
+                warnings.warn(f"skipped {failure.path}: {failure.reason}", stacklevel=2)
+            self._local = {key: store}  # one gallery at a time: a big one takes hundreds of MB
+        return self._local[key]
 
     def embedder(self, recipe: Recipe) -> RecipeEmbedder:
         return RecipeEmbedder(recipe.encoder, self.settings, self._embedders)
@@ -73,10 +87,10 @@ class Prepared:
         engine.commit()
         return cls(recipe, path)
 
-    def rank(self, queries: np.ndarray, query_paths, verifier: Verifier | None = None, depth: int = K) -> np.ndarray:
-        """Each query's top `depth` gallery positions through the recipe's steps, re-ranked by
-        geometric verification when a `verifier` (over the same gallery) is given."""
-        path = ReadPath(self.path.engine, [Verification.over(verifier), *self.path.steps]) if verifier else self.path
+    def rank(self, queries: np.ndarray, query_paths, outer: Step | None = None, depth: int = K) -> np.ndarray:
+        """Each query's top `depth` gallery positions through the recipe's steps, after an `outer`
+        step over the same gallery if given (geometric verification, local matching)."""
+        path = ReadPath(self.path.engine, [outer, *self.path.steps]) if outer else self.path
         return path.find(Query(queries, list(query_paths)), depth).ids[:, :min(depth, self.path.count())]
 
 
@@ -94,11 +108,17 @@ def measure(recipe: Recipe, descriptors: Descriptors, gallery, queries, verifier
     gallery, queries = gallery.iloc[kept], queries.iloc[asked]
     gallery_paths, query_paths = gallery["path"].tolist(), queries["path"].tolist()
     prepared = Prepared.fit(recipe, gallery_vectors)
-    if recipe.verify:  # the gallery's local features are indexing work too: found before the clock starts
+    outer = None  # the gallery's local features are indexing work too: found before the clock starts
+    if recipe.verify:
         if verifier is None or list(verifier.gallery_paths) != gallery_paths:  # positions must match
             verifier = Verifier(gallery_paths)
         verifier.prefetch(range(len(gallery_paths)))
-    ranking = time_runs(lambda: prepared.rank(query_vectors, query_paths, verifier if recipe.verify else None))
+        outer = Verification.over(verifier)
+    if recipe.local:
+        from ..retrieval.local import LocalMatching
+
+        outer = LocalMatching(descriptors.local_store(gallery_paths))
+    ranking = time_runs(lambda: prepared.rank(query_vectors, query_paths, outer))
     ranked, search_ms = ranking.result, 1000 * ranking.total / len(query_paths)
     embed_ms = descriptors.time_per_image(recipe.encoder, query_paths)
     return {**columns, "recipe": recipe.name, **score(ranked, gallery["label"], queries["label"]),

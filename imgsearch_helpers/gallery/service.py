@@ -9,6 +9,7 @@ notebook 2); the index is sized from the row count (`index.index_for_rows`).
 """
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -31,6 +32,7 @@ from ..data.folders import (
     scan_folder,
     stable_id,
 )
+from ..data.regions import Region
 from ..data.tutorial import dataset_root, ground_truth, load_catalog, load_queries
 from ..embed.cache import open_cache
 from ..errors import NotBuiltError, UsageError
@@ -50,6 +52,7 @@ class Hit:
     relpath: str  # relative to the gallery folder
     similarity: float
     verified: bool | None = None  # local features agree with the query's (None: not checked)
+    inliers: int | None = None  # how many do, in a local-feature search (`+local` models)
 
 
 @dataclass
@@ -95,6 +98,7 @@ class IngestRunner(Protocol):
                  progress: bool = True) -> IngestReport: ...
 
 
+LOCAL_SUFFIX = "+local"  # "<model>+local": matches by local features, the model's vectors beside them
 MAX_K = 1000  # hits per query: past it a request would cost memory in proportion, not results
 VERIFY_TOP = 10  # hits a verified search checks per query
 KEEP_FEATURES = 2000  # gallery images whose local features a service keeps between verified searches
@@ -107,6 +111,7 @@ class SearchService:
                  settings: Settings | None = None):
         self.settings = settings or get_settings()
         self.model_name, self.engine_kind = model, engine
+        self.local = model.endswith(LOCAL_SUFFIX)  # find the original by local features (`retrieval.local`)
         self.gallery = GalleryRef.of(gallery, self.settings)
         self.collection = collection_name(self.gallery, model)
         self.registry = Registry(self.settings)
@@ -131,7 +136,14 @@ class SearchService:
     @cached_property
     def embedder(self):
         """The model, built on first use: a command that fails early (nothing ingested) never loads it."""
-        return build_embedder(self.model_name, settings=self.settings)
+        return build_embedder(self.model_name.removesuffix(LOCAL_SUFFIX), settings=self.settings)
+
+    @cached_property
+    def local_store(self):
+        """The gallery's local features (`+local` models), beside the collection, read on first use."""
+        from ..index.descriptors import DescriptorIndex
+
+        return DescriptorIndex.open(self.settings.cache_dir / "local" / f"{self.collection}.npz")
 
     @cached_property
     def root(self) -> Path:
@@ -176,7 +188,25 @@ class SearchService:
             report = runner(todo, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
         else:
             self.engine.commit()  # deletes and metadata updates become visible
+        if self.local:
+            self._sync_local(plan, todo, fresh, progress)
         return self._record_build(plan, report, start)
+
+    def _sync_local(self, plan: SyncPlan, todo: pd.DataFrame, fresh: bool, progress: bool) -> None:
+        """Keep the local features in step with the collection: removed images' rows gone, new and
+        changed images' found, and any row the store lacks (an in-process engine rebuilt, a store lost) found."""
+        from ..retrieval.local import index_images
+
+        store = self.local_store
+        if fresh or self.engine_kind != "milvus":  # an in-process engine was rebuilt: so is the store
+            store.remove(store.images)
+        store.remove(plan.removed)
+        rows = self.indexed()
+        stale = set(todo["id"].tolist()) | (set(rows["id"].tolist()) - set(store.images.tolist()))
+        chosen = rows[rows["id"].isin(stale)]
+        index_images(store, chosen["id"].tolist(), chosen["path"].tolist(), progress)
+        store.remove(np.setdiff1d(store.images, rows["id"].to_numpy()))  # rows of images the collection left out
+        store.save()
 
     def _record_build(self, plan: SyncPlan, report: IngestReport | None, start: float) -> SyncReport:
         """Record the built collection in the registry (for Milvus) and report what changed."""
@@ -232,7 +262,16 @@ class SearchService:
             plan = plan_sync(file_rows(self.root, files), self.engine.metadata(_ids_of(self.root, files)))
             todo = pd.concat([plan.added, plan.changed], ignore_index=True)
             self._diffused = None
-            return ingest(todo, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
+            report = ingest(todo, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
+            if self.local:
+                self._add_local(todo)
+            return report
+
+    def _add_local(self, rows: pd.DataFrame) -> None:
+        from ..retrieval.local import index_images
+
+        index_images(self.local_store, rows["id"].tolist(), rows["path"].tolist(), progress=False)  # bad files keep no rows
+        self.local_store.save()
 
     def delete(self, ids=(), relpaths=()) -> int:
         """Remove rows by id or by path relative to the gallery folder (files stay where they are)."""
@@ -243,33 +282,50 @@ class SearchService:
             self.engine.delete(found)
             self.engine.commit()
             self._diffused = None
+            if self.local:
+                self.local_store.remove(found)
+                self.local_store.save()
         return len(found)
 
     # --- searching -----------------------------------------------------------------------------
     def search_images(self, paths, k: int = 10, where: str | None = None, verify: bool = False,
-                      diffuse: bool = False) -> Results:
+                      diffuse: bool = False, region: Region | None = None) -> Results:
         """Top-k hits per query image; an unreadable image raises `ImageError` naming it.
 
         `diffuse` ranks by diffusion over the collection's neighbour graph (`retrieval.diffused`):
         better for classes, no filter. `verify` re-ranks each query's top max(k, VERIFY_TOP) hits by
         geometric verification (`retrieval.verify`): hits showing the query's picture or object
-        move up, marked `verified`.
+        move up, marked `verified`. A `+local` model returns only the gallery images whose local
+        features match the query's (`retrieval.local`), with their inliers: none is "no match".
+        `region` searches with that box of each query image.
         """
         self.require_built()
+        if region is not None:
+            with tempfile.TemporaryDirectory(prefix="imgsearch-region-") as folder:
+                crops = [region.crop_to(path, Path(folder)) for path in paths]
+                return self.search_images(crops, k, where, verify, diffuse)
         paths = [str(p) for p in paths]
         with self._model_lock:
             vectors = embed_queries(paths, self.embedder, transform=l2_normalize)
-        return self.search_vectors(vectors, k, where, self.diffused() if diffuse else None, paths if verify else None)
+        if self.local and diffuse:
+            raise UsageError("a local-feature search (+local) ranks by evidence: it does not diffuse")
+        return self.search_vectors(vectors, k, where, self.diffused() if diffuse else None,
+                                   paths if verify or self.local else None)
 
     def search_vectors(self, vectors: np.ndarray, k: int, where: str | None = None, engine=None,
                        verify_paths: list | None = None) -> Results:
         """Top-k hits per vector through the read path (`retrieval.search`): files deleted since the
         ingest left out (searching deeper to fill k) and, given the query images (`verify_paths`),
-        the top max(k, VERIFY_TOP) re-ranked by geometric verification."""
+        the top max(k, VERIFY_TOP) re-ranked by geometric verification, or for a `+local` model,
+        the local features' matches."""
         check_k(k)
         rows = HitRows(self.engine, self.root)
         steps = [LiveFiles(rows.paths, self._index_lock)]
-        if verify_paths is not None:
+        if verify_paths is not None and self.local:
+            from ..retrieval.local import LocalMatching  # loads OpenCV: only for these searches
+
+            steps.append(LocalMatching(self.local_store, VERIFY_TOP))
+        elif verify_paths is not None:
             while len(self._local_features) > KEEP_FEATURES:  # oldest first: about 0.25 MB each
                 self._local_features.pop(next(iter(self._local_features)))
             from ..retrieval.verify import Verification  # loads OpenCV: only for verified searches
@@ -280,13 +336,16 @@ class SearchService:
 
     def hits(self, found: Found, rows: HitRows) -> list[list[Hit]]:
         flags = found.verified if found.verified is not None else np.full(found.ids.shape, None, object)
-        return [[self._hit(int(i), rows.known[int(i)], float(s), verified)
-                 for i, s, verified in zip(row_ids, row_sims, row_flags) if int(i) in rows.known]
-                for row_ids, row_sims, row_flags in zip(found.ids, found.distances, flags)]
+        inliers = found.inliers if found.inliers is not None else np.full(found.ids.shape, None, object)
+        return [[self._hit(int(i), rows.known[int(i)], float(s), verified, count)
+                 for i, s, verified, count in zip(*columns) if int(i) in rows.known]
+                for columns in zip(found.ids, found.distances, flags, inliers)]
 
-    def _hit(self, hit_id: int, row: tuple[str, str], similarity: float, verified: bool | None) -> Hit:
+    def _hit(self, hit_id: int, row: tuple[str, str], similarity: float, verified: bool | None,
+             inliers: int | None) -> Hit:
         label, relpath = row
-        return Hit(hit_id, label, str(self.root / relpath), relpath, similarity, verified)
+        count = None if inliers is None else int(inliers)
+        return Hit(hit_id, label, str(self.root / relpath), relpath, similarity, verified, count)
 
     def count(self, where: str | None = None) -> int:
         self.require_built()

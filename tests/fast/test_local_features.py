@@ -1,0 +1,139 @@
+"""The local-feature index: rows stored per image (put, replace, remove, saved and read back),
+votes and RANSAC on generated pictures: a warped copy is matched with its evidence, an unrelated
+picture is no match; a region of a query is cut from the image as shown."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgsearch_helpers.data.regions import Region
+from imgsearch_helpers.errors import EngineError, UsageError
+from imgsearch_helpers.index.descriptors import DescriptorIndex, from_codes, to_codes
+from imgsearch_helpers.retrieval.local import MIN_INLIERS, image_features, index_images, match_query
+
+
+def picture(seed: int, size: int = 480) -> np.ndarray:
+    """Random rectangles, circles and lines: corners and blobs for SIFT, different for every seed."""
+    rng = np.random.default_rng(seed)
+    image = np.full((size, size, 3), 255, np.uint8)
+    for _ in range(60):
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        x, y = (int(v) for v in rng.integers(0, size, 2))
+        shape = rng.integers(3)
+        if shape == 0:
+            cv2.rectangle(image, (x, y), (x + int(rng.integers(10, 80)), y + int(rng.integers(10, 80))), colour, -1)
+        elif shape == 1:
+            cv2.circle(image, (x, y), int(rng.integers(5, 40)), colour, -1)
+        else:
+            cv2.line(image, (x, y), tuple(int(v) for v in rng.integers(0, size, 2)), colour, 3)
+    return image
+
+
+def save(array: np.ndarray, path) -> str:
+    Image.fromarray(array).save(path)
+    return str(path)
+
+
+def warped(array: np.ndarray) -> np.ndarray:
+    """The picture seen at an angle, smaller, in a grey frame: a photo of a print."""
+    size = array.shape[0]
+    corners = np.float32([[0, 0], [size, 0], [size, size], [0, size]])
+    seen = np.float32([[60, 40], [size - 30, 70], [size - 50, size - 20], [40, size - 60]])
+    matrix = cv2.getPerspectiveTransform(corners, seen)
+    return cv2.warpPerspective(array, matrix, (size + 80, size + 40), borderValue=(128, 128, 128))
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("local")
+    paths = [save(picture(seed), folder / f"ref{seed}.png") for seed in range(5)]
+    store = DescriptorIndex(folder / "store.npz")
+    assert index_images(store, [10, 11, 12, 13, 14], paths, progress=False) == []
+    return folder, paths, store
+
+
+def test_codes_keep_rootsift_values_to_a_fraction_of_their_spread():
+    values = np.random.default_rng(0).uniform(0, 0.36, (50, 128)).astype(np.float32)
+    assert np.abs(from_codes(to_codes(values)) - values).max() <= 0.5 / 700 + 1e-6
+
+
+def test_each_image_keeps_its_own_rows_with_their_positions(gallery):
+    _, paths, store = gallery
+    assert sorted(store.images.tolist()) == [10, 11, 12, 13, 14]
+    points, descriptors = store.rows_of(12)
+    expected = image_features(paths[2])
+    assert len(points) == len(expected.points) > 100
+    assert np.allclose(points, expected.points, atol=0.5)  # float16 positions: within half a pixel
+    assert np.abs(descriptors - expected.descriptors).max() < 0.01
+
+
+def test_a_warped_photo_of_a_picture_finds_it_with_its_inliers_and_others_are_not_matches(gallery):
+    folder, paths, store = gallery
+    query = image_features(save(warped(picture(3)), folder / "photo.png"))
+    matches = match_query(store, query)
+    assert matches[0].image_id == 13 and matches[0].matched and matches[0].inliers >= 3 * MIN_INLIERS
+    assert not any(m.matched for m in matches[1:])
+    assert len(matches[0].query_points) == len(matches[0].gallery_points)
+
+
+def test_an_unrelated_picture_matches_nothing(gallery):
+    folder, _, store = gallery
+    query = image_features(save(picture(99), folder / "other.png"))
+    assert not any(m.matched for m in match_query(store, query))
+
+
+def test_putting_an_image_again_replaces_its_rows_and_removing_it_leaves_the_others(gallery, tmp_path):
+    _, paths, store = gallery
+    copy = DescriptorIndex(tmp_path / "copy.npz")
+    index_images(copy, [1, 2], paths[:2], progress=False)
+    before = len(copy)
+    index_images(copy, [1], [paths[3]], progress=False)  # image 1 now shows another picture
+    assert len(copy) == before - len(image_features(paths[0]).points) + len(image_features(paths[3]).points)
+    assert copy.remove([1]) == len(image_features(paths[3]).points)
+    assert copy.images.tolist() == [2]
+
+
+def test_the_store_is_saved_whole_and_read_back(gallery, tmp_path):
+    _, paths, store = gallery
+    copy = DescriptorIndex(tmp_path / "saved.npz")
+    index_images(copy, [7, 8], paths[:2], progress=False)
+    copy.save()
+    again = DescriptorIndex.open(tmp_path / "saved.npz")
+    assert np.array_equal(again.codes, copy.codes) and np.array_equal(again.image_ids, copy.image_ids)
+    assert DescriptorIndex.open(tmp_path / "none.npz").images.tolist() == []
+
+
+def test_a_damaged_store_is_named_in_the_error(tmp_path):
+    (tmp_path / "bad.npz").write_bytes(b"not a numpy archive")
+    with pytest.raises(EngineError, match="bad.npz"):
+        DescriptorIndex.open(tmp_path / "bad.npz")
+
+
+def test_an_unreadable_image_keeps_no_rows_and_is_reported(gallery, tmp_path):
+    _, paths, _ = gallery
+    (tmp_path / "junk.jpg").write_bytes(b"junk")
+    store = DescriptorIndex()
+    failures = index_images(store, [1, 2], [paths[0], tmp_path / "junk.jpg"], progress=False)
+    assert [Path(f.path).name for f in failures] == ["junk.jpg"] and store.images.tolist() == [1]
+
+
+def test_a_region_is_cut_from_the_image_as_shown(tmp_path):
+    array = picture(1, 200)
+    path = save(array, tmp_path / "query.png")
+    crop = Region.parse("20, 30, 100, 50").crop_to(path, tmp_path)
+    assert np.array_equal(np.asarray(Image.open(crop)), array[30:80, 20:120])
+
+
+@pytest.mark.parametrize("text, problem", [("1,2,3", "x,y,w,h"), ("a,b,c,d", "x,y,w,h"), ("-1,0,50,50", "x,y,w,h"),
+                                           ("0,0,8,50", "under 16 pixels")])
+def test_a_bad_region_is_refused_naming_it(text, problem):
+    with pytest.raises(UsageError, match=problem):
+        Region.parse(text)
+
+
+def test_a_region_outside_the_image_names_the_image(tmp_path):
+    path = save(picture(1, 100), tmp_path / "small.png")
+    with pytest.raises(UsageError, match=r"small.png \(100 x 100\)"):
+        Region.parse("50,50,80,80").crop_to(path, tmp_path)
