@@ -3,12 +3,17 @@
     python benchmarks/instance.py                                   # all benchmarks -> results/instance.json
     python benchmarks/instance.py --gallery DIR --queries DIR --out FILE   # any <group>/<image> folders
     python benchmarks/instance.py --only duplicates                 # rerun one part, keep the other rows
+    python benchmarks/instance.py --only grocery --recipes local    # ... and only the recipes named so
+    python benchmarks/instance.py --gallery G --queries Q --distractors D   # D's images join the gallery
 
 Without folders it runs, one row per recipe (and edit):
 - copies: each edit of `imgsearch_helpers.data.edits` applied to every `--every`-th gallery
   image (default 5: 200 per edit), each copy a query for its original among all 1,000;
 - ukbench: `<data>/ukbench_mini` as gallery and queries (each query finds itself; N-S score);
-- classes: the tutorial's test queries and holdout 0 (image 0 of each class out of the gallery);
+- classes: the tutorial's test queries and holdout 0 (image 0 of each class out of the gallery),
+  without the local-feature recipes (they find one object or picture, not a class);
+- grocery: `<data>/grocery_packages` (phone photos of packages in shops against one studio image
+  each), then again with the tutorial's 1,000 images added to the gallery as distractors;
 - duplicates: `find_duplicates` over the gallery plus one copy of each image (edits in turn),
   precision and recall of the pairs, timed from a cold embedding cache.
 `ms_per_query` is decoding and embedding one query (timed without the cache) plus the search with
@@ -20,6 +25,7 @@ import itertools
 import json
 from pathlib import Path
 
+import pandas as pd
 from _harness import Bench, run_benchmark
 
 from imgsearch_helpers.config import display_path
@@ -33,20 +39,38 @@ from imgsearch_helpers.evaluation.timing import time_runs
 from imgsearch_helpers.retrieval.duplicates import find_duplicates
 from imgsearch_helpers.retrieval.verify import Verifier
 
-PARTS = ("duplicates", "copies", "ukbench", "classes")
+PARTS = ("duplicates", "copies", "ukbench", "classes", "grocery")
 
 
 def add_options(parser) -> None:
     parser.add_argument("--gallery", type=Path, help="folder of <group>/<image> gallery images")
     parser.add_argument("--queries", type=Path, help="folder of <group>/<image> queries (default: the gallery)")
     parser.add_argument("--every", type=int, default=5, help="copies of every N-th gallery image (default 5)")
+    parser.add_argument("--distractors", type=Path, help="with --gallery: a folder of images added to the gallery, "
+                                                        "relevant to no query")
     parser.add_argument("--only", nargs="+", choices=PARTS, help="rerun these benchmarks, keep the file's other rows")
+    parser.add_argument("--recipes", nargs="+", metavar="TEXT", help="only the recipes whose name holds one of "
+                                                                      "these (e.g. 'local'); the file's rows of the "
+                                                                      "others are kept")
 
 
-def score_recipes(descriptors, gallery, queries, benchmark: str, verifier=None, **columns) -> list[dict]:
+def chosen_recipes(args) -> list:
+    """`INSTANCE_RECIPES`, or with --recipes those of them and of `LOCAL_RECIPES` whose name holds one of its texts."""
+    if not args.recipes:
+        return list(instance.INSTANCE_RECIPES)
+    return [r for r in (*instance.INSTANCE_RECIPES, *instance.LOCAL_RECIPES) if any(t in r.name for t in args.recipes)]
+
+
+def with_distractors(gallery, folder: Path):
+    """The gallery plus every image under `folder`, in groups no query has."""
+    extra = load_queries(folder)
+    return pd.concat([gallery, extra.assign(label="distractor: " + extra["label"])], ignore_index=True)
+
+
+def score_recipes(descriptors, gallery, queries, benchmark: str, verifier=None, recipes=None, **columns) -> list[dict]:
     verifier = verifier or Verifier(gallery["path"].tolist())
     rows = []
-    for recipe in instance.INSTANCE_RECIPES:
+    for recipe in RECIPES if recipes is None else recipes:
         row = instance.measure(recipe, descriptors, gallery, queries, verifier, benchmark=benchmark, **columns)
         print(f"{benchmark:<8} {columns.get('edit', columns.get('queries_from', '')):<13} {row['top1']:.3f} top-1  "
               f"{row['hit@10']:.3f} hit@10  {row['ap@10']:.3f} mAP@10  {row['mhr@10']:.3f} mHR@10  "
@@ -88,8 +112,19 @@ def duplicate_row(settings, folder: Path) -> dict:
 def folder_rows(descriptors, args) -> list[dict]:
     gallery = load_queries(args.gallery)
     queries = load_queries(args.queries) if args.queries else gallery
-    return score_recipes(descriptors, gallery, queries, "folders", gallery_dir=display_path(args.gallery),
-                         queries_dir=display_path(args.queries or args.gallery))
+    columns = {"gallery_dir": display_path(args.gallery), "queries_dir": display_path(args.queries or args.gallery)}
+    if args.distractors:
+        gallery = with_distractors(gallery, args.distractors)
+        columns["distractors_dir"] = display_path(args.distractors)
+    return score_recipes(descriptors, gallery, queries, "folders", **columns)
+
+
+def grocery_rows(descriptors, settings) -> list[dict]:
+    folder = settings.data_dir / "grocery_packages"
+    gallery, queries = load_queries(folder / "gallery"), load_queries(folder / "queries")
+    crowded = with_distractors(gallery, settings.data_dir / "reverse_image_search" / "train")
+    return (score_recipes(descriptors, gallery, queries, "grocery", distractors=0)
+            + score_recipes(descriptors, crowded, queries, "grocery", distractors=len(crowded) - len(gallery)))
 
 
 def benchmark_rows(part: str, descriptors, settings, bench: Bench) -> list[dict]:
@@ -99,27 +134,50 @@ def benchmark_rows(part: str, descriptors, settings, bench: Bench) -> list[dict]
         return [row]
     if part == "copies":
         return copies_rows(descriptors, settings, bench.args.every)
+    if part == "grocery":
+        return grocery_rows(descriptors, settings)
     if part == "ukbench":
         ukbench = load_queries(settings.data_dir / "ukbench_mini")
         return score_recipes(descriptors, ukbench, ukbench, "ukbench")
     catalog = load_catalog(settings)
     holdout_gallery, holdout_queries = holdout_split(catalog, 0)
-    return (score_recipes(descriptors, catalog, load_queries(settings=settings), "classes", queries_from="test")
-            + score_recipes(descriptors, holdout_gallery, holdout_queries, "classes", queries_from="holdout 0"))
+    global_only = [r for r in RECIPES if not r.local]  # local features find one object, not a class
+    return (score_recipes(descriptors, catalog, load_queries(settings=settings), "classes", recipes=global_only,
+                          queries_from="test")
+            + score_recipes(descriptors, holdout_gallery, holdout_queries, "classes", recipes=global_only,
+                            queries_from="holdout 0"))
 
 
 def measure(bench: Bench) -> dict:
     args, settings = bench.args, bench.settings()
+    global RECIPES
+    RECIPES = chosen_recipes(args)
     descriptors = instance.Descriptors(settings, open_cache(settings))
     if args.gallery:
         rows = folder_rows(descriptors, args)
     else:
         parts = args.only or PARTS
-        kept = [r for r in json.loads(args.out.read_text())["rows"] if r["benchmark"] not in parts] if args.only else []
-        fresh = {part: benchmark_rows(part, descriptors, settings, bench) for part in parts}
-        rows = [row for part in PARTS for row in (fresh[part] if part in fresh else
-                                                  [r for r in kept if r["benchmark"] == part])]
+        fresh = [row for part in parts for row in benchmark_rows(part, descriptors, settings, bench)]
+        rows = merged(kept_rows(args, parts), fresh)
     return {"every": args.every, "slice": settings.slice, "backend": settings.backend, "rows": rows}
+
+
+def kept_rows(args, parts) -> list[dict]:
+    """The file's rows this run does not redo: other parts, and with --recipes other recipes."""
+    if not (args.only or args.recipes) or not args.out.is_file():
+        return []
+    redone = {recipe.name for recipe in RECIPES}
+    return [r for r in json.loads(args.out.read_text())["rows"]
+            if r["benchmark"] not in parts or (r["benchmark"] != "duplicates" and r["recipe"] not in redone)]
+
+
+def merged(kept: list[dict], fresh: list[dict]) -> list[dict]:
+    """Rows in the parts' order, each part's kept rows then its fresh ones."""
+    return [row for part in PARTS for row in [*(r for r in kept if r["benchmark"] == part),
+                                               *(r for r in fresh if r["benchmark"] == part)]]
+
+
+RECIPES = list(instance.INSTANCE_RECIPES)  # this run's: all, or those --recipes names
 
 
 if __name__ == "__main__":

@@ -146,3 +146,6 @@ INSTANCE_RECIPES = (
     Recipe("efficientnet_lite0", diffuse=True),
     Recipe("efficientnet_lite2", pooling=GEM, whiten=0.5, diffuse=True),
 )
+# Matching by local features over the whole gallery (`efficientnet_lite0+local`; settings in
+# `retrieval.local`): run with `benchmarks/instance.py --recipes local`.
+LOCAL_RECIPES = (Recipe("efficientnet_lite0", local=True),)

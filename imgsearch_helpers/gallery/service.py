@@ -141,8 +141,10 @@ class SearchService:
     @cached_property
     def local_store(self):
         """The gallery's local features (`+local` models), beside the collection, read on first use."""
-        from ..index.descriptors import DescriptorIndex
-
+        try:
+            from ..index.descriptors import DescriptorIndex
+        except ImportError as error:
+            raise UsageError(f"a {LOCAL_SUFFIX} model needs FAISS ({error}): install the package's engines extra") from error
         return DescriptorIndex.open(self.settings.cache_dir / "local" / f"{self.collection}.npz")
 
     @cached_property

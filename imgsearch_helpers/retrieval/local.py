@@ -36,7 +36,7 @@ SIDE = 512  # long side features are found at; smaller images are enlarged
 NEIGHBOURS = 6
 RATIO = 0.8
 CANDIDATES = 10  # images by votes verified per query, besides the global descriptor's top hits
-MIN_INLIERS = 12
+MIN_INLIERS = 10
 GLOBAL_WEIGHT = 10.0
 WORKERS = 2  # threads finding features: OpenCV releases the GIL
 

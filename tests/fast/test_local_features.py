@@ -102,6 +102,13 @@ def test_the_store_is_saved_whole_and_read_back(gallery, tmp_path):
     copy.save()
     again = DescriptorIndex.open(tmp_path / "saved.npz")
     assert np.array_equal(again.codes, copy.codes) and np.array_equal(again.image_ids, copy.image_ids)
+    assert again._graph is not None  # the saved graph, not one built anew
+    probe = copy.rows_of(8)[1][:20]
+    assert np.array_equal(again.search(probe, 3)[1], copy.search(probe, 3)[1])
+    again.remove([8])
+    assert set(again.image_ids[again.search(probe, 3)[1]].ravel()) == {7}  # the removed rows are never found
+    again.save()
+    assert len(list(tmp_path.glob("saved.*.hnsw"))) == 1  # the older graph is gone
     assert DescriptorIndex.open(tmp_path / "none.npz").images.tolist() == []
 
 
