@@ -334,7 +334,10 @@ class SearchService:
 
             steps.insert(0, Verification(rows.paths, self._local_features, VERIFY_TOP))
         found = ReadPath(engine or self.engine, steps).find(Query(vectors, verify_paths, where), k)
-        return Results(self.hits(found, rows), found.gone)
+        hits = self.hits(found, rows)
+        if self.local and verify_paths is not None:  # matches only: none is "no match"
+            hits = [[hit for hit in row if hit.verified] for row in hits]
+        return Results(hits, found.gone)
 
     def hits(self, found: Found, rows: HitRows) -> list[list[Hit]]:
         flags = found.verified if found.verified is not None else np.full(found.ids.shape, None, object)

@@ -9,7 +9,9 @@ images of one object all get their votes). The images with most votes, and the g
 descriptor's top hits, are then verified: the voting pairs of each must fit one homography
 (RANSAC); the inliers are the evidence. A hit is a match when its inliers reach `MIN_INLIERS`;
 matches are ordered by inliers plus `GLOBAL_WEIGHT` times the global cosine (siblings of one
-package share a logo, the colours tell them apart). A query with no match has no hits.
+package share a logo, the colours tell them apart), and the global descriptor's other hits follow,
+not verified (another view of an object may share too few features). The engine's searches show
+only the matches: a query with none is "no match".
 
 Settings were chosen on grocery_packages, ukbench_mini and the copies benchmark
 (`benchmarks/instance.py`): small references (198 pixels) need the low contrast threshold
@@ -153,8 +155,9 @@ def index_images(store: DescriptorIndex, image_ids, paths, progress: bool = True
 @dataclass
 class LocalMatching(Step):
     """Step: each query's matches by local features (`match_query`) among the store's images and
-    the global search's top `top`, ordered by evidence (see the module's notes). Only matches are
-    returned, each marked verified, its inliers in `Found.inliers`."""
+    the global search's top `top`, ordered by evidence (see the module's notes), marked verified,
+    their inliers in `Found.inliers`; then the global search's other hits in its order, marked not
+    verified. Callers that show only matches keep the verified ones."""
 
     store: DescriptorIndex
     top: int = 10  # global hits verified beside the images with most votes
@@ -168,22 +171,27 @@ class LocalMatching(Step):
                 zip(query.paths, found.ids, found.distances)]
         return ranked_found(rows, k, found.gone)
 
-    def rank(self, features: Features, ids: np.ndarray, similarities: np.ndarray) -> list[tuple[int, float, int]]:
-        """(image id, score, inliers) of the query's matches, best first."""
+    def rank(self, features: Features, ids: np.ndarray, similarities: np.ndarray) -> list[tuple]:
+        """(image id, score, inliers, matched) of the query's matches, best first, then of the other
+        global hits (score: their cosine)."""
         known = {int(i): float(s) for i, s in zip(ids, similarities) if i >= 0}
         floor = min(known.values(), default=0.0)  # images past the global top are no closer than its last
-        matches = [m for m in match_query(self.store, features, list(known)) if m.matched]
-        scored = [(m.image_id, m.inliers + GLOBAL_WEIGHT * known.get(m.image_id, floor), m.inliers) for m in matches]
-        return sorted(scored, key=lambda hit: hit[1], reverse=True)
+        checked = {m.image_id: m for m in match_query(self.store, features, list(known))}
+        matches = [m for m in checked.values() if m.matched]
+        scored = sorted(((m.image_id, m.inliers + GLOBAL_WEIGHT * known.get(m.image_id, floor), m.inliers, True)
+                         for m in matches), key=lambda hit: hit[1], reverse=True)
+        chosen = {hit[0] for hit in scored}
+        rest = [(i, s, checked[i].inliers if i in checked else 0, False) for i, s in known.items() if i not in chosen]
+        return scored + rest
 
 
-def ranked_found(rows: list[list[tuple[int, float, int]]], k: int, gone: int = 0) -> Found:
-    """Hits as (id, score, inliers) per query, best first, as a `Found` of k columns."""
+def ranked_found(rows: list[list[tuple]], k: int, gone: int = 0) -> Found:
+    """Hits as (id, score, inliers, matched) per query, best first, as a `Found` of k columns."""
     ids, scores = np.full((len(rows), k), -1, np.int64), np.full((len(rows), k), np.nan, np.float32)
     inliers, flags = np.zeros((len(rows), k), np.int64), np.full((len(rows), k), None, object)
     for r, hits in enumerate(rows):
-        for c, (image_id, score, count) in enumerate(hits[:k]):
-            ids[r, c], scores[r, c], inliers[r, c], flags[r, c] = image_id, score, count, True
+        for c, (image_id, score, count, matched) in enumerate(hits[:k]):
+            ids[r, c], scores[r, c], inliers[r, c], flags[r, c] = image_id, score, count, matched
     return Found(ids, scores, flags, gone, inliers)
 
 

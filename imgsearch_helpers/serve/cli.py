@@ -7,6 +7,8 @@
     imgsearch search a.jpg -k 5 --where 'label in ["cat", "dog"]' --json
     imgsearch ingest ~/photos --model efficientnet_lite0+gem    find the same object or picture, not the class
     imgsearch search photo.jpg --model efficientnet_lite0+gem --verify    ... and check the top 10 by local features
+    imgsearch ingest ~/covers --model efficientnet_lite0+local  match by local features: a cover, a package,
+    imgsearch search photo.jpg --model efficientnet_lite0+local [--region X,Y,W,H]   a painting in a real photo
     imgsearch evaluate                    mHR@10 / mAP@10 / AP@10 on the tutorial's test queries
     imgsearch evaluate --diffuse          ... ranked by diffusion over the gallery's neighbours (classes)
     imgsearch list                        the collections built here: gallery, model, rows

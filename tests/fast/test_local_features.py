@@ -11,7 +11,7 @@ from PIL import Image
 from imgsearch_helpers.data.regions import Region
 from imgsearch_helpers.errors import EngineError, UsageError
 from imgsearch_helpers.index.descriptors import DescriptorIndex, from_codes, to_codes
-from imgsearch_helpers.retrieval.local import MIN_INLIERS, image_features, index_images, match_query
+from imgsearch_helpers.retrieval.local import MIN_INLIERS, draw_match, image_features, index_images, match_query
 
 
 def picture(seed: int, size: int = 480) -> np.ndarray:
@@ -144,3 +144,12 @@ def test_a_region_outside_the_image_names_the_image(tmp_path):
     path = save(picture(1, 100), tmp_path / "small.png")
     with pytest.raises(UsageError, match=r"small.png \(100 x 100\)"):
         Region.parse("50,50,80,80").crop_to(path, tmp_path)
+
+
+def test_the_matches_are_drawn_between_the_query_and_the_gallery_image(gallery):
+    folder, paths, store = gallery
+    photo = save(warped(picture(2)), folder / "photo2.png")
+    drawn = draw_match(photo, paths[2], store, 12)
+    assert drawn.inliers >= 3 * MIN_INLIERS
+    assert drawn.image.shape[1] == 512 + 512 and drawn.image.shape[2] == 3  # side by side, each at 512 pixels
+    assert draw_match(photo, paths[0], store, 10).inliers < MIN_INLIERS
