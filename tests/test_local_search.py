@@ -98,6 +98,36 @@ def test_a_deleted_image_loses_its_rows_in_the_local_index(env, gallery):
         imgsearch(env, "ingest", str(gallery), "--model", MODEL, "--quiet")
 
 
+def test_the_app_matches_a_region_and_draws_the_matching_features(env, gallery, tmp_path, monkeypatch):
+    """The app's "find the original" box, over a copy of the collection the commands built."""
+    from imgsearch_helpers.gallery.service import SearchService
+    from imgsearch_helpers.serve.app import APP_MODELS, Showcase
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    (tmp_path / "gradio").mkdir()
+    upload = shutil.copy(PHOTO, tmp_path / "gradio")
+    database = Path(env["MILVUS_URI"])  # a copy: the process that opens Milvus Lite keeps it till it exits
+    copy = tmp_path / "milvus" / database.name
+    copy.parent.mkdir()
+    (shutil.copytree if database.is_dir() else shutil.copy)(database, copy)
+    settings = get_settings(cache_dir=env["IMGSEARCH_CACHE_DIR"], milvus_uri=str(copy), slice="tiny")
+    service = SearchService(MODEL, "milvus", gallery, settings)
+    try:
+        assert MODEL in APP_MODELS
+        showcase = Showcase.around(service)
+        items, status, drawn = showcase.match_region(str(upload), MODEL, "milvus", 3, "0,0,348,348", True)
+        assert items[0][1].endswith(" features") and "Arla-Sour-Milk" in items[0][1] and "match(es)" in status
+        assert drawn.shape[0] == 512 and drawn.shape[1] > 512  # query and match side by side
+        _, refused, _ = showcase.match_region(str(upload), MODEL, "milvus", 3, "0,0,9", True)
+        assert "x,y,w,h" in refused
+        _, status, drawn = showcase.match_region(str(upload), MODEL, "milvus", 3, "0,0,60,60", True)
+        assert status.startswith("No match") and drawn is None
+        items, status, _ = showcase.search_upload(str(upload), MODEL, "milvus", 3)
+        assert "Arla-Sour-Milk" in items[0][1] and "by local features" in status
+    finally:
+        service.close()
+
+
 @pytest.fixture(scope="module")
 def client(env, gallery, tmp_path_factory):
     """`imgsearch serve` over the same collection (Milvus Lite admits one process: the commands above are done)."""

@@ -339,6 +339,12 @@ class SearchService:
             hits = [[hit for hit in row if hit.verified] for row in hits]
         return Results(hits, found.gone)
 
+    def draw_match(self, query_path, hit: Hit) -> np.ndarray:
+        """The query and a hit side by side (RGB), a line for each matching local feature (`+local` models)."""
+        from ..retrieval.local import draw_match
+
+        return draw_match(query_path, hit.path, self.local_store, hit.id).image
+
     def hits(self, found: Found, rows: HitRows) -> list[list[Hit]]:
         flags = found.verified if found.verified is not None else np.full(found.ids.shape, None, object)
         inliers = found.inliers if found.inliers is not None else np.full(found.ids.shape, None, object)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,18 +22,20 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from
 import gradio as gr  # noqa: E402
 
 from ..config import get_settings  # noqa: E402
+from ..data.regions import Region  # noqa: E402
 from ..data.tutorial import load_queries  # noqa: E402
 from ..errors import FilterError, ImgsearchError, ServerError, UsageError  # noqa: E402
 from ..evaluation.plot import thumbnail  # noqa: E402
 from ..gallery.collections import DATASET  # noqa: E402
-from ..gallery.service import SearchService  # noqa: E402
+from ..gallery.service import LOCAL_SUFFIX, SearchService  # noqa: E402
 from ..index import ENGINES  # noqa: E402
 from ..models import DEFAULT_MODEL, INSTANCE_SUFFIX, LITE_MODELS  # noqa: E402
 from .uploads import MAX_UPLOAD_MB, upload_problem  # noqa: E402
 
 EXAMPLES = 6
 KEEP_UPLOADS_S = 3600  # Gradio's copies of uploaded queries are deleted after an hour
-APP_MODELS = [*LITE_MODELS, *(name + INSTANCE_SUFFIX for name in LITE_MODELS)]  # +gem: the same object, not class
+APP_MODELS = [*LITE_MODELS, *(name + INSTANCE_SUFFIX for name in LITE_MODELS),  # +gem: the same object, not class
+              DEFAULT_MODEL + LOCAL_SUFFIX]  # +local: the original of a real photo, by local features
 
 
 class Showcase:
@@ -104,11 +107,33 @@ class Showcase:
         ms = 1000 * (time.perf_counter() - start)
         hits = found.hits[0]
         status = f"Top {len(hits)} for **{path.name}** in {ms:.0f} ms ({model}, {engine})."
+        if service.local:
+            status = local_status(hits, path.name, ms)
         if diffuse:
             status += " Ranked by diffusion over the gallery's neighbours."
         if verify:
             status += f" {sum(bool(hit.verified) for hit in hits)} verified by local features, listed first."
         return gallery_items(hits), status, thumbnail(path)
+
+    def match_region(self, upload, model: str, engine: str, k: int, region: str = "", draw: bool = True):
+        """(gallery items, status, drawn matches) of a local-feature search (`+local` models) with a
+        box `x,y,w,h` of the query ("": all of it); the first match's features drawn when `draw`."""
+        path = Path(upload) if upload else None
+        if path is None or not is_uploaded(path) or upload_problem(path):
+            return [], "Upload an image first.", None
+        service = self.services.get((model, engine))
+        if service is None or not service.local:
+            return [], f"Choose **{DEFAULT_MODEL}{LOCAL_SUFFIX}** in the model list: it matches by local features.", None
+        start = time.perf_counter()
+        try:
+            box = Region.parse(region) if region and region.strip() else None
+            with tempfile.TemporaryDirectory(prefix="imgsearch-app-") as folder:
+                query = box.crop_to(path, Path(folder)) if box else path
+                hits = service.search_images([query], int(k)).hits[0]
+                drawn = service.draw_match(query, hits[0]) if hits and draw else None
+        except UsageError as exc:
+            return [], f"**{exc}**", None
+        return gallery_items(hits), local_status(hits, path.name, 1000 * (time.perf_counter() - start)), drawn
 
     def search_text(self, sentence: str, k: int, where: str = ""):
         if not sentence or not sentence.strip():
@@ -130,9 +155,16 @@ def is_uploaded(path: Path) -> bool:
 
 
 def gallery_items(hits) -> list:
-    """Thumbnails captioned score first, so a long label cannot hide it (then ✓ if verified)."""
-    return [(thumbnail(hit.path), f"{hit.similarity:.3f} · {hit.label}" + (" ✓" if hit.verified else ""))
-            for hit in hits]
+    """Thumbnails captioned score first, so a long label cannot hide it (then ✓ if verified, and
+    the matching features of a local-feature search)."""
+    return [(thumbnail(hit.path), f"{hit.similarity:.3f} · {hit.label}" + (" ✓" if hit.verified else "")
+             + (f" · {hit.inliers} features" if hit.inliers is not None else "")) for hit in hits]
+
+
+def local_status(hits, name: str, ms: float) -> str:
+    if not hits:
+        return f"No match for **{name}**: no gallery image shares enough local features with it ({ms:.0f} ms)."
+    return f"{len(hits)} match(es) for **{name}** by local features in {ms:.0f} ms, the most evidence first."
 
 
 def example_queries(showcase: Showcase) -> list[str]:
@@ -168,6 +200,16 @@ def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
                 gr.Examples([[p] for p in examples], inputs=[upload], label="examples (test photos)")
             image_status = gr.Markdown(elem_id="image-status")
             image_results = gr.Gallery(label="most similar", columns=6, height="auto", elem_id="image-results")
+            with gr.Accordion(f"Find the original by local features ({DEFAULT_MODEL}{LOCAL_SUFFIX})", open=False):
+                with gr.Row():
+                    region = gr.Textbox(label="region of the query (optional): x,y,w,h in pixels",
+                                        placeholder="120,80,300,200", elem_id="query-region")
+                    draw = gr.Checkbox(value=True, label="draw the matching features", elem_id="query-draw")
+                    match = gr.Button("Match", elem_id="query-match")
+                drawn = gr.Image(label="matching features: query (left), first match (right)", interactive=False,
+                                 elem_id="query-drawn")
+            match.click(showcase.match_region, [upload, model_choice, engine_choice, top_k, region, draw],
+                        [image_results, image_status, drawn])
         inputs = [upload, model_choice, engine_choice, top_k, where, verify, diffuse]
         outputs = [image_results, image_status, preview]
         for choice in (model_choice, engine_choice):
