@@ -16,9 +16,9 @@ import numpy as np
 from ..config import Settings
 from ..embed.cache import EmbeddingCache
 from ..embed.stream import embed_paths
+from ..index.descriptors import DescriptorIndex
 from ..index.exact import ExactEngine
 from ..models.descriptors import Pooling
-from ..index.descriptors import DescriptorIndex
 from ..retrieval.recipes import Recipe, RecipeEmbedder
 from ..retrieval.search import Query, ReadPath, Step
 from ..retrieval.verify import Verification, Verifier

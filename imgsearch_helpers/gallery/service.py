@@ -144,7 +144,7 @@ class SearchService:
         try:
             from ..index.descriptors import DescriptorIndex
         except ImportError as error:
-            raise UsageError(f"a {LOCAL_SUFFIX} model needs FAISS ({error}): install the package's engines extra") from error
+            raise UsageError(f"a {LOCAL_SUFFIX} model needs hnswlib ({error}): install the engines extra") from error
         return DescriptorIndex.open(self.settings.cache_dir / "local" / f"{self.collection}.npz")
 
     @cached_property
@@ -272,7 +272,8 @@ class SearchService:
     def _add_local(self, rows: pd.DataFrame) -> None:
         from ..retrieval.local import index_images
 
-        index_images(self.local_store, rows["id"].tolist(), rows["path"].tolist(), progress=False)  # bad files keep no rows
+        # a file that cannot be read keeps no rows
+        index_images(self.local_store, rows["id"].tolist(), rows["path"].tolist(), progress=False)
         self.local_store.save()
 
     def delete(self, ids=(), relpaths=()) -> int:

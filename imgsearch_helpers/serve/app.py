@@ -123,7 +123,7 @@ class Showcase:
             return [], "Upload an image first.", None
         service = self.services.get((model, engine))
         if service is None or not service.local:
-            return [], f"Choose **{DEFAULT_MODEL}{LOCAL_SUFFIX}** in the model list: it matches by local features.", None
+            return [], f"Choose **{DEFAULT_MODEL}{LOCAL_SUFFIX}** in the model list: it matches local features.", None
         start = time.perf_counter()
         try:
             box = Region.parse(region) if region and region.strip() else None
