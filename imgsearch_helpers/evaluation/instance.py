@@ -16,7 +16,6 @@ import numpy as np
 from ..config import Settings
 from ..embed.cache import EmbeddingCache
 from ..embed.stream import embed_paths
-from ..index.descriptors import DescriptorIndex
 from ..index.exact import ExactEngine
 from ..models.descriptors import Pooling
 from ..retrieval.recipes import Recipe, RecipeEmbedder
@@ -35,8 +34,9 @@ class Descriptors:
         self.settings, self.cache, self._embedders, self._vectors, self.ms_per_image = settings, cache, {}, {}, {}
         self._local = {}
 
-    def local_store(self, paths: list) -> DescriptorIndex:
+    def local_store(self, paths: list):
         """The local features of these gallery images, each under its position, found once per gallery."""
+        from ..index.descriptors import DescriptorIndex  # hnswlib: only for local-feature recipes
         from ..retrieval.local import index_images
 
         key = tuple(paths)
@@ -114,16 +114,23 @@ def measure(recipe: Recipe, descriptors: Descriptors, gallery, queries, verifier
             verifier = Verifier(gallery_paths)
         verifier.prefetch(range(len(gallery_paths)))
         outer = Verification.over(verifier)
+    store_columns = {}
     if recipe.local:
         from ..retrieval.local import LocalMatching
 
-        outer = LocalMatching(descriptors.local_store(gallery_paths))
+        # features and graph; 0 s when an earlier row (another edit) built this gallery's store
+        built = time_runs(lambda: descriptors.local_store(gallery_paths).build())
+        store = built.result
+        outer = LocalMatching(store)
+        store_columns = {"store_mb": round(store.memory_bytes() / 1e6, 1),
+                         "kb_per_image": round(store.memory_bytes() / 1e3 / len(gallery_paths), 1),
+                         "store_build_s": round(built.total, 1)}
     ranking = time_runs(lambda: prepared.rank(query_vectors, query_paths, outer))
     ranked, search_ms = ranking.result, 1000 * ranking.total / len(query_paths)
     embed_ms = descriptors.time_per_image(recipe.encoder, query_paths)
     return {**columns, "recipe": recipe.name, **score(ranked, gallery["label"], queries["label"]),
             "embed_ms": round(embed_ms, 1), "search_ms": round(search_ms, 1),
-            "ms_per_query": round(embed_ms + search_ms, 1)}
+            "ms_per_query": round(embed_ms + search_ms, 1), **store_columns}
 
 
 GEM = Pooling()

@@ -131,6 +131,12 @@ class DescriptorIndex:
             labels, distances = graph.knn_query(np.ascontiguousarray(descriptors, np.float32), min(k, len(self)))
             return distances, np.searchsorted(self.labels, labels.astype(np.int64))
 
+    def build(self) -> DescriptorIndex:
+        """Build the graph now (else the first search does)."""
+        with self._lock:
+            self._built_graph()
+        return self
+
     def _built_graph(self):
         if self._graph is None:
             self._graph = new_graph(len(self))
@@ -152,8 +158,9 @@ class DescriptorIndex:
         return graph
 
     def memory_bytes(self) -> int:
-        """Bytes the stored rows take (codes, positions, ids, labels), without the graph."""
-        return self.codes.nbytes + self.points.nbytes + self.image_ids.nbytes + self.labels.nbytes
+        """Bytes the rows (codes, positions, ids, labels) and the graph (float32 vectors and links) take."""
+        rows = self.codes.nbytes + self.points.nbytes + self.image_ids.nbytes + self.labels.nbytes
+        return rows + (self._graph.index_file_size() if self._graph is not None else 0)
 
 
 def new_graph(rows: int):
