@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import shlex
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,6 +91,6 @@ def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace, scri
 
 def shown(value) -> str:
     """An option's value in a command: a path as `display_path` shows it (no machine's home in a
-    committed file), anything else as typed."""
+    committed file), anything else as typed, quoted for the shell when it has to be."""
     is_path = isinstance(value, Path) or (isinstance(value, str) and "/" in value and Path(value).exists())
-    return display_path(value) if is_path else str(value)
+    return shlex.quote(display_path(value) if is_path else str(value))

@@ -197,3 +197,23 @@ def test_the_harness_writes_the_figures_with_the_command_seconds_and_machine(tmp
     assert result["every"] == 2 and result["scratch_existed"] and result["rows"] == [1, 2]
     assert result["seconds"] >= 0 and result["machine"]["cpus"] >= 1
     assert "wrote out/tiny.json" in done.stdout and '"every": 2' in done.stdout
+
+
+def test_local_feature_results_hold_every_benchmark_of_the_issue_with_sane_rows():
+    """`benchmarks/instance.py --recipes local` on grocery_packages (alone and with the tutorial's
+    1,000 images as distractors, beside the best global recipe), the copies and ukbench_mini."""
+    from imgsearch_helpers.data.edits import EDITS
+    from imgsearch_helpers.evaluation.instance import LOCAL_RECIPES
+
+    local = [r.name for r in LOCAL_RECIPES]
+    grocery = json.loads((RESULTS / "local_grocery.json").read_text())["rows"]
+    crowded = json.loads((RESULTS / "local_grocery_distractors.json").read_text())["rows"]
+    copies = json.loads((RESULTS / "local_copies.json").read_text())["rows"]
+    assert set(local) < {r["recipe"] for r in grocery}  # side by side with a global recipe, one run
+    assert [r["recipe"] for r in crowded] == local and crowded[0]["distractors_dir"].endswith("train")
+    for edit in EDITS:
+        assert [r["recipe"] for r in copies if r.get("edit") == edit] == local, edit
+    assert [r["recipe"] for r in copies if r["benchmark"] == "ukbench"] == local
+    for row in grocery + crowded + copies:
+        assert 0 <= row["ap@10"] <= row["hit@10"] <= 1 and 0 <= row["top1"] <= row["hit@10"] and 0 <= row["ns@4"] <= 4
+        assert row["ms_per_query"] > row["search_ms"] > 0
