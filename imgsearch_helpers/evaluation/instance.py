@@ -87,9 +87,11 @@ class Prepared:
         engine.commit()
         return cls(recipe, path)
 
-    def rank(self, queries: np.ndarray, query_paths, outer: Step | None = None, depth: int = K) -> np.ndarray:
+    def rank(self, queries: np.ndarray, query_paths, outer: Step | Verifier | None = None,
+             depth: int = K) -> np.ndarray:
         """Each query's top `depth` gallery positions through the recipe's steps, after an `outer`
-        step over the same gallery if given (geometric verification, local matching)."""
+        step over the same gallery if given (local matching; a `Verifier`: its verification)."""
+        outer = Verification.over(outer) if isinstance(outer, Verifier) else outer
         path = ReadPath(self.path.engine, [outer, *self.path.steps]) if outer else self.path
         return path.find(Query(queries, list(query_paths)), depth).ids[:, :min(depth, self.path.count())]
 
