@@ -298,3 +298,17 @@ def test_every_link_between_the_pages_leads_to_a_file_and_heading(name):
         assert linked.exists(), f"{name} links to {target}, which does not exist"
         if anchor:
             assert anchor in heading_anchors(linked.read_text()), f"{name} links to {target}: no such heading"
+
+
+def test_local_search_figures_in_the_readme_and_its_page_are_the_results_files():
+    """README: 'local features ... against the best whole-image recipe, same run | 0.802 against 0.554';
+    docs/local-search.md: the grocery table (top-1, hit@10, ms a query) and the memory an image."""
+    grocery = {row["recipe"]: row for row in benchmark("local_grocery")["rows"]}
+    local, best = grocery["lite0 + cosine + local features"], grocery["lite0 + regional GeM + whiten 0.5 + verify"]
+    crowded = benchmark("local_grocery_distractors")["rows"][0]
+    readme = (ROOT / "README.md").read_text()
+    assert f"{local['top1']:.3f} against {best['top1']:.3f}" in readme
+    text = page("local-search.md")
+    for row in (local, best, crowded):
+        assert f"| {row['top1']:.3f} | {row['hit@10']:.3f} | {row['ms_per_query']:.1f} |" in text, row["recipe"]
+    assert f"{crowded['kb_per_image']:.0f} KB" in text and f"{crowded['store_build_s']:.0f} s" in text
