@@ -61,6 +61,11 @@ def test_a_phone_photo_finds_its_package_first_with_the_evidence(env, gallery):
     assert len(store_of(env).images) == len(list(gallery.glob("*/*")))  # every gallery image has its rows
 
 
+def test_a_filter_is_refused_rather_than_ignored(env, gallery):
+    done = imgsearch(env, "search", str(PHOTO), "--model", MODEL, "--gallery", str(gallery), "--where", 'label == "x"')
+    assert done.returncode == 2 and "does not take a filter" in done.stderr
+
+
 def test_an_unrelated_photo_is_no_match(env, gallery):
     unrelated = sorted((ROOT / "test").glob("*/*.JPEG"))[5]
     assert search(env, gallery, str(unrelated))[0]["hits"] == []

@@ -312,6 +312,8 @@ class SearchService:
             vectors = embed_queries(paths, self.embedder, transform=l2_normalize)
         if self.local and diffuse:
             raise UsageError("a local-feature search (+local) ranks by evidence: it does not diffuse")
+        if self.local and where:  # the votes range over every image: a filter would be ignored
+            raise UsageError("a local-feature search (+local) does not take a filter yet")
         return self.search_vectors(vectors, k, where, self.diffused() if diffuse else None,
                                    paths if verify or self.local else None)
 
