@@ -118,14 +118,18 @@ class FaissStore:
         return rows, self.image_ids[rows]
 
     def disk_mb(self, scratch: Path) -> float:
-        path = scratch / "faiss.index"
-        faiss.write_index(self.index, str(path))
-        size = path.stat().st_size / 1e6
-        path.unlink()
-        return size
+        return saved_mb(scratch / "faiss.index", lambda path: faiss.write_index(self.index, path))
 
     def close(self) -> None:
         del self.index
+
+
+def saved_mb(path: Path, save) -> float:
+    """Megabytes an index takes once `save(path)` writes it (the file is removed after)."""
+    save(str(path))
+    size = path.stat().st_size / 1e6
+    path.unlink()
+    return size
 
 
 class HnswlibStore:
@@ -144,11 +148,7 @@ class HnswlibStore:
         return rows, self.image_ids[rows]
 
     def disk_mb(self, scratch: Path) -> float:
-        path = scratch / "hnswlib.bin"
-        self.index.save_index(str(path))
-        size = path.stat().st_size / 1e6
-        path.unlink()
-        return size
+        return saved_mb(scratch / "hnswlib.bin", self.index.save_index)
 
     def close(self) -> None:
         del self.index

@@ -30,7 +30,7 @@ from ..errors import ImageError
 from ..index.descriptors import DescriptorIndex
 from ..parallel import bounded_map
 from .search import Found, Query, ReadPath, Step
-from .verify import Features, local_features
+from .verify import Features, at_side, local_features
 
 FEATURES = 1000  # keypoints per image, strongest first
 CONTRAST = 0.02  # SIFT's contrast threshold (OpenCV's default 0.04 finds too few on small references)
@@ -146,7 +146,8 @@ def index_images(store: DescriptorIndex, image_ids, paths, progress: bool = True
         points.append(found.points)
         descriptors.append(found.descriptors)
     bar.close()
-    store.remove([i for i in image_ids if i not in set(kept_ids)])
+    kept = set(kept_ids)
+    store.remove([i for i in image_ids if i not in kept])
     if kept_ids:
         store.put(kept_ids, points, descriptors)
     return failures
@@ -205,19 +206,9 @@ class Drawn:
 
 def draw_match(query_path, gallery_path, store: DescriptorIndex, image_id: int) -> Drawn:
     """The query and the gallery image side by side, a line for each verified match between them."""
-    from PIL import Image
-
-    from ..data.images import load_image
-
     query = image_features(query_path)
     match = verify_votes(store, query, vote(store, query), image_id)
-    images = []
-    for path in (query_path, gallery_path):
-        image = load_image(path, min_side=SIDE)
-        scale = SIDE / max(image.size)
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.Resampling.BILINEAR)
-        images.append(np.asarray(image))
+    images = [np.asarray(at_side(path, SIDE)) for path in (query_path, gallery_path)]
     left = [cv2.KeyPoint(float(x), float(y), 4) for x, y in match.query_points]
     right = [cv2.KeyPoint(float(x), float(y), 4) for x, y in match.gallery_points]
     pairs = [cv2.DMatch(i, i, 0) for i in range(len(left))]

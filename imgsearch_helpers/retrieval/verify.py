@@ -37,16 +37,20 @@ class Features:
 def local_features(path, extractor=None, side: int = MAX_SIDE) -> Features:
     """RootSIFT keypoints of the image at `path`, resized to `side` pixels on its long side (a large
     JPEG is decoded at a reduced scale that keeps at least `side` pixels)."""
-    image = load_image(path, min_side=side)
-    scale = side / max(image.size)  # small images are enlarged: a 1/4-size copy still has keypoints
-    image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                         Image.Resampling.BILINEAR)
-    gray = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)
+    gray = cv2.cvtColor(np.asarray(at_side(path, side)), cv2.COLOR_RGB2GRAY)
     keypoints, descriptors = (extractor or cv2.SIFT_create(FEATURES)).detectAndCompute(gray, None)
     if descriptors is None:
         return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
     descriptors = np.sqrt(descriptors / np.maximum(descriptors.sum(1, keepdims=True), 1e-7))  # RootSIFT
     return Features(np.float32([k.pt for k in keypoints]), descriptors.astype(np.float32))
+
+
+def at_side(path, side: int = MAX_SIDE) -> Image.Image:
+    """The image at `path` resized to `side` pixels on its long side, as its features are found."""
+    image = load_image(path, min_side=side)
+    scale = side / max(image.size)  # small images are enlarged: a 1/4-size copy still has keypoints
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                        Image.Resampling.BILINEAR)
 
 
 def inliers(query: Features, candidate: Features, ratio: float = 0.8) -> int:
