@@ -45,6 +45,7 @@ class DescriptorIndex:
         self.image_ids = np.zeros(0, np.int64)
         self.labels = np.zeros(0, np.int64)  # each row's label in the graph, increasing
         self._graph = None  # built on first search, then kept in step
+        self._span_cache = None  # (the image_ids it was found for, {image id: (first row, end)})
         self._lock = threading.RLock()  # one writer; searches wait for it
 
     @classmethod
@@ -102,9 +103,17 @@ class DescriptorIndex:
             return int(gone.sum())
 
     def rows_of(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """(positions, descriptors) of one image's rows."""
-        chosen = self.image_ids == image_id
-        return self.points[chosen].astype(np.float32), from_codes(self.codes[chosen])
+        """(positions, descriptors) of one image's rows (they are stored together)."""
+        start, end = self._spans().get(int(image_id), (0, 0))
+        return self.points[start:end].astype(np.float32), from_codes(self.codes[start:end])
+
+    def _spans(self) -> dict[int, tuple[int, int]]:
+        """Each image's first row and the row after its last, found once per change of the rows."""
+        if self._span_cache is None or self._span_cache[0] is not self.image_ids:
+            starts = np.flatnonzero(np.r_[True, self.image_ids[1:] != self.image_ids[:-1]]) if len(self) else []
+            ends = [*starts[1:], len(self)]
+            self._span_cache = (self.image_ids, {int(self.image_ids[a]): (int(a), int(b)) for a, b in zip(starts, ends)})
+        return self._span_cache[1]
 
     def save(self) -> None:
         """The graph (built now if it was not: the next process searches at once), then the rows,
@@ -124,10 +133,12 @@ class DescriptorIndex:
                 if old != self._graph_path(token):
                     old.unlink(missing_ok=True)
 
-    def search(self, descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(squared distances, row numbers) of each descriptor's k nearest rows (k at most the rows)."""
+    def search(self, descriptors: np.ndarray, k: int, ef: int = SEARCH_EF) -> tuple[np.ndarray, np.ndarray]:
+        """(squared distances, row numbers) of each descriptor's k nearest rows (k at most the rows),
+        the graph searched `ef` wide (at least k)."""
         with self._lock:
             graph = self._built_graph()
+            graph.set_ef(max(ef, k))
             labels, distances = graph.knn_query(np.ascontiguousarray(descriptors, np.float32), min(k, len(self)))
             return distances, np.searchsorted(self.labels, labels.astype(np.int64))
 

@@ -1,21 +1,25 @@
 """Find the original from a real photo by local features: a cover, a carton, a painting
 photographed in clutter, at an angle, under glare, filling a corner of the frame.
 
-Every gallery image leaves up to `FEATURES` RootSIFT descriptors in a `index.descriptors.DescriptorIndex`
-under its id. A query's descriptors vote: each looks up its `NEIGHBOURS` nearest gallery rows and
-votes once for every image among the first ones that passes Lowe's ratio test against the last
-(the ratio is taken to a neighbour that shows the background, so up to `NEIGHBOURS - 1` gallery
-images of one object all get their votes). The images with most votes, and the global
-descriptor's top hits, are then verified: the voting pairs of each must fit one homography
-(RANSAC); the inliers are the evidence. A hit is a match when its inliers reach `MIN_INLIERS`;
-matches are ordered by inliers plus `GLOBAL_WEIGHT` times the global cosine (siblings of one
-package share a logo, the colours tell them apart), and the global descriptor's other hits follow,
-not verified (another view of an object may share too few features). The engine's searches show
-only the matches: a query with none is "no match".
+Every gallery image leaves up to `GALLERY_FEATURES` RootSIFT descriptors in a
+`index.descriptors.DescriptorIndex` under its id. A query's descriptors vote: each looks up its
+`BACKGROUND` nearest gallery rows and votes once for every image among the first `VOTERS` that
+passes Lowe's ratio test against the last (a neighbour that shows the background, so up to
+`VOTERS` gallery images of one object all get their votes). The `CANDIDATES` images with most votes
+and the global descriptor's first `CANDIDATES` hits are then verified pair by pair: the query's
+features matched to the image's own (ratio test within the pair) must fit one homography (RANSAC);
+the inliers are the evidence. Matching within the pair keeps the evidence of the right image when
+a large gallery crowds the votes' ratio test. A hit is a match when its inliers reach
+`MIN_INLIERS`; matches are ordered by inliers plus `GLOBAL_WEIGHT` times the global cosine (siblings
+of one package share a logo, the colours tell them apart), and the global descriptor's other hits
+follow, not verified (another view of an object may share too few features). The engine's searches
+show only the matches: a query with none is "no match".
 
-Settings were chosen on grocery_packages, ukbench_mini and the copies benchmark
-(`benchmarks/instance.py`): small references (198 pixels) need the low contrast threshold
-and 1,000 features; the photos of shops need the ratio test against the background.
+Settings were chosen on grocery_packages (with and without the tutorial's 1,000 images as
+distractors), ukbench_mini and the copies benchmark (`benchmarks/instance.py`): small references
+(198 pixels) need the low contrast threshold; a query found at 384 pixels and 1,000 features and a
+gallery image at 512 pixels and 500 features kept top-1 and cut the search time; the photos of shops
+need the ratio test against the background.
 """
 from __future__ import annotations
 
@@ -32,24 +36,32 @@ from ..parallel import bounded_map
 from .search import Found, Query, ReadPath, Step
 from .verify import Features, at_side, local_features
 
-FEATURES = 1000  # keypoints per image, strongest first
+FEATURES = 1000  # keypoints of a query, strongest first
+GALLERY_FEATURES = 500  # keypoints stored per gallery image: fewer rows to search, as many matches
 CONTRAST = 0.02  # SIFT's contrast threshold (OpenCV's default 0.04 finds too few on small references)
-SIDE = 512  # long side features are found at; smaller images are enlarged
-NEIGHBOURS = 6
+SIDE = 512  # long side a gallery image's features are found at; smaller images are enlarged
+QUERY_SIDE = 384  # a query's: phone photos need no enlargement, and SIFT takes half the time
+VOTERS, BACKGROUND = 5, 11  # neighbours that may vote; the one the ratio is taken to
+SEARCH_EF = 32  # the graph's search breadth for votes (the pair verification recovers what it misses)
 RATIO = 0.8
-CANDIDATES = 10  # images by votes verified per query, besides the global descriptor's top hits
+CANDIDATES = 3  # images by votes, and global hits, verified per query
 MIN_INLIERS = 10
 GLOBAL_WEIGHT = 10.0
 WORKERS = 2  # threads finding features: OpenCV releases the GIL
 
 
-def sift():
-    return cv2.SIFT_create(FEATURES, contrastThreshold=CONTRAST)
+def sift(features: int = GALLERY_FEATURES):
+    return cv2.SIFT_create(features, contrastThreshold=CONTRAST)
 
 
 def image_features(path, extractor=None) -> Features:
-    """RootSIFT features of the image at `path`, as the local index stores them."""
+    """RootSIFT features of the gallery image at `path`, as the local index stores them."""
     return local_features(path, extractor or sift(), SIDE)
+
+
+def query_features(path, extractor=None) -> Features:
+    """RootSIFT features of a query image, as its search finds them."""
+    return local_features(path, extractor or sift(FEATURES), QUERY_SIDE)
 
 
 @dataclass
@@ -89,10 +101,10 @@ def vote(store: DescriptorIndex, query: Features) -> Votes:
     empty = np.zeros(0, np.int64)
     if not len(store) or not len(query.descriptors):
         return Votes(empty, empty, empty)
-    distances, rows = store.search(query.descriptors, NEIGHBOURS)
+    distances, rows = store.search(query.descriptors, BACKGROUND, SEARCH_EF)
     images = np.where(rows >= 0, store.image_ids[np.maximum(rows, 0)], -1)
-    background = distances[:, -1:] if rows.shape[1] == NEIGHBOURS else np.inf  # fewer rows: all may vote
-    passed = (distances[:, :-1] < RATIO ** 2 * background) & (rows[:, :-1] >= 0)
+    background = distances[:, -1:] if rows.shape[1] == BACKGROUND else np.inf  # fewer rows: all may vote
+    passed = (distances[:, :VOTERS] < RATIO ** 2 * background) & (rows[:, :VOTERS] >= 0)
     first = np.ones_like(passed)
     for j in range(1, passed.shape[1]):  # an image once per query feature
         first[:, j] = ~(images[:, :j] == images[:, j:j + 1]).any(axis=1)
@@ -100,28 +112,33 @@ def vote(store: DescriptorIndex, query: Features) -> Votes:
     return Votes(query_rows, rows[query_rows, columns], images[query_rows, columns])
 
 
-def verify_votes(store: DescriptorIndex, query: Features, votes: Votes, image_id: int) -> Match:
-    """The image's voting pairs that fit one homography (RANSAC, 8-pixel tolerance); each gallery
-    feature counted once, so a repeated pattern cannot vote many times for itself."""
-    chosen = votes.images == image_id
-    gallery_rows, first = np.unique(votes.gallery_rows[chosen], return_index=True)
-    query_rows = votes.query_rows[chosen][first]
-    count = int(chosen.sum())
-    source, target = query.points[query_rows], store.points[gallery_rows].astype(np.float32)
+def verify_pair(store: DescriptorIndex, query: Features, image_id: int, votes: int = 0) -> Match:
+    """The query's features matched to the image's own (nearest of its rows, Lowe's ratio 0.8 to the
+    second; each gallery feature once) that fit one homography (RANSAC, 8-pixel tolerance)."""
+    points, descriptors = store.rows_of(image_id)
+    empty = np.zeros((0, 2), np.float32)
+    if len(points) < 2 or len(query.descriptors) < 2:
+        return Match(image_id, votes, empty, empty)
+    distances = np.maximum(2 - 2 * query.descriptors @ descriptors.T, 0)  # squared: both unit length
+    nearest = np.argpartition(distances, 1, axis=1)[:, :2]  # column 0 the nearest, 1 the second
+    two = np.take_along_axis(distances, nearest, axis=1)
+    good = np.flatnonzero(two[:, 0] < RATIO ** 2 * two[:, 1])
+    gallery_rows, kept = np.unique(nearest[good, 0], return_index=True)
+    source, target = query.points[good[kept]], points[gallery_rows]
     if len(source) < 8:
-        return Match(image_id, count, source[:0], target[:0])
+        return Match(image_id, votes, empty, empty)
     _, mask = cv2.findHomography(source, target, cv2.RANSAC, 8.0, maxIters=500)
-    kept = mask.ravel().astype(bool) if mask is not None else np.zeros(len(source), bool)
-    return Match(image_id, count, source[kept], target[kept])
+    inlying = mask.ravel().astype(bool) if mask is not None else np.zeros(len(source), bool)
+    return Match(image_id, votes, source[inlying], target[inlying])
 
 
 def match_query(store: DescriptorIndex, query: Features, also: Sequence[int] = ()) -> list[Match]:
-    """The images with most votes and those in `also`, verified, most inliers first."""
-    votes = vote(store, query)
-    counts = votes.counts()
+    """The images with most votes and the first of `also` (the global search's hits), verified,
+    most inliers first."""
+    counts = vote(store, query).counts()
     by_votes = sorted(counts, key=counts.get, reverse=True)[:CANDIDATES]
-    candidates = dict.fromkeys([*by_votes, *(int(i) for i in also if int(i) in counts)])
-    matches = [verify_votes(store, query, votes, image_id) for image_id in candidates]
+    candidates = dict.fromkeys([*by_votes, *(int(i) for i in list(also)[:CANDIDATES] if int(i) >= 0)])
+    matches = [verify_pair(store, query, image_id, counts.get(image_id, 0)) for image_id in candidates]
     return sorted(matches, key=lambda m: m.inliers, reverse=True)
 
 
@@ -162,7 +179,7 @@ class LocalMatching(Step):
 
     store: DescriptorIndex
     top: int = 10  # global hits verified beside the images with most votes
-    features_of: Callable[[str], Features] = image_features
+    features_of: Callable[[str], Features] = query_features
 
     def find(self, query: Query, k: int, below: ReadPath) -> Found:
         if query.paths is None:
@@ -206,9 +223,8 @@ class Drawn:
 
 def draw_match(query_path, gallery_path, store: DescriptorIndex, image_id: int) -> Drawn:
     """The query and the gallery image side by side, a line for each verified match between them."""
-    query = image_features(query_path)
-    match = verify_votes(store, query, vote(store, query), image_id)
-    images = [np.asarray(at_side(path, SIDE)) for path in (query_path, gallery_path)]
+    match = verify_pair(store, query_features(query_path), image_id)
+    images = [np.asarray(at_side(path, side)) for path, side in ((query_path, QUERY_SIDE), (gallery_path, SIDE))]
     left = [cv2.KeyPoint(float(x), float(y), 4) for x, y in match.query_points]
     right = [cv2.KeyPoint(float(x), float(y), 4) for x, y in match.gallery_points]
     pairs = [cv2.DMatch(i, i, 0) for i in range(len(left))]

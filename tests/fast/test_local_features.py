@@ -11,7 +11,9 @@ from PIL import Image
 from imgsearch_helpers.data.regions import Region
 from imgsearch_helpers.errors import EngineError, UsageError
 from imgsearch_helpers.index.descriptors import DescriptorIndex, from_codes, to_codes
-from imgsearch_helpers.retrieval.local import MIN_INLIERS, draw_match, image_features, index_images, match_query
+from imgsearch_helpers.retrieval.local import (
+    MIN_INLIERS, QUERY_SIDE, SIDE, draw_match, image_features, index_images, match_query, query_features,
+)
 
 
 def picture(seed: int, size: int = 480) -> np.ndarray:
@@ -71,7 +73,7 @@ def test_each_image_keeps_its_own_rows_with_their_positions(gallery):
 
 def test_a_warped_photo_of_a_picture_finds_it_with_its_inliers_and_others_are_not_matches(gallery):
     folder, paths, store = gallery
-    query = image_features(save(warped(picture(3)), folder / "photo.png"))
+    query = query_features(save(warped(picture(3)), folder / "photo.png"))
     matches = match_query(store, query)
     assert matches[0].image_id == 13 and matches[0].matched and matches[0].inliers >= 3 * MIN_INLIERS
     assert not any(m.matched for m in matches[1:])
@@ -80,7 +82,7 @@ def test_a_warped_photo_of_a_picture_finds_it_with_its_inliers_and_others_are_no
 
 def test_an_unrelated_picture_matches_nothing(gallery):
     folder, _, store = gallery
-    query = image_features(save(picture(99), folder / "other.png"))
+    query = query_features(save(picture(99), folder / "other.png"))
     assert not any(m.matched for m in match_query(store, query))
 
 
@@ -151,5 +153,5 @@ def test_the_matches_are_drawn_between_the_query_and_the_gallery_image(gallery):
     photo = save(warped(picture(2)), folder / "photo2.png")
     drawn = draw_match(photo, paths[2], store, 12)
     assert drawn.inliers >= 3 * MIN_INLIERS
-    assert drawn.image.shape[1] == 512 + 512 and drawn.image.shape[2] == 3  # side by side, each at 512 pixels
+    assert drawn.image.shape[1] == QUERY_SIDE + SIDE and drawn.image.shape[2] == 3  # side by side, as their features were found
     assert draw_match(photo, paths[0], store, 10).inliers < MIN_INLIERS
