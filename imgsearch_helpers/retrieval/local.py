@@ -7,7 +7,7 @@ Every gallery image leaves up to `GALLERY_FEATURES` RootSIFT descriptors in a
 passes Lowe's ratio test against the last (a neighbour that shows the background, so up to
 `VOTERS` gallery images of one object all get their votes). The `CANDIDATES` images with most votes
 and the global descriptor's first `CANDIDATES` hits are then verified pair by pair: the query's
-features matched to the image's own (ratio test within the pair) must fit one homography (RANSAC);
+features matched to the image's own (ratio test within the pair) must fit one homography (OpenCV's USAC, a faster RANSAC);
 the inliers are the evidence. Matching within the pair keeps the evidence of the right image when
 a large gallery crowds the votes' ratio test. A hit is a match when its inliers reach
 `MIN_INLIERS`; matches are ordered by inliers plus `GLOBAL_WEIGHT` times the global cosine (siblings
@@ -114,20 +114,24 @@ def vote(store: DescriptorIndex, query: Features) -> Votes:
 
 def verify_pair(store: DescriptorIndex, query: Features, image_id: int, votes: int = 0) -> Match:
     """The query's features matched to the image's own (nearest of its rows, Lowe's ratio 0.8 to the
-    second; each gallery feature once) that fit one homography (RANSAC, 8-pixel tolerance)."""
+    second; each gallery feature once) that fit one homography (8-pixel tolerance)."""
     points, descriptors = store.rows_of(image_id)
     empty = np.zeros((0, 2), np.float32)
     if len(points) < 2 or len(query.descriptors) < 2:
         return Match(image_id, votes, empty, empty)
-    distances = np.maximum(2 - 2 * query.descriptors @ descriptors.T, 0)  # squared: both unit length
-    nearest = np.argpartition(distances, 1, axis=1)[:, :2]  # column 0 the nearest, 1 the second
-    two = np.take_along_axis(distances, nearest, axis=1)
-    good = np.flatnonzero(two[:, 0] < RATIO ** 2 * two[:, 1])
-    gallery_rows, kept = np.unique(nearest[good, 0], return_index=True)
+    similarities = query.descriptors @ descriptors.T  # both unit length: squared distance = 2 - 2 cos
+    rows = np.arange(len(similarities))
+    nearest = similarities.argmax(axis=1)
+    first = similarities[rows, nearest]
+    similarities[rows, nearest] = -np.inf
+    second = similarities.max(axis=1)
+    good = np.flatnonzero(2 - 2 * first < RATIO ** 2 * (2 - 2 * second))
+    gallery_rows, kept = np.unique(nearest[good], return_index=True)
     source, target = query.points[good[kept]], points[gallery_rows]
     if len(source) < 8:
         return Match(image_id, votes, empty, empty)
-    _, mask = cv2.findHomography(source, target, cv2.RANSAC, 8.0, maxIters=500)
+    # OpenCV's USAC stops early where RANSAC runs all its iterations on a wrong image's pairs
+    _, mask = cv2.findHomography(source, target, cv2.USAC_FAST, 8.0, maxIters=500)
     inlying = mask.ravel().astype(bool) if mask is not None else np.zeros(len(source), bool)
     return Match(image_id, votes, source[inlying], target[inlying])
 

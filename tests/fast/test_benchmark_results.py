@@ -210,7 +210,8 @@ def test_local_feature_results_hold_every_benchmark_of_the_issue_with_sane_rows(
     crowded = json.loads((RESULTS / "local_grocery_distractors.json").read_text())["rows"]
     copies = json.loads((RESULTS / "local_copies.json").read_text())["rows"]
     assert set(local) < {r["recipe"] for r in grocery}  # side by side with a global recipe, one run
-    assert [r["recipe"] for r in crowded] == local and crowded[0]["distractors_dir"].endswith("train")
+    assert set(local) < {r["recipe"] for r in crowded}  # the time bar: beside a global recipe, one run
+    assert all(r["distractors_dir"].endswith("train") for r in crowded)
     for edit in EDITS:
         assert [r["recipe"] for r in copies if r.get("edit") == edit] == local, edit
     assert [r["recipe"] for r in copies if r["benchmark"] == "ukbench"] == local
