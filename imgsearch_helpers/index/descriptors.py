@@ -112,7 +112,8 @@ class DescriptorIndex:
         if self._span_cache is None or self._span_cache[0] is not self.image_ids:
             starts = np.flatnonzero(np.r_[True, self.image_ids[1:] != self.image_ids[:-1]]) if len(self) else []
             ends = [*starts[1:], len(self)]
-            self._span_cache = (self.image_ids, {int(self.image_ids[a]): (int(a), int(b)) for a, b in zip(starts, ends)})
+            spans = {int(self.image_ids[a]): (int(a), int(b)) for a, b in zip(starts, ends)}
+            self._span_cache = (self.image_ids, spans)
         return self._span_cache[1]
 
     def save(self) -> None:

@@ -1,19 +1,19 @@
-"""Find the original from a real photo by local features: a cover, a carton, a painting
-photographed in clutter, at an angle, under glare, filling a corner of the frame.
+"""Find the original from a real photo by local features: a cover, a carton, a painting photographed in
+clutter, at an angle, under glare, filling a corner of the frame.
 
 Every gallery image leaves up to `GALLERY_FEATURES` RootSIFT descriptors in a
 `index.descriptors.DescriptorIndex` under its id. A query's descriptors vote: each looks up its
 `BACKGROUND` nearest gallery rows and votes once for every image among the first `VOTERS` that
-passes Lowe's ratio test against the last (a neighbour that shows the background, so up to
-`VOTERS` gallery images of one object all get their votes). The `CANDIDATES` images with most votes
-and the global descriptor's first `CANDIDATES` hits are then verified pair by pair: the query's
-features matched to the image's own (ratio test within the pair) must fit one homography (OpenCV's USAC, a faster RANSAC);
-the inliers are the evidence. Matching within the pair keeps the evidence of the right image when
-a large gallery crowds the votes' ratio test. A hit is a match when its inliers reach
-`MIN_INLIERS`; matches are ordered by inliers plus `GLOBAL_WEIGHT` times the global cosine (siblings
-of one package share a logo, the colours tell them apart), and the global descriptor's other hits
-follow, not verified (another view of an object may share too few features). The engine's searches
-show only the matches: a query with none is "no match".
+passes Lowe's ratio test against the last (a neighbour that shows the background, so up to `VOTERS`
+gallery images of one object all get their votes). The `CANDIDATES` images with most votes and the
+global descriptor's first `CANDIDATES` hits are then verified pair by pair: the query's features
+matched to the image's own (ratio test within the pair) must fit one homography (OpenCV's USAC, a
+faster RANSAC); the inliers are the evidence. Matching within the pair keeps the evidence of the
+right image when a large gallery crowds the votes' ratio test. A hit is a match when its inliers
+reach `MIN_INLIERS`; matches are ordered by inliers plus `GLOBAL_WEIGHT` times the global cosine
+(siblings of one package share a logo, the colours tell them apart), and the global descriptor's
+other hits follow, not verified (another view of an object may share too few features). The engine's
+searches show only the matches: a query with none is "no match".
 
 Settings were chosen on grocery_packages (with and without the tutorial's 1,000 images as
 distractors), ukbench_mini and the copies benchmark (`benchmarks/instance.py`): small references

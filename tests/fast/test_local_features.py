@@ -12,7 +12,14 @@ from imgsearch_helpers.data.regions import Region
 from imgsearch_helpers.errors import EngineError, UsageError
 from imgsearch_helpers.index.descriptors import DescriptorIndex, from_codes, to_codes
 from imgsearch_helpers.retrieval.local import (
-    MIN_INLIERS, QUERY_SIDE, SIDE, draw_match, image_features, index_images, match_query, query_features,
+    MIN_INLIERS,
+    QUERY_SIDE,
+    SIDE,
+    draw_match,
+    image_features,
+    index_images,
+    match_query,
+    query_features,
 )
 
 
@@ -153,5 +160,6 @@ def test_the_matches_are_drawn_between_the_query_and_the_gallery_image(gallery):
     photo = save(warped(picture(2)), folder / "photo2.png")
     drawn = draw_match(photo, paths[2], store, 12)
     assert drawn.inliers >= 3 * MIN_INLIERS
-    assert drawn.image.shape[1] == QUERY_SIDE + SIDE and drawn.image.shape[2] == 3  # side by side, as their features were found
+    assert drawn.image.shape[1] == QUERY_SIDE + SIDE  # side by side, each at the size its features were found at
+    assert drawn.image.shape[2] == 3
     assert draw_match(photo, paths[0], store, 10).inliers < MIN_INLIERS
