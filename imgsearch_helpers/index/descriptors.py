@@ -166,7 +166,6 @@ class DescriptorIndex:
             return None
         graph = hnswlib.Index(space="l2", dim=DIM)
         graph.load_index(str(path), max_elements=0, allow_replace_deleted=True)
-        graph.set_ef(SEARCH_EF)
         return graph
 
     def memory_bytes(self) -> int:
@@ -178,7 +177,6 @@ class DescriptorIndex:
 def new_graph(rows: int):
     graph = hnswlib.Index(space="l2", dim=DIM)
     graph.init_index(max_elements=max(rows, 1024), M=LINKS, ef_construction=BUILD_EF, allow_replace_deleted=True)
-    graph.set_ef(SEARCH_EF)
     return graph
 
 

@@ -66,7 +66,7 @@ def query_features(path, extractor=None) -> Features:
 
 @dataclass
 class Match:
-    """One gallery image's evidence for a query: its votes and the voting pairs that fit one
+    """One gallery image's evidence for a query: its votes and the matched pairs that fit one
     homography (`query_points[i]` matches `gallery_points[i]`, in the images' feature scale)."""
 
     image_id: int
@@ -83,24 +83,11 @@ class Match:
         return self.inliers >= MIN_INLIERS
 
 
-@dataclass
-class Votes:
-    """Each vote as (query feature, gallery row, gallery image)."""
-
-    query_rows: np.ndarray
-    gallery_rows: np.ndarray
-    images: np.ndarray
-
-    def counts(self) -> dict[int, int]:
-        images, counts = np.unique(self.images, return_counts=True)
-        return dict(zip(images.tolist(), counts.tolist()))
-
-
-def vote(store: DescriptorIndex, query: Features) -> Votes:
-    """The ratio test over the gallery: one vote per query feature and image (see the module's notes)."""
-    empty = np.zeros(0, np.int64)
+def vote(store: DescriptorIndex, query: Features) -> dict[int, int]:
+    """Votes per gallery image by the ratio test over the gallery: one vote per query feature and
+    image (see the module's notes)."""
     if not len(store) or not len(query.descriptors):
-        return Votes(empty, empty, empty)
+        return {}
     distances, rows = store.search(query.descriptors, BACKGROUND, SEARCH_EF)
     images = np.where(rows >= 0, store.image_ids[np.maximum(rows, 0)], -1)
     background = distances[:, -1:] if rows.shape[1] == BACKGROUND else np.inf  # fewer rows: all may vote
@@ -108,8 +95,8 @@ def vote(store: DescriptorIndex, query: Features) -> Votes:
     first = np.ones_like(passed)
     for j in range(1, passed.shape[1]):  # an image once per query feature
         first[:, j] = ~(images[:, :j] == images[:, j:j + 1]).any(axis=1)
-    query_rows, columns = np.nonzero(passed & first)
-    return Votes(query_rows, rows[query_rows, columns], images[query_rows, columns])
+    voted, counts = np.unique(images[:, :VOTERS][passed & first], return_counts=True)
+    return dict(zip(voted.tolist(), counts.tolist()))
 
 
 def verify_pair(store: DescriptorIndex, query: Features, image_id: int, votes: int = 0) -> Match:
@@ -139,7 +126,7 @@ def verify_pair(store: DescriptorIndex, query: Features, image_id: int, votes: i
 def match_query(store: DescriptorIndex, query: Features, also: Sequence[int] = ()) -> list[Match]:
     """The images with most votes and the first of `also` (the global search's hits), verified,
     most inliers first."""
-    counts = vote(store, query).counts()
+    counts = vote(store, query)
     by_votes = sorted(counts, key=counts.get, reverse=True)[:CANDIDATES]
     candidates = dict.fromkeys([*by_votes, *(int(i) for i in list(also)[:CANDIDATES] if int(i) >= 0)])
     matches = [verify_pair(store, query, image_id, counts.get(image_id, 0)) for image_id in candidates]
@@ -182,7 +169,7 @@ class LocalMatching(Step):
     verified. Callers that show only matches keep the verified ones."""
 
     store: DescriptorIndex
-    top: int = 10  # global hits verified beside the images with most votes
+    top: int = 10  # global hits asked for: the first `CANDIDATES` are verified, the others follow the matches
     features_of: Callable[[str], Features] = query_features
 
     def find(self, query: Query, k: int, below: ReadPath) -> Found:
