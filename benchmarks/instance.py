@@ -5,6 +5,8 @@
     python benchmarks/instance.py --only duplicates                 # rerun one part, keep the other rows
     python benchmarks/instance.py --only grocery --recipes local    # ... and only the recipes named so
     python benchmarks/instance.py --gallery G --queries Q --distractors D   # D's images join the gallery
+    python benchmarks/make_copies.py --out D2 --edits 9 && \
+    python benchmarks/instance.py --gallery G --queries Q --distractors D D2 --query-every 5   # the scale row
 
 Without folders it runs, one row per recipe (and edit):
 - copies: each edit of `imgsearch_helpers.data.edits` applied to every `--every`-th gallery
@@ -46,8 +48,9 @@ def add_options(parser) -> None:
     parser.add_argument("--gallery", type=Path, help="folder of <group>/<image> gallery images")
     parser.add_argument("--queries", type=Path, help="folder of <group>/<image> queries (default: the gallery)")
     parser.add_argument("--every", type=int, default=5, help="copies of every N-th gallery image (default 5)")
-    parser.add_argument("--distractors", type=Path, help="with --gallery: a folder of images added to the gallery, "
-                                                        "relevant to no query")
+    parser.add_argument("--distractors", type=Path, nargs="+", help="with --gallery: folders of images added to the "
+                                                                    "gallery, relevant to no query")
+    parser.add_argument("--query-every", type=int, default=1, help="with --gallery: score every N-th query (default 1)")
     parser.add_argument("--only", nargs="+", choices=PARTS, help="rerun these benchmarks, keep the file's other rows")
     parser.add_argument("--recipes", nargs="+", metavar="TEXT", help="only the recipes whose name holds one of "
                                                                       "these (e.g. 'local'); the file's rows of the "
@@ -61,10 +64,10 @@ def chosen_recipes(args) -> list:
     return [r for r in (*instance.INSTANCE_RECIPES, *instance.LOCAL_RECIPES) if any(t in r.name for t in args.recipes)]
 
 
-def with_distractors(gallery, folder: Path):
-    """The gallery plus every image under `folder`, in groups no query has."""
-    extra = load_queries(folder)
-    return pd.concat([gallery, extra.assign(label="distractor: " + extra["label"])], ignore_index=True)
+def with_distractors(gallery, *folders: Path):
+    """The gallery plus every image under `folders`, in groups no query has."""
+    extra = [load_queries(folder) for folder in folders]
+    return pd.concat([gallery, *(e.assign(label="distractor: " + e["label"]) for e in extra)], ignore_index=True)
 
 
 def score_recipes(descriptors, gallery, queries, benchmark: str, verifier=None, recipes=None, **columns) -> list[dict]:
@@ -112,10 +115,13 @@ def duplicate_row(settings, folder: Path) -> dict:
 def folder_rows(descriptors, args) -> list[dict]:
     gallery = load_queries(args.gallery)
     queries = load_queries(args.queries) if args.queries else gallery
-    columns = {"gallery_dir": display_path(args.gallery), "queries_dir": display_path(args.queries or args.gallery)}
+    queries = queries.iloc[::args.query_every].reset_index(drop=True)
+    columns = {"gallery_dir": display_path(args.gallery), "queries_dir": display_path(args.queries or args.gallery),
+               "query_every": args.query_every, "gallery_images": 0}
     if args.distractors:
-        gallery = with_distractors(gallery, args.distractors)
-        columns["distractors_dir"] = display_path(args.distractors)
+        gallery = with_distractors(gallery, *args.distractors)
+        columns["distractors_dir"] = " ".join(display_path(d) for d in args.distractors)
+    columns["gallery_images"] = len(gallery)
     return score_recipes(descriptors, gallery, queries, "folders", **columns)
 
 

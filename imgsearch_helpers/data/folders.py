@@ -20,6 +20,8 @@ Symbolic links:
 - dangling links (named like an image, or with no suffix: a folder), FIFOs, sockets, devices,
   names that are not UTF-8 (Milvus stores them as UTF-8 strings), folders that cannot be listed
   and files removed between the listing and their stat are skipped and named.
+Hidden files and folders, caches, the ignore file's patterns and files that are not images are
+left out by `rules.Rules` and counted by kind in `attrs["ignored"]` (`rules.Ignored.as_dict`).
 Files are only listed and stat-ed here; reading them is `describe_files`'s (through
 `images.describe_image_file`: regular files only, the header first). Every folder of images is
 listed by this walk: a gallery (`scan_folder`), queries and any other folder (`list_images`).
@@ -39,8 +41,9 @@ import pandas as pd
 from ..errors import DatasetError, ImageError
 from .files import cannot_read, check_kind
 from .images import describe_image_file
+from .rules import Ignored, Rules, describe_ignored, file_kind
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif", ".avif"}
 FIELDS = {"label": "str", "folder": "str", "relpath": "str", "size": "int", "mtime": "float", "width": "int",
           "height": "int", "digest": "str"}
 COLUMNS = ["path", "relpath", "label", "folder", "size", "mtime"]
@@ -51,30 +54,32 @@ def stable_id(relative_path: str) -> int:
     return int.from_bytes(hashlib.blake2b(relative_path.encode("utf-8"), digest_size=8).digest(), "big") >> 1
 
 
-def scan_folder(root: Path) -> pd.DataFrame:
+def scan_folder(root: Path, include_hidden: bool = False) -> pd.DataFrame:
     """Every image under `root`: id, path (absolute), relpath (posix), label, folder, size, mtime.
 
     Files directly in `root` are labelled by its own name. Only the file system's listing is read.
     Links and odd files as the module docstring says; the files left out are in `attrs["skipped"]`.
     """
-    walk = walk_folder(root)
+    walk = walk_folder(root, include_hidden)
     if not walk.rows:
         first = "".join(f"; {len(walk.skipped)} left out, e.g. {path}: {reason}" for path, reason in walk.skipped[:1])
-        raise DatasetError(f"no images under {walk.root} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}){first}")
+        ignored = describe_ignored(walk.ignored.as_dict())
+        raise DatasetError(f"no images under {walk.root} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}){first}"
+                           + (f"; {ignored}" if ignored else ""))
     return walk.frame()
 
 
-def list_images(folder: Path) -> list[Path]:
+def list_images(folder: Path, include_hidden: bool = False) -> list[Path]:
     """The image files under `folder` as a scan finds them (links and odd files by its rules), sorted."""
-    return walk_folder(folder).paths()
+    return walk_folder(folder, include_hidden).paths()
 
 
-def walk_folder(root: Path) -> Walk:
+def walk_folder(root: Path, include_hidden: bool = False) -> Walk:
     """The walk of every image under `root`: its tree read, then the links met in it followed."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise DatasetError(f"image folder not found: {root}")
-    walk = Walk(root)
+    walk = Walk(root, Rules.for_folder(root, include_hidden))
     walk.read_tree(root, ".")
     walk.follow_links()
     return walk
@@ -112,10 +117,12 @@ def file_rows(root: Path, files) -> pd.DataFrame:
 class Walk:
     """The rows of a gallery's image files, and the files left out with their reasons."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, rules: Rules | None = None):
         self.root = root
+        self.rules = rules or Rules()
         self.rows: list[tuple] = []
         self.skipped: list[tuple[str, str]] = []
+        self.ignored = Ignored()  # left out on purpose (rules), by kind
         self.reached = {_identity(os.stat(root)): "."}  # (st_dev, st_ino) -> the first relpath to it
         self.links: deque[tuple[Path, str]] = deque()  # met in the walk, followed after it
 
@@ -127,13 +134,24 @@ class Walk:
             subfolders = []
             for entry in self.listing(folder):
                 path, relpath = Path(entry.path), _join(relfolder, entry.name)
+                if self.leaves_out(entry.name, relpath, _is_folder(entry)):
+                    continue
                 if entry.is_symlink():
                     self.links.append((path, relpath))
                 elif entry.is_dir(follow_symlinks=False):
                     subfolders.append((path, relpath))
                 elif is_image_name(entry.name):
                     self.add(path, relpath)
+                else:
+                    self.ignored.add(file_kind(entry.name), relpath)
             folders.extend(reversed([item for item in subfolders if self.claim_folder(*item)]))  # popped in order
+
+    def leaves_out(self, name: str, relpath: str, is_folder: bool) -> bool:
+        """True (and counted) for an entry the rules keep out: hidden, a cache, in the ignore file."""
+        reason = self.rules.reason_to_leave_out(name, relpath, is_folder)
+        if reason:
+            self.ignored.add(reason, relpath)
+        return reason is not None
 
     def listing(self, folder: Path) -> list[os.DirEntry]:
         try:
@@ -159,6 +177,8 @@ class Walk:
                     self.read_tree(link, relpath)
             elif is_image_name(link.name):
                 self.add(link, relpath)
+            else:
+                self.ignored.add(file_kind(link.name), relpath)
 
     def add(self, path: Path, relpath: str) -> None:
         """A row for an image file, unless it is skipped (and named)."""
@@ -218,6 +238,7 @@ class Walk:
         if repeated.any():  # 63-bit hashes: about one chance in 10^10 for a million files
             raise DatasetError(f"two paths share an id: {', '.join(gallery.loc[repeated, 'relpath'][:2])}; rename one")
         gallery.attrs["skipped"] = self.skipped
+        gallery.attrs["ignored"] = self.ignored.as_dict()
         return gallery
 
 
@@ -236,6 +257,14 @@ def _is_utf8(text: str) -> bool:
     except UnicodeEncodeError:  # undecodable bytes of a file name arrive as lone surrogates
         return False
     return True
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """A folder, or a link to one; a link that cannot be followed is not (the walk names it later)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _identity(info: os.stat_result) -> tuple[int, int]:
@@ -291,6 +320,7 @@ class SyncPlan:
     renamed: int = 0  # added files whose content a removed row had (their vectors come from the cache)
     touched: list[int] = field(default_factory=list)  # changed on disk but with the same content
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): files the scan left out
+    ignored: dict[str, dict] = field(default_factory=dict)  # kind -> count and examples: left out by the rules
 
     def to_embed(self) -> pd.DataFrame:
         """The rows whose vectors an ingest computes: files added, and those changed in content."""
@@ -300,7 +330,9 @@ class SyncPlan:
         parts = [f"{len(self.added)} added", f"{len(self.changed) - len(self.touched)} changed",
                  f"{len(self.removed)} removed", f"{self.unchanged + len(self.touched)} unchanged"]
         text = ", ".join(parts) + (f" ({self.renamed} renamed or copied)" if self.renamed else "")
-        return text + (f", {len(self.skipped)} left out by the scan" if self.skipped else "")
+        ignored = sum(entry["count"] for entry in self.ignored.values())
+        text += f", {len(self.skipped)} left out by the scan" if self.skipped else ""
+        return text + (f", {ignored} ignored (hidden, caches, not images)" if ignored else "")
 
 
 @dataclass
@@ -340,12 +372,14 @@ def plan_sync(gallery: pd.DataFrame, stored: pd.DataFrame, describe: bool = True
     an ingest that reads each file where it embeds it (on Ray's workers), every changed file is embedded.
     """
     listing = compare_listing(gallery, stored)
-    skipped = list(gallery.attrs.get("skipped", []))
+    skipped, ignored = list(gallery.attrs.get("skipped", [])), dict(gallery.attrs.get("ignored", {}))
     if not describe:
-        return SyncPlan(listing.added, listing.modified, listing.removed, listing.unchanged, skipped=skipped)
+        return SyncPlan(listing.added, listing.modified, listing.removed, listing.unchanged, skipped=skipped,
+                        ignored=ignored)
     stored = by_id(stored)
     added, changed = describe_files(listing.added), describe_files(listing.modified)
     touched = changed.loc[changed["digest"].to_numpy() == stored.loc[changed["id"], "digest"].to_numpy(), "id"]
     gone = stored.loc[listing.removed, "digest"] if listing.removed else pd.Series(dtype=str)
     renamed = int(added["digest"].isin(gone).sum()) if listing.removed else 0
-    return SyncPlan(added, changed, listing.removed, listing.unchanged, renamed, [int(i) for i in touched], skipped)
+    return SyncPlan(added, changed, listing.removed, listing.unchanged, renamed, [int(i) for i in touched], skipped,
+                    ignored)

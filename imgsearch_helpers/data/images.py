@@ -11,9 +11,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from ..errors import ImageError
 from .files import open_regular, read_all, sha256_of
+
+register_heif_opener()  # HEIC/HEIF, what iPhones save by default (AVIF is Pillow's own)
 
 # 64 megapixels: a 8000 x 8000 photo passes, a decompression bomb does not.
 MAX_PIXELS = 64_000_000

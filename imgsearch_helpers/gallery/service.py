@@ -82,7 +82,7 @@ class SyncReport:
         plan, bad = self.plan, {f.path for f in self.ingest.embed.failures} if self.ingest else set()
         return {"added": int((~plan.added["path"].isin(bad)).sum()), "changed": len(plan.changed) - len(plan.touched),
                 "removed": len(plan.removed), "unchanged": plan.unchanged + len(plan.touched),
-                "renamed": plan.renamed, "skipped": self.skipped}
+                "renamed": plan.renamed, "skipped": self.skipped, "ignored": plan.ignored}
 
     def __str__(self) -> str:
         embedded = f"; {self.ingest.embed.summary()}" if self.ingest else ""
@@ -152,14 +152,15 @@ class SearchService:
         """The gallery's folder (for the tutorial data, the dataset's root)."""
         return self.gallery.folder or dataset_root(self.settings)
 
-    def scan(self, manifest=None) -> pd.DataFrame:
+    def scan(self, manifest=None, include_hidden: bool = False) -> pd.DataFrame:
         """The gallery's files as rows: id, path, relpath, label, folder, size, mtime; `manifest`: a
-        text file listing them, one per line, instead of the folder's walk (`data.folders.manifest_rows`)."""
+        text file listing them, one per line, instead of the folder's walk (`data.folders.manifest_rows`);
+        hidden files and folders are left out unless `include_hidden` (`data.rules`)."""
         if manifest:
             return manifest_rows(self.root, manifest)
         if self.gallery.is_dataset:
             return dataset_rows(load_catalog(self.settings), self.root)
-        return scan_folder(self.root)
+        return scan_folder(self.root, include_hidden)
 
     def indexed(self) -> pd.DataFrame:
         """The collection's rows (id and metadata), with `path`: each file, absolute."""
@@ -168,7 +169,7 @@ class SearchService:
 
     # --- building ------------------------------------------------------------------------------
     def build(self, fresh: bool = False, progress: bool = True, runner: IngestRunner = ingest,
-              manifest=None) -> SyncReport:
+              manifest=None, include_hidden: bool = False) -> SyncReport:
         """Make the collection hold exactly the gallery's files (or those a `manifest` lists); `fresh`
         drops it first.
 
@@ -178,7 +179,7 @@ class SearchService:
         embed it (`describes_files`), so the plan then reads none.
         """
         start = time.perf_counter()
-        gallery = self.scan(manifest)
+        gallery = self.scan(manifest, include_hidden)
         if fresh:
             self.engine.drop()
         self._use_index(index_for_rows(len(gallery), self.engine_kind))

@@ -38,18 +38,21 @@ class Duplicates:
     exact_pairs: int
     near_pairs: int
     skipped: list[ImageError] = field(default_factory=list)
+    ignored: dict[str, dict] = field(default_factory=dict)  # left out by the folder's rules (`data.rules`)
 
     def as_dict(self) -> dict:
         return {"groups": self.groups, "exact_pairs": self.exact_pairs, "near_pairs": self.near_pairs,
-                "skipped": [f"{e.path}: {e.reason}" for e in self.skipped]}
+                "skipped": [f"{e.path}: {e.reason}" for e in self.skipped], "ignored": self.ignored}
 
 
 def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCache | None = None,
                     threshold: float = THRESHOLD, sure: float = SURE, verify: bool = True,
-                    progress: bool = True, embedder=None, side: int = VERIFY_SIDE) -> Duplicates:
-    """Groups of duplicate images among `paths` (or every image under a folder)."""
+                    progress: bool = True, embedder=None, side: int = VERIFY_SIDE,
+                    include_hidden: bool = False) -> Duplicates:
+    """Groups of duplicate images among `paths` (or every image under a folder, hidden ones only
+    with `include_hidden`)."""
     settings = settings or get_settings()
-    paths, skipped = _image_paths(paths)
+    paths, skipped, ignored = _image_paths(paths, include_hidden)
     groups = UnionFind(len(paths))
     by_digest: dict[str, int] = {}
     exact = 0
@@ -74,19 +77,19 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
     for a, b, cosine in pairs:
         if cosine >= sure or (verify and inliers(verifier.features(a), verifier.features(b)) >= MIN_INLIERS):
             near += groups.union(kept[a], kept[b])
-    return Duplicates(groups.groups(paths), exact, near, skipped + embedded.report.failures)
+    return Duplicates(groups.groups(paths), exact, near, skipped + embedded.report.failures, ignored)
 
 
-def _image_paths(paths) -> tuple[list[str], list[ImageError]]:
-    """The paths to compare, and (for a folder) the files its walk left out, so the report names them."""
+def _image_paths(paths, include_hidden: bool = False) -> tuple[list[str], list[ImageError], dict]:
+    """The paths to compare, and (for a folder) the files its walk skipped or ignored, so the report names them."""
     if isinstance(paths, (str, Path)):
         folder = Path(paths)
         if not folder.is_dir():
             raise ImageError(folder, "no such folder")
-        walk = walk_folder(folder)
+        walk = walk_folder(folder, include_hidden)
         left_out = [ImageError(path, reason) for path, reason in walk.skipped]
-        return [str(path) for path in walk.paths()], left_out
-    return [str(p) for p in paths], []
+        return [str(path) for path in walk.paths()], left_out, walk.ignored.as_dict()
+    return [str(p) for p in paths], [], {}
 
 
 def candidate_pairs(vectors: np.ndarray, threshold: float):

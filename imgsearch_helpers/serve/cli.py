@@ -26,6 +26,7 @@ import json
 import sys
 
 from ..config import get_settings
+from ..data.rules import describe_ignored
 from ..errors import ImgsearchError, UsageError
 from ..index import ENGINES
 from ..models import DEFAULT_MODEL, INSTANCE_SUFFIX, LITE_MODELS
@@ -39,6 +40,8 @@ EXIT_CODES = """exit codes:
   4  nothing to search yet: run `imgsearch ingest` first"""
 DIFFUSE_HELP = ("rank by diffusion over the gallery's own neighbour graph: images of the same kind back "
                 "each other up (class-level mHR@10 0.745 -> 0.822 with efficientnet_lite2); not with --where")
+HIDDEN_HELP = ("take in hidden files and folders (.thumbnails/, .Trash-*/...), left out by default; known "
+               "caches, .imgsearch-trash/ and the patterns of the folder's .imgsearchignore stay out")
 FILTER_HELP = ("only images whose metadata matches this Milvus boolean expression, e.g. "
                "'label in [\"cat\", \"dog\"]' or 'width >= 1024 and folder like \"2019/%%\"' (fields: label, "
                "folder, relpath, size, mtime, width, height, digest)")
@@ -69,6 +72,8 @@ def parser() -> argparse.ArgumentParser:
                                              "and changed images (cached by content), remove deleted ones.")
     ingest.add_argument("folder", nargs="?", help="a folder of images (default: the tutorial gallery)")
     ingest.add_argument("--fresh", action="store_true", help="drop the collection first")
+    ingest.add_argument("--include-hidden", action="store_true", help=HIDDEN_HELP + " (an ingest without it "
+                                                                       "removes their rows again)")
     ingest.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                         help="embed on Ray workers, which write to the Milvus server in MILVUS_URI: a local Ray "
                              "on this machine's cores, or a cluster's address ('auto', 'ray://head:10001')")
@@ -123,6 +128,7 @@ def parser() -> argparse.ArgumentParser:
                                                  "recompressed, cropped or retouched (found by regional GeM "
                                                  "descriptors, confirmed by matching local features).")
     duplicates.add_argument("folder", help="a folder of images (searched recursively)")
+    duplicates.add_argument("--include-hidden", action="store_true", help=HIDDEN_HELP)
     duplicates.add_argument("--threshold", type=float, help="cosine at which a pair is checked (default 0.60)")
     duplicates.add_argument("--no-verify", action="store_true", help="accept pairs by cosine alone (faster, "
                                                                       "more false pairs)")
@@ -138,7 +144,7 @@ def find_duplicate_groups(args, settings) -> dict:
     if not 0 < threshold <= 1:
         raise UsageError(f"--threshold must be in (0, 1], not {threshold}")
     found = find_duplicates(args.folder, settings, open_cache(settings), threshold=threshold,
-                            verify=not args.no_verify, progress=not args.quiet,
+                            verify=not args.no_verify, progress=not args.quiet, include_hidden=args.include_hidden,
                             embedder=build_instance_embedder(args.model, settings=settings))
     return {"folder": args.folder, **found.as_dict()}
 
@@ -198,12 +204,13 @@ def build(service, args):
     if args.ray is None:
         if args.manifest:
             raise UsageError("--manifest goes with --ray")
-        return service.build(fresh=args.fresh, progress=not args.quiet)
+        return service.build(fresh=args.fresh, progress=not args.quiet, include_hidden=args.include_hidden)
     from ..scaleout import RayRunner
 
     runner = RayRunner(service.model_name, service.settings, address=None if args.ray == "local" else args.ray,
                        actors=args.actors, batch_size=args.batch_size)
-    return service.build(fresh=args.fresh, progress=not args.quiet, runner=runner, manifest=args.manifest)
+    return service.build(fresh=args.fresh, progress=not args.quiet, runner=runner, manifest=args.manifest,
+                         include_hidden=args.include_hidden)
 
 
 def show(args, result: dict) -> str:
@@ -212,9 +219,10 @@ def show(args, result: dict) -> str:
     if args.command == "ingest":
         left_out = f", {len(result['skipped'])} skipped" if result["skipped"] else ""
         skipped = "".join(f"\n  skipped {s}" for s in result["skipped"])  # each with its reason
+        ignored = describe_ignored(result["ignored"])
         return (f"{result['gallery']}: {result['added']} added, {result['changed']} changed, {result['removed']} "
                 f"removed, {result['unchanged']} unchanged{left_out} -> {result['collection']} ({result['engine']}, "
-                f"{result['rows']} rows) in {result['seconds']} s{skipped}")
+                f"{result['rows']} rows) in {result['seconds']} s{skipped}" + (f"\n  {ignored}" if ignored else ""))
     if args.command == "search":
         return show_hits(result)
     if args.command == "list":
@@ -236,6 +244,7 @@ def show_groups(result: dict) -> str:
     lines = [f"group {n} ({len(group)} images):\n" + "\n".join(f"  {path}" for path in group)
              for n, group in enumerate(result["groups"], start=1)]
     lines += [f"skipped {entry}" for entry in result["skipped"]]
+    lines += [describe_ignored(result["ignored"])] if result["ignored"] else []
     found = sum(len(group) for group in result["groups"])
     return "\n".join(lines + [f"{len(result['groups'])} groups, {found} images ({result['exact_pairs']} exact, "
                               f"{result['near_pairs']} near copies joined)"])
