@@ -146,3 +146,37 @@ def test_a_broken_ignore_file_is_a_clear_error_and_nothing_is_removed(pictures, 
         ignore.write_bytes(kept)
     assert done.returncode == 3 and ".imgsearchignore" in done.stderr
     assert set(stored(gallery, env)) == ROWS
+
+
+def test_set_aside_moves_the_copy_out_of_the_collection_and_undo_brings_both_back(pictures, ingested):
+    gallery, env = pictures
+    pair = {"2024/iphone.heic", "2024/iphone copy.jpg"}
+    done = run("duplicates", gallery, "--set-aside", "--json", "--quiet", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    moved = json.loads(done.stdout)
+    assert len(moved["set_aside"]) == 1 and moved["set_aside"][0]["source"] in pair
+    source, target = moved["set_aside"][0]["source"], moved["set_aside"][0]["target"]
+    assert not (gallery / source).exists() and (gallery / target).is_file()
+    assert target.startswith(".imgsearch-trash/")
+    assert moved["synced"][0]["removed"] == 1
+    assert set(stored(gallery, env)) == ROWS - {source}  # the index followed the move
+    back = run("duplicates", gallery, "--undo", "--json", "--quiet", env=env)
+    assert back.returncode == 0, back.stderr[-3000:]
+    assert json.loads(back.stdout)["synced"][0]["added"] == 1
+    assert (gallery / source).is_file() and not (gallery / target).exists()
+    assert set(stored(gallery, env)) == ROWS
+    again = run("duplicates", gallery, "--undo", env=env)
+    assert again.returncode == 3 and "nothing to undo" in again.stderr
+
+
+def test_a_protected_folder_keeps_its_files_and_not_duplicates_is_remembered(pictures, ingested):
+    gallery, env = pictures
+    done = run("duplicates", gallery, "--set-aside", "--protect", "2024", "--json", "--quiet", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["set_aside"] == []
+    told = run("duplicates", gallery, "--not-duplicates", gallery / "2024" / "iphone.heic", "2024/iphone copy.jpg",
+               env=env)
+    assert told.returncode == 0, told.stderr[-3000:]
+    found = run("duplicates", gallery, "--json", "--quiet", env=env)
+    assert found.returncode == 0, found.stderr[-3000:]
+    assert not any("iphone.heic" in " ".join(group) for group in json.loads(found.stdout)["groups"])

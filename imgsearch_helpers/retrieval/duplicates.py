@@ -48,9 +48,10 @@ class Duplicates:
 def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCache | None = None,
                     threshold: float = THRESHOLD, sure: float = SURE, verify: bool = True,
                     progress: bool = True, embedder=None, side: int = VERIFY_SIDE,
-                    include_hidden: bool = False) -> Duplicates:
+                    include_hidden: bool = False, apart: set[frozenset[str]] = frozenset()) -> Duplicates:
     """Groups of duplicate images among `paths` (or every image under a folder, hidden ones only
-    with `include_hidden`)."""
+    with `include_hidden`); `apart`: pairs of paths a user said are not duplicates (never joined
+    directly; a third image like both can still join them)."""
     settings = settings or get_settings()
     paths, skipped, ignored = _image_paths(paths, include_hidden)
     groups = UnionFind(len(paths))
@@ -63,7 +64,7 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
             skipped.append(exc)
             continue
         first = by_digest.setdefault(digest, i)
-        if first != i:
+        if first != i and frozenset((paths[first], path)) not in apart:
             exact += groups.union(first, i)
     unique = sorted(set(by_digest.values()))
     embedded = embed_paths([paths[i] for i in unique], embedder or build_instance_embedder(settings=settings),
@@ -75,6 +76,8 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
     verifier = Verifier([paths[i] for i in kept], side=side)
     verifier.prefetch([i for pair in to_verify for i in pair])
     for a, b, cosine in pairs:
+        if frozenset((paths[kept[a]], paths[kept[b]])) in apart:
+            continue
         if cosine >= sure or (verify and inliers(verifier.features(a), verifier.features(b)) >= MIN_INLIERS):
             near += groups.union(kept[a], kept[b])
     return Duplicates(groups.groups(paths), exact, near, skipped + embedded.report.failures, ignored)

@@ -26,10 +26,11 @@ import json
 import sys
 
 from ..config import get_settings
-from ..data.rules import describe_ignored
+from ..data.rules import TRASH_FOLDER, describe_ignored
 from ..errors import ImgsearchError, UsageError
 from ..index import ENGINES
 from ..models import DEFAULT_MODEL, INSTANCE_SUFFIX, LITE_MODELS
+from .duplicates_command import run_duplicates, show_duplicates
 from .web import port_number
 
 EXIT_CODES = """exit codes:
@@ -130,23 +131,17 @@ def parser() -> argparse.ArgumentParser:
     duplicates.add_argument("folder", help="a folder of images (searched recursively)")
     duplicates.add_argument("--include-hidden", action="store_true", help=HIDDEN_HELP)
     duplicates.add_argument("--threshold", type=float, help="cosine at which a pair is checked (default 0.60)")
+    duplicates.add_argument("--set-aside", action="store_true",
+                            help=f"keep one image of each group (most pixels, then largest file, then oldest) and "
+                                 f"move the others into {TRASH_FOLDER}/ inside the folder; nothing is deleted")
+    duplicates.add_argument("--protect", action="append", metavar="SUBFOLDER",
+                            help="with --set-aside: never move files of this subfolder (repeatable)")
+    duplicates.add_argument("--undo", action="store_true", help="move the files of the last --set-aside back")
+    duplicates.add_argument("--not-duplicates", nargs="+", metavar="FILE",
+                            help="remember that these files are not duplicates: later runs keep them apart")
     duplicates.add_argument("--no-verify", action="store_true", help="accept pairs by cosine alone (faster, "
                                                                       "more false pairs)")
     return main
-
-
-def find_duplicate_groups(args, settings) -> dict:
-    from ..embed.cache import open_cache
-    from ..models.descriptors import build_instance_embedder
-    from ..retrieval.duplicates import THRESHOLD, find_duplicates
-
-    threshold = THRESHOLD if args.threshold is None else args.threshold
-    if not 0 < threshold <= 1:
-        raise UsageError(f"--threshold must be in (0, 1], not {threshold}")
-    found = find_duplicates(args.folder, settings, open_cache(settings), threshold=threshold,
-                            verify=not args.no_verify, progress=not args.quiet, include_hidden=args.include_hidden,
-                            embedder=build_instance_embedder(args.model, settings=settings))
-    return {"folder": args.folder, **found.as_dict()}
 
 
 def run(args) -> dict:
@@ -157,7 +152,7 @@ def run(args) -> dict:
     if args.command == "list":
         return list_collections(registry, settings)
     if args.command == "duplicates":
-        return find_duplicate_groups(args, settings)
+        return run_duplicates(args, settings)
     gallery = getattr(args, "folder", None) or args.gallery
     gallery = gallery or ("dataset" if args.command == "ingest" else registry.last_gallery())
     if args.command == "serve":
@@ -230,7 +225,7 @@ def show(args, result: dict) -> str:
                  for row in result["collections"]]
         return "\n".join(lines) or "no collections yet: run `imgsearch ingest`"
     if args.command == "duplicates":
-        return show_groups(result)
+        return show_duplicates(result)
     if args.command == "serve":
         return ""  # it printed as it went; a stopped server has nothing more to say
     if args.command == "drop":
@@ -238,16 +233,6 @@ def show(args, result: dict) -> str:
     k = result["k"]
     return (f"{result['queries']} queries, top {k}: mHR@{k} {result[f'mhr@{k}']:.3f}, Towhee mAP@{k} "
             f"{result[f'towhee_map@{k}']:.3f}, AP@{k} {result[f'ap@{k}']:.3f} ({result['query_ms']:.1f} ms/query)")
-
-
-def show_groups(result: dict) -> str:
-    lines = [f"group {n} ({len(group)} images):\n" + "\n".join(f"  {path}" for path in group)
-             for n, group in enumerate(result["groups"], start=1)]
-    lines += [f"skipped {entry}" for entry in result["skipped"]]
-    lines += [describe_ignored(result["ignored"])] if result["ignored"] else []
-    found = sum(len(group) for group in result["groups"])
-    return "\n".join(lines + [f"{len(result['groups'])} groups, {found} images ({result['exact_pairs']} exact, "
-                              f"{result['near_pairs']} near copies joined)"])
 
 
 def show_hits(result: dict) -> str:
