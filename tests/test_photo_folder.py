@@ -180,3 +180,15 @@ def test_a_protected_folder_keeps_its_files_and_not_duplicates_is_remembered(pic
     found = run("duplicates", gallery, "--json", "--quiet", env=env)
     assert found.returncode == 0, found.stderr[-3000:]
     assert not any("iphone.heic" in " ".join(group) for group in json.loads(found.stdout)["groups"])
+
+
+def test_the_first_command_on_a_new_machine_says_once_what_it_prepares_and_nothing_else(pictures, tmp_path):
+    gallery, env = pictures
+    fresh = {**env, "IMGSEARCH_CACHE_DIR": str(tmp_path / "cache"), "MILVUS_URI": str(tmp_path / "m.db")}
+    done = run("search", gallery / "2024" / "phone.jpg", "--gallery", gallery / "2024", "-k", "1", "--quiet",
+               env=fresh)
+    assert done.returncode == 4, done.stderr[-3000:]  # nothing ingested in this new place: the model is not needed
+    done = run("ingest", gallery / "2024", "--quiet", env=fresh)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("preparing efficientnet_lite0@"), lines  # no gRPC, no warnings

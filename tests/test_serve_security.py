@@ -189,6 +189,15 @@ def test_the_command_line_refuses_a_huge_k(gallery, guarded, tmp_path):
     assert done.returncode == 2 and "k must be from 1 to 1000" in done.stderr, done.stderr[-800:]
 
 
+def test_the_command_line_beside_a_running_server_says_to_ask_it(gallery, guarded):
+    base, folder, _ = guarded
+    env = {**os.environ, "MILVUS_URI": str(folder / "milvus" / "x.db")}  # the database the server holds
+    done = subprocess.run([str(IMGSEARCH), "search", str(query("goldfish")), "--gallery", str(gallery)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr[-800:]
+    assert "It is `imgsearch serve`" in done.stderr and f"{base}/api/search" in done.stderr, done.stderr[-800:]
+
+
 # --- 6. the token is checked before the body is read ----------------------------------------------
 def raw_post(base: str, path: str, headers: dict, body_bytes: int, chunk: int = 1 << 20) -> tuple[int, int]:
     """POST `body_bytes` of zeros (declared in Content-Length) over a socket, stopping as soon as the

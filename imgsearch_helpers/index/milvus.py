@@ -297,13 +297,25 @@ def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:
     except MilvusException as exc:
         holder = lock_holder(Path(uri)) if is_lite else None
         if holder is not None and holder != os.getpid():
-            raise DatabaseLockedError(
-                f"Milvus Lite database {uri} is in use by another process (PID {holder}; only one may open "
-                "it). Shut down the other notebook kernel or app using it, or set MILVUS_URI to another path."
-            ) from None
+            raise DatabaseLockedError(f"Milvus Lite database {uri} is in use by another process (PID {holder}; only "
+                                      f"one may open it). {what_to_do(holder)}") from None
         where = "Milvus Lite at" if is_lite else "Milvus server at"
         cause = next((brief(r.exc_info[1]) for r in logged if r.exc_info), exc.message or exc)  # why Lite failed
         raise EngineUnavailableError(f"cannot connect to {where} {uri}: {cause}") from None
+
+
+def what_to_do(holder: int) -> str:
+    """The advice for a locked database: a running `imgsearch serve` is asked through its API."""
+    try:
+        command = Path(f"/proc/{holder}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        command = []
+    if any(part.endswith(b"imgsearch") for part in command) and b"serve" in command:
+        port = command[command.index(b"--port") + 1].decode() if b"--port" in command[:-1] else "8000"
+        return ("It is `imgsearch serve`: search through it while it runs (`curl -F file=@QUERY.jpg "
+                f"http://127.0.0.1:{port}/api/search`, with -H 'Authorization: Bearer TOKEN' if it has a token), "
+                "or stop it (Ctrl-C) and run the command again.")
+    return "Shut down the other notebook kernel or app using it, or set MILVUS_URI to another path."
 
 
 def stop_lite_servers(timeout: float = 10.0) -> None:

@@ -15,6 +15,7 @@ agreement measure and bar (`agreement.Agreement`), and what it wraps the opened 
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -74,8 +75,11 @@ class Export:
         return self.meta_file.is_file() and all(self.graph(name).is_file() for name in self.graphs)
 
     def ensure(self, write: Callable[[], None]) -> None:
-        """Export the network (`write`, which loads torch) unless the export is whole already."""
+        """Export the network (`write`, which loads torch) unless the export is whole already; said
+        once, so that the first command on a machine is not seconds of silence."""
         if not self.exists():
+            print(f"preparing {self.folder.name} for this computer, once: export to ONNX and checks against "
+                  "PyTorch (10-30 s)", file=sys.stderr, flush=True)
             write()
 
     def meta(self) -> dict:

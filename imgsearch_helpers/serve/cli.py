@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ..config import get_settings
@@ -270,6 +271,9 @@ def region_argument(text: str):
 
 def main(argv=None) -> int:
     """The console script: one command, then the process exits with its documented code."""
+    # gRPC (under pymilvus, imported later) logs a line at every fork() while its threads run, and
+    # Milvus Lite starts its server by fork and exec: a child that execs at once needs no fork handlers.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     args = parser().parse_args(argv)  # exits with 2 on wrong usage
     try:
         text = show(args, run(args))
