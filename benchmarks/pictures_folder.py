@@ -6,7 +6,7 @@ Each source image (any `<group>/<image>` or flat folder; each used once) becomes
 to `--side` on its long side (4032: a 12-megapixel phone photo):
 - most are phone JPEGs stored sideways or upside down with the EXIF orientation that turns them
   upright (1, 6, 1, 8, 1, 3 in turn), under `DCIM/100APPLE/`, `Camera Roll/<year>/<place with accents>/`
-  and a deep unsorted tree; every 12th is an iPhone HEIC, every 9th a PNG screenshot (the photo on a
+  and a deep unsorted tree; every 20th is an iPhone HEIC, every 9th a PNG screenshot (the photo on a
   phone screen, 1170 x 2532), every 25th a small web image (100-400 px);
 - planted copies, `--pairs` of each kind, of photos chosen in turn: exact (the same bytes), resized
   to 1/8, re-encoded at JPEG quality 40, cropped 10% (5% off each side), rotated by EXIF only (the
@@ -85,25 +85,26 @@ class Folder:
         return relpath
 
     def photo(self, i: int, source: Image.Image, side: int, rng: random.Random) -> dict:
-        """One photo of the collection: its relpath, kind and upright image (kept for its copies)."""
+        """One photo of the collection: its relpath and kind (its copies read it back: 12-MP images are
+        not kept in memory)."""
         number = next(self.count)
         if i % 25 == 24:
             small = enlarged(source, rng.randint(100, 400))
-            return {"relpath": self.write(f"Downloads/web {number}.png", small), "kind": "web", "image": small}
+            return {"relpath": self.write(f"Downloads/web {number}.png", small), "kind": "web"}
         upright = enlarged(source, side)
         if i % 9 == 8:
             shot = screenshot_of(upright)
-            return {"relpath": self.write(f"Screenshots/Screenshot {number:05d}.png", shot), "kind": "screenshot",
-                    "image": shot}
-        if i % 12 == 11:
-            relpath = self.write(f"iPhone export/IMG_{number:04d}.HEIC", upright, quality=80)
-            return {"relpath": relpath, "kind": "heic", "image": upright}
+            return {"relpath": self.write(f"Screenshots/Screenshot {number:05d}.png", shot), "kind": "screenshot"}
+        if i % 20 == 19:  # x265's fastest preset: its default takes a minute a 12-MP photo here
+            relpath = self.write(f"iPhone export/IMG_{number:04d}.HEIC", upright, quality=80,
+                                 enc_params={"preset": "ultrafast"})
+            return {"relpath": relpath, "kind": "heic"}
         orientation = ORIENTATIONS[i % len(ORIENTATIONS)]
         place = ["DCIM/100APPLE", f"Camera Roll/{2019 + i % 6}/{PLACES[i % len(PLACES)]}",
                  "Unsorted/old phone/backup/2017/misc"][i % 3]
         stored, exif = stored_sideways(upright, orientation)
         relpath = self.write(f"{place}/IMG_{number:04d}.JPG", stored, exif=exif, quality=90)
-        return {"relpath": relpath, "kind": "jpeg", "image": upright}
+        return {"relpath": relpath, "kind": "jpeg"}
 
     def plant_copies(self, made: list[dict], pairs: int) -> list[tuple[str, str, str]]:
         """`pairs` copies of each kind, of photos taken in turn (each photo copied at most once)."""
@@ -119,7 +120,7 @@ class Folder:
         return planted
 
     def copy(self, kind: str, original: dict, n: int) -> str:
-        image, name = original["image"], f"{kind.replace('/', ' of ')} {n:03d}"
+        image, name = load_image(self.root / original["relpath"]), f"{kind.replace('/', ' of ')} {n:03d}"
         if kind == "exact":
             target = self.root / "Backup" / f"copy of {Path(original['relpath']).name}"
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -145,9 +146,10 @@ class Folder:
         """Files a Pictures folder holds that are not photos of the collection; their relpaths."""
         left_out = []
         for m in made[:30]:
-            thumb = enlarged(m["image"], 160)
+            thumb = enlarged(load_image(self.root / m["relpath"]), 160)
             left_out.append(self.write(f".thumbnails/normal/{Path(m['relpath']).stem}.png", thumb))
-        left_out.append(self.write("@eaDir/IMG_0001.JPG/SYNOPHOTO_THUMB_M.jpg", enlarged(made[0]["image"], 320)))
+        first = load_image(self.root / made[0]["relpath"])
+        left_out.append(self.write("@eaDir/IMG_0001.JPG/SYNOPHOTO_THUMB_M.jpg", enlarged(first, 320)))
         for relpath, data in [("Videos/clip.mov", os.urandom(4096)), ("notes.txt", b"holiday list"),
                               ("Broken/empty.jpg", b"")]:
             (self.root / relpath).parent.mkdir(parents=True, exist_ok=True)
