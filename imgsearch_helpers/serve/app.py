@@ -30,6 +30,7 @@ from ..gallery.collections import DATASET  # noqa: E402
 from ..gallery.service import LOCAL_SUFFIX, SearchService  # noqa: E402
 from ..index import ENGINES  # noqa: E402
 from ..models import DEFAULT_MODEL, INSTANCE_SUFFIX, LITE_MODELS  # noqa: E402
+from .duplicates_tab import add_tab  # noqa: E402
 from .uploads import MAX_UPLOAD_MB, upload_problem  # noqa: E402
 
 EXAMPLES = 6
@@ -228,6 +229,8 @@ def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
                 text_results = gr.Gallery(label="most similar", columns=6, height="auto", elem_id="text-results")
                 for trigger in (sentence.submit, search.click):
                     trigger(showcase.search_text, [sentence, top_k, where], [text_results, text_status])
+        if showcase.gallery != DATASET:  # the tutorial's images are not the user's to move
+            add_tab(showcase)
     return app
 
 
