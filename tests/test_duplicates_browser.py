@@ -84,7 +84,8 @@ def test_the_tab_shows_the_group_with_its_keeper_sets_the_copy_aside_and_undoes_
     assert original.exists() and rows(base) == 6  # the index followed the move
     click_and_read(page, "dup-undo", "Moved 1 files back")
     assert (gallery / "shared" / "small copy.jpg").exists() and rows(base) == 7
-    after = sorted(p.relative_to(gallery) for p in gallery.rglob("*") if p.is_file() and ".imgsearch-trash" not in p.parts)
+    after = sorted(p.relative_to(gallery) for p in gallery.rglob("*")
+                   if p.is_file() and ".imgsearch-trash" not in p.parts)
     assert after == before
 
 
