@@ -43,7 +43,8 @@ from .files import cannot_read, check_kind
 from .images import describe_image_file
 from .rules import Ignored, Rules, describe_ignored, file_kind
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif", ".avif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif",
+                  ".avif"}
 FIELDS = {"label": "str", "folder": "str", "relpath": "str", "size": "int", "mtime": "float", "width": "int",
           "height": "int", "digest": "str"}
 COLUMNS = ["path", "relpath", "label", "folder", "size", "mtime"]
