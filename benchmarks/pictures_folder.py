@@ -56,7 +56,7 @@ def make_pictures(sources: Path, out: Path, photos: int = 1000, pairs: int = 40,
                   seed: int = 0) -> dict:
     """Write the folder (see the module docstring) and its truth file; returns the truth."""
     out = Path(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)  # a run cut short goes on: the files already written are kept
     chosen = list_images(sources)[:photos]
     if len(chosen) < photos:
         raise SystemExit(f"{sources} holds {len(chosen)} images, fewer than --photos {photos}")
@@ -78,10 +78,13 @@ class Folder:
         self.root = root
         self.count = itertools.count(1)
 
-    def write(self, relpath: str, image: Image.Image, **options) -> str:
+    def write(self, relpath: str, image, **options) -> str:
+        """Save `image` (or what the callable `image` makes) once: the same seed and sources write
+        the same file, so a run cut short goes on where it stopped."""
         target = self.root / relpath
-        target.parent.mkdir(parents=True, exist_ok=True)
-        image.save(target, **options)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            (image() if callable(image) else image).save(target, **options)
         return relpath
 
     def photo(self, i: int, source: Image.Image, side: int, rng: random.Random) -> dict:
@@ -89,34 +92,36 @@ class Folder:
         not kept in memory)."""
         number = next(self.count)
         if i % 25 == 24:
-            small = enlarged(source, rng.randint(100, 400))
-            return {"relpath": self.write(f"Downloads/web {number}.png", small), "kind": "web"}
-        upright = enlarged(source, side)
+            small = rng.randint(100, 400)
+            return {"relpath": self.write(f"Downloads/web {number}.png", lambda: enlarged(source, small)),
+                    "kind": "web"}
         if i % 9 == 8:
-            shot = screenshot_of(upright)
-            return {"relpath": self.write(f"Screenshots/Screenshot {number:05d}.png", shot), "kind": "screenshot"}
+            shot = self.write(f"Screenshots/Screenshot {number:05d}.png",
+                              lambda: screenshot_of(enlarged(source, side)))
+            return {"relpath": shot, "kind": "screenshot"}
         if i % 20 == 19:  # x265's fastest preset: its default takes a minute a 12-MP photo here
-            relpath = self.write(f"iPhone export/IMG_{number:04d}.HEIC", upright, quality=80,
+            relpath = self.write(f"iPhone export/IMG_{number:04d}.HEIC", lambda: enlarged(source, side), quality=80,
                                  enc_params={"preset": "ultrafast"})
             return {"relpath": relpath, "kind": "heic"}
         orientation = ORIENTATIONS[i % len(ORIENTATIONS)]
         place = ["DCIM/100APPLE", f"Camera Roll/{2019 + i % 6}/{PLACES[i % len(PLACES)]}",
                  "Unsorted/old phone/backup/2017/misc"][i % 3]
-        stored, exif = stored_sideways(upright, orientation)
+        stored, exif = lambda: stored_sideways(enlarged(source, side), orientation)[0], exif_for(orientation)
         relpath = self.write(f"{place}/IMG_{number:04d}.JPG", stored, exif=exif, quality=90)
         return {"relpath": relpath, "kind": "jpeg"}
 
     def plant_copies(self, made: list[dict], pairs: int) -> list[tuple[str, str, str]]:
-        """`pairs` copies of each kind, of photos taken in turn (each photo copied at most once)."""
-        heic = iter(m for m in made if m["kind"] == "heic")
+        """`pairs` copies of each kind, of photos taken in turn (each photo copied at most once; fewer
+        JPEGs of HEIC photos when the folder has fewer HEIC photos)."""
+        heic = [m for m in made if m["kind"] == "heic"]
         plain = iter(m for m in made if m["kind"] == "jpeg")
         planted = []
         for kind in KINDS:
-            for n in range(pairs):
-                original = next(heic if kind == "HEIC to JPEG" else plain, None)
-                if original is None:
-                    raise SystemExit(f"too few photos for {pairs} copies of each kind: use more --photos")
-                planted.append((original["relpath"], self.copy(kind, original, n), kind))
+            originals = heic[:pairs] if kind == "HEIC to JPEG" else [next(plain, None) for _ in range(pairs)]
+            if None in originals:
+                raise SystemExit(f"too few photos for {pairs} copies of each kind: use more --photos")
+            planted += [(original["relpath"], self.copy(kind, original, n), kind)
+                        for n, original in enumerate(originals)]
         return planted
 
     def copy(self, kind: str, original: dict, n: int) -> str:
@@ -173,10 +178,14 @@ def enlarged(image: Image.Image, side: int) -> Image.Image:
 
 def stored_sideways(upright: Image.Image, orientation: int) -> tuple[Image.Image, bytes]:
     """The pixels as a phone stores them and the EXIF whose orientation tag turns them upright."""
+    turn = TURN_TO_STORE[orientation]
+    return (upright.transpose(turn) if turn else upright), exif_for(orientation)
+
+
+def exif_for(orientation: int) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = orientation
-    turn = TURN_TO_STORE[orientation]
-    return (upright.transpose(turn) if turn else upright), exif.tobytes()
+    return exif.tobytes()
 
 
 def screenshot_of(photo: Image.Image) -> Image.Image:
