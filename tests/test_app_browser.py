@@ -168,3 +168,26 @@ def test_choosing_another_engine_builds_it_and_reports_the_build_apart(page, rea
     status = page.inner_text("#image-status")
     assert int(status.split(" in ")[-1].split(" ms")[0]) < 5000  # the search alone, not the build
     assert labels(page, "#image-results")[0] == "Afghan_hound"
+
+
+def test_two_clicks_on_the_query_preview_fill_the_region_box_in_the_uploads_pixels(page, real_dataset):
+    query = query_of(real_dataset, "Afghan_hound")
+    upload(page, query)
+    page.click("text=Find the original by local features")  # the accordion with the region field
+    preview = page.locator("#query-preview img")
+    preview.wait_for(timeout=30_000)
+    box = preview.bounding_box()
+    natural = preview.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    scale = min(1, box["width"] / natural[0], box["height"] / natural[1])  # shown scaled down, never up, centred
+    shown = {"width": natural[0] * scale, "height": natural[1] * scale}
+    left, top = (box["width"] - shown["width"]) / 2, (box["height"] - shown["height"]) / 2
+    preview.click(position={"x": left + shown["width"] * 0.25, "y": top + shown["height"] * 0.25})
+    page.wait_for_function("document.querySelector('#query-region textarea, #query-region input').placeholder"
+                           ".includes('opposite corner')", timeout=30_000)
+    preview.click(position={"x": left + shown["width"] * 0.75, "y": top + shown["height"] * 0.75})
+    field = "#query-region textarea, #query-region input"
+    page.wait_for_function(f"document.querySelector('{field}').value.split(',').length == 4", timeout=30_000)
+    x, y, w, h = map(int, page.input_value(field).split(","))
+    width, height = Image.open(query).size
+    assert abs(x - width / 4) <= width * 0.05 and abs(y - height / 4) <= height * 0.05, (x, y, width, height)
+    assert abs(w - width / 2) <= width * 0.05 and abs(h - height / 2) <= height * 0.05, (w, h, width, height)

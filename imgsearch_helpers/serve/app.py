@@ -22,10 +22,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from
 import gradio as gr  # noqa: E402
 
 from ..config import get_settings  # noqa: E402
+from ..data.images import upright_size  # noqa: E402
 from ..data.regions import Region  # noqa: E402
 from ..data.tutorial import load_queries  # noqa: E402
 from ..errors import FilterError, ImgsearchError, ServerError, UsageError  # noqa: E402
-from ..evaluation.plot import thumbnail  # noqa: E402
+from ..evaluation.plot import THUMB, thumbnail  # noqa: E402
 from ..gallery.collections import DATASET  # noqa: E402
 from ..gallery.service import LOCAL_SUFFIX, SearchService  # noqa: E402
 from ..index import ENGINES  # noqa: E402
@@ -148,6 +149,20 @@ class Showcase:
         return gallery_items(hits), f"Top {len(hits)} for *{sentence.strip()}* in {ms:.0f} ms ({self.text.name})."
 
 
+def pick_corner(upload, corner, event: gr.SelectData):
+    """A click on the query's preview: the first marks a corner, the second the opposite one, and
+    the box between them (in the uploaded image's pixels) goes into the region field."""
+    if not upload or not is_uploaded(Path(upload)):
+        return gr.update(), None
+    width, height = upright_size(upload)
+    scale = max(width, height) / THUMB if max(width, height) > THUMB else 1.0  # the preview is a thumbnail
+    x, y = (min(round(v * scale), limit) for v, limit in zip(event.index, (width, height)))
+    if corner is None:
+        return gr.update(value="", placeholder=f"{x},{y},... now click the opposite corner"), (x, y)
+    left, top = min(x, corner[0]), min(y, corner[1])
+    return f"{left},{top},{max(1, abs(x - corner[0]))},{max(1, abs(y - corner[1]))}", None
+
+
 def is_uploaded(path: Path) -> bool:
     """A file in Gradio's upload folder (where it keeps what clients send), not any path a client names."""
     from gradio.utils import get_upload_folder
@@ -195,7 +210,8 @@ def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
         with gr.Tab("Search by image"):
             with gr.Row():
                 upload = gr.File(label="query image", type="filepath", elem_id="query-upload", scale=3)
-                preview = gr.Image(label="query", type="pil", interactive=False, height=160, scale=1)
+                preview = gr.Image(label="query (click two corners to search a box of it)", type="pil",
+                                   interactive=False, height=160, scale=1, elem_id="query-preview")
             examples = example_queries(showcase)
             if examples:
                 gr.Examples([[p] for p in examples], inputs=[upload], label="examples (test photos)")
@@ -211,6 +227,8 @@ def build_app(showcase: Showcase, k: int = 6) -> gr.Blocks:
                                  elem_id="query-drawn")
             match.click(showcase.match_region, [upload, model_choice, engine_choice, top_k, region, draw],
                         [image_results, image_status, drawn])
+            corner = gr.State(None)  # the first corner clicked on the preview, in the upload's pixels
+            preview.select(pick_corner, [upload, corner], [region, corner])
         inputs = [upload, model_choice, engine_choice, top_k, where, verify, diffuse]
         outputs = [image_results, image_status, preview]
         for choice in (model_choice, engine_choice):

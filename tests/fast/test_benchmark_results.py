@@ -218,3 +218,12 @@ def test_local_feature_results_hold_every_benchmark_of_the_issue_with_sane_rows(
     for row in grocery + crowded + copies:
         assert 0 <= row["ap@10"] <= row["hit@10"] <= 1 and 0 <= row["top1"] <= row["hit@10"] and 0 <= row["ns@4"] <= 4
         assert row["ms_per_query"] > row["search_ms"] > 0
+
+
+def test_the_local_feature_scale_row_holds_10000_images_beside_a_global_recipe():
+    result = json.loads((RESULTS / "local_scale_10k.json").read_text())
+    rows = {r["recipe"]: r for r in result["rows"]}
+    local = rows["lite0 + cosine + local features"]
+    assert len(rows) == 2 and all(r["gallery_images"] >= 10_000 for r in rows.values())
+    assert local["store_mb"] > 0 and local["kb_per_image"] > 0 and local["store_build_s"] > 0
+    assert local["top1"] > rows["lite0 + regional GeM + whiten 0.5 + verify"]["top1"]
