@@ -227,3 +227,25 @@ def test_the_local_feature_scale_row_holds_10000_images_beside_a_global_recipe()
     assert len(rows) == 2 and all(r["gallery_images"] >= 10_000 for r in rows.values())
     assert local["store_mb"] > 0 and local["kb_per_image"] > 0 and local["store_build_s"] > 0
     assert local["top1"] > rows["lite0 + regional GeM + whiten 0.5 + verify"]["top1"]
+
+
+def test_duplicates_results_compare_with_imagededup_by_kind_of_copy_in_one_run():
+    result = json.loads((RESULTS / "duplicates.json").read_text())
+    rows = {r["method"].split(" (")[0]: r for r in result["rows"]}
+    assert set(rows) == {"imgsearch duplicates", "imagededup PHash", "imagededup DHash"}
+    kinds = {"exact", "resized 1/8", "quality 40", "cropped 10%", "rotated by EXIF", "HEIC to JPEG", "screenshot"}
+    for row in rows.values():
+        assert set(row["recall_by_kind"]) == kinds and row["seconds"] > 0
+        assert row["recall"] == row["right_pairs"] / result["planted_pairs"]
+        assert row["precision"] == row["right_pairs"] / max(1, row["found_pairs"])
+    ours = rows["imgsearch duplicates"]
+    assert ours["recall"] >= 0.98 and ours["precision"] >= 0.98  # the bar (its speed bar is not met)
+
+
+def test_photo_ingest_results_put_phone_photos_beside_small_images():
+    small, phone = json.loads((RESULTS / "photo_ingest.json").read_text())["rows"]
+    assert (small["folder"], phone["folder"]) == ("small images", "phone photos")
+    assert phone["rate_vs_small"] == round(phone["images_per_s"] / small["images_per_s"], 3)
+    for row in (small, phone):
+        assert row["images"] > 0 and row["peak_mb"] > 0 and 0 < row["query_p50_ms"] <= row["query_p95_ms"]
+        assert row["no_change_ingest_s"] < row["ingest_s"]
