@@ -7,6 +7,8 @@ share at least MIN_INLIERS RANSAC-consistent local features. Pairs join into gro
 """
 from __future__ import annotations
 
+import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +59,12 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
     groups = UnionFind(len(paths))
     by_digest: dict[str, int] = {}
     exact = 0
+    sizes = [_file_size(path) for path in paths]
+    shared = Counter(sizes)
     for i, path in enumerate(paths):
+        if shared[sizes[i]] < 2:  # no other file has its size, so no exact copy: its bytes need no hash
+            by_digest[f"size {i}"] = i
+            continue
         try:  # regular files only, hashed in pieces; a junk file is not read past its header
             digest = describe_image_file(path)[2]
         except ImageError as exc:
@@ -81,6 +88,13 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
         if cosine >= sure or (verify and inliers(verifier.features(a), verifier.features(b)) >= MIN_INLIERS):
             near += groups.union(kept[a], kept[b])
     return Duplicates(groups.groups(paths), exact, near, skipped + embedded.report.failures, ignored)
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return -1  # hashed, and so named with its reason
 
 
 def _image_paths(paths, include_hidden: bool = False) -> tuple[list[str], list[ImageError], dict]:
