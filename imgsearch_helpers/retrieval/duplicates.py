@@ -57,23 +57,23 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
     settings = settings or get_settings()
     paths, skipped, ignored = _image_paths(paths, include_hidden)
     groups = UnionFind(len(paths))
-    by_digest: dict[str, int] = {}
-    exact = 0
+    first_with: dict[str, int] = {}  # digest -> the first file with those bytes
+    unique, exact = [], 0  # the files embedded: every one but the later exact copies
     sizes = [_file_size(path) for path in paths]
     shared = Counter(sizes)
     for i, path in enumerate(paths):
-        if shared[sizes[i]] < 2:  # no other file has its size, so no exact copy: its bytes need no hash
-            by_digest[f"size {i}"] = i
-            continue
-        try:  # regular files only, hashed in pieces; a junk file is not read past its header
-            digest = describe_image_file(path)[2]
-        except ImageError as exc:
-            skipped.append(exc)
-            continue
-        first = by_digest.setdefault(digest, i)
-        if first != i and frozenset((paths[first], path)) not in apart:
-            exact += groups.union(first, i)
-    unique = sorted(set(by_digest.values()))
+        if shared[sizes[i]] > 1:  # a file whose size no other file has has no exact copy: no hash
+            try:  # regular files only, hashed in pieces; a junk file is not read past its header
+                digest = describe_image_file(path)[2]
+            except ImageError as exc:
+                skipped.append(exc)
+                continue
+            first = first_with.setdefault(digest, i)
+            if first != i:  # a later exact copy: joined to the first, not embedded
+                if frozenset((paths[first], path)) not in apart:
+                    exact += groups.union(first, i)
+                continue
+        unique.append(i)
     embedded = embed_paths([paths[i] for i in unique], embedder or build_instance_embedder(settings=settings),
                            cache, progress=progress)
     kept = [unique[p] for p in embedded.positions]
