@@ -100,7 +100,12 @@ def relative(root: Path, path: str) -> str:
 
 
 def not_duplicates(root: Path) -> set[frozenset[str]]:
-    """The pairs (relpaths) a user said are not duplicates."""
+    """The pairs a user said are not duplicates, as absolute paths (as a walk of `root` names them)."""
+    root = Path(root).resolve()
+    return {frozenset(str(root / relpath) for relpath in pair) for pair in remembered_pairs(root)}
+
+
+def remembered_pairs(root: Path) -> set[frozenset[str]]:
     path = Path(root) / TRASH_FOLDER / NOT_DUPLICATES
     return {frozenset(pair) for pair in json.loads(path.read_text())} if path.is_file() else set()
 
@@ -110,7 +115,7 @@ def remember_not_duplicates(root: Path, paths: list[str]) -> int:
     number of pairs now remembered."""
     root = Path(root).resolve()
     relpaths = sorted({relative(root, path if os.path.isabs(path) else root / path) for path in paths})
-    pairs = not_duplicates(root) | {frozenset((a, b)) for i, a in enumerate(relpaths) for b in relpaths[i + 1:]}
+    pairs = remembered_pairs(root) | {frozenset((a, b)) for i, a in enumerate(relpaths) for b in relpaths[i + 1:]}
     (root / TRASH_FOLDER).mkdir(exist_ok=True)
     write_json(root / TRASH_FOLDER / NOT_DUPLICATES, sorted(sorted(pair) for pair in pairs))
     return len(pairs)

@@ -19,8 +19,7 @@ def run_duplicates(args, settings) -> dict:
     if args.not_duplicates:
         pairs = aside.remember_not_duplicates(root, args.not_duplicates)
         return {"folder": args.folder, "not_duplicates": args.not_duplicates, "pairs_remembered": pairs}
-    found = find_groups(args, settings, {frozenset(str(root.resolve() / p) for p in pair)
-                                         for pair in aside.not_duplicates(root)})
+    found = find_groups(args, settings, aside.not_duplicates(root))
     result = {"folder": args.folder, **found.as_dict()}
     if args.set_aside:
         moves = aside.set_aside(root, found.groups, tuple(args.protect or ()))

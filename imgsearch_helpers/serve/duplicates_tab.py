@@ -36,8 +36,7 @@ class DuplicatesTab:
         if self.root is None:
             return [], [], "Duplicates are found in a gallery folder: serve one (`imgsearch serve FOLDER`)."
         settings = self.showcase.settings
-        apart = {frozenset(str(self.root / p) for p in pair) for pair in aside.not_duplicates(self.root)}
-        found = find_duplicates(self.root, settings, open_cache(settings), apart=apart,
+        found = find_duplicates(self.root, settings, open_cache(settings), apart=aside.not_duplicates(self.root),
                                 embedder=build_instance_embedder(settings=settings))
         self.groups = found.groups
         return self.view(f"{len(self.groups)} groups of copies in {self.root.name}.")
