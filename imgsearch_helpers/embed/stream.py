@@ -8,12 +8,13 @@ Two shapes, declared as protocols like `index.SearchEngine`:
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm  # text bars: no widget state in saved notebooks
 
 from ..data.images import load_image, read_image_bytes
@@ -22,6 +23,7 @@ from ..parallel import bounded_map
 from .cache import EmbeddingCache, content_digest
 
 BATCH_SIZE = 16  # images per forward pass
+OnImage = Callable[[str, Image.Image], None]
 
 
 @dataclass
@@ -86,8 +88,8 @@ class ImageEncoder(Protocol):
 class StreamsImages:
     """Makes a `Network` an `ImageEncoder`: files decoded on worker threads, batches cached by content."""
 
-    def iter_batches(self, paths, cache=None, report=None, progress=True, batch_size=BATCH_SIZE):
-        return iter_embeddings(paths, self, cache, batch_size, report=report, progress=progress)
+    def iter_batches(self, paths, cache=None, report=None, progress=True, batch_size=BATCH_SIZE, on_image=None):
+        return iter_embeddings(paths, self, cache, batch_size, report=report, progress=progress, on_image=on_image)
 
 
 def read_file(path: str) -> tuple[str, bytes | ImageError]:
@@ -106,10 +108,13 @@ def iter_embeddings(
     workers: int = 2,
     report: EmbedReport | None = None,
     progress: bool = True,
+    on_image: OnImage | None = None,
 ) -> Iterator[Batch]:
     """Yield a network's embeddings for `paths` batch by batch; unreadable images are skipped into `report`.
 
     Only one batch of decoded images (plus a short read-ahead) is held in memory at a time.
+    `on_image(path, image)` sees each decoded image (on a worker thread), for work that needs the
+    pixels too: a cached image is not decoded, so it does not see those.
     """
     report = report if report is not None else EmbedReport()
     paths = [str(p) for p in paths]
@@ -117,7 +122,7 @@ def iter_embeddings(
     pending: list[tuple[int, str, bytes, str]] = []
 
     def flush_pending() -> Iterator[Batch]:
-        yield from _embed_misses(pending, embedder, cache, batch_size, workers, report, bar)
+        yield from _embed_misses(pending, embedder, cache, batch_size, workers, report, bar, on_image)
         pending.clear()
 
     for start in range(0, len(paths), 4 * batch_size):
@@ -171,11 +176,14 @@ def _look_up(chunk, embedder, cache, report) -> tuple[Batch, list]:
     return Batch([p for p, _ in hit_rows], vectors), misses
 
 
-def _embed_misses(items, embedder, cache, batch_size, workers, report, bar) -> Iterator[Batch]:
+def _embed_misses(items, embedder, cache, batch_size, workers, report, bar, on_image) -> Iterator[Batch]:
     def prepare(item):
         pos, path, data, digest = item
         try:
-            return pos, digest, embedder.preprocess(load_image(path, data=data, min_side=embedder.min_side))
+            image = load_image(path, data=data, min_side=embedder.min_side)
+            if on_image:
+                on_image(path, image)
+            return pos, digest, embedder.preprocess(image)
         except ImageError as exc:
             return pos, digest, exc
 
@@ -203,10 +211,12 @@ def _run_model(positions, digests, tensors, embedder, cache, report) -> Batch:
 
 
 def embed_paths(paths, encoder: ImageEncoder, cache: EmbeddingCache | None = None, batch_size: int = BATCH_SIZE,
-                progress: bool = True) -> Embedded:
-    """Embed all `paths` with any image encoder: the readable images' vectors, in input order."""
+                progress: bool = True, on_image: OnImage | None = None) -> Embedded:
+    """Embed all `paths` with any image encoder: the readable images' vectors, in input order.
+    `on_image` (`iter_embeddings`) needs an encoder that decodes images itself (a `StreamsImages`)."""
     report = EmbedReport()
-    batches = list(encoder.iter_batches([str(p) for p in paths], cache, report, progress, batch_size))
+    hook = {"on_image": on_image} if on_image else {}
+    batches = list(encoder.iter_batches([str(p) for p in paths], cache, report, progress, batch_size, **hook))
     positions = [p for b in batches for p in b.positions]
     if not positions:
         return Embedded(np.empty((0, encoder.dim), np.float32), [], report)

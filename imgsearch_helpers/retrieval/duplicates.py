@@ -22,7 +22,7 @@ from ..embed.stream import embed_paths
 from ..errors import ImageError
 from ..models.descriptors import build_instance_embedder
 from ..vectors import l2_normalize
-from .verify import Verifier, inliers
+from .verify import Grays, Verifier, inliers
 
 THRESHOLD = 0.60  # candidates: cosine of regional GeM descriptors (Lite0) at or above this
 SURE = 0.90  # accepted without verification (a mirror image has no matching local features)
@@ -74,13 +74,14 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
                     exact += groups.union(first, i)
                 continue
         unique.append(i)
+    grays = Grays(side) if verify else None  # kept while decoding for the model: no file decoded twice
     embedded = embed_paths([paths[i] for i in unique], embedder or build_instance_embedder(settings=settings),
-                           cache, progress=progress)
+                           cache, progress=progress, on_image=grays.keep if grays else None)
     kept = [unique[p] for p in embedded.positions]
     near = 0
     pairs = list(candidate_pairs(l2_normalize(embedded.vectors), threshold))
     to_verify = [(a, b) for a, b, cosine in pairs if cosine < sure] if verify else []
-    verifier = Verifier([paths[i] for i in kept], side=side)
+    verifier = Verifier([paths[i] for i in kept], side=side, grays=grays)
     verifier.prefetch([i for pair in to_verify for i in pair])
     for a, b, cosine in pairs:
         if frozenset((paths[kept[a]], paths[kept[b]])) in apart:
