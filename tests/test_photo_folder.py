@@ -2,7 +2,8 @@
 AVIF photos are indexed upright, hidden folders, caches, the set-aside folder and the patterns of
 `.imgsearchignore` stay out, every file left out is counted by kind, `--include-hidden` takes the
 hidden ones in (and an ingest without it takes them out again), a link to a photo outside the folder
-is a row and never an abort, and `duplicates` pairs a HEIC original with its JPEG copy."""
+is a row and never an abort, ingest keeps an upright thumbnail of each photo, and `duplicates`
+pairs a HEIC original with its JPEG copy."""
 import json
 import os
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from imgsearch_helpers.data.thumbnails import THUMB, Thumbnails
 
 IMGSEARCH = Path(sys.executable).parent / "imgsearch"
 ROWS = {"2024/phone.jpg", "2024/iphone.heic", "2024/iphone copy.jpg", "2024/web.avif", "Écran/keep.png",
@@ -84,6 +87,16 @@ def test_every_readable_photo_is_a_row_and_nothing_hidden_or_ignored_is(pictures
     assert ingested["added"] == ingested["rows"] == len(ROWS)
     assert ingested["skipped"] == []
     assert set(stored(gallery, env)) == ROWS
+
+
+def test_ingest_keeps_an_upright_thumbnail_of_each_photo_for_pages_of_results(pictures, ingested):
+    gallery, env = pictures
+    folder = Path(env["IMGSEARCH_CACHE_DIR"]) / "thumbnails"
+    assert len(list(folder.rglob("*.jpg"))) == ingested["rows"]  # made from the images ingest decoded
+    thumbs = Thumbnails(folder)
+    for name in ("2024/phone.jpg", "2024/iphone.heic"):  # stored sideways, shown upright
+        assert thumbs.get(gallery / name).size == (THUMB, THUMB * 1200 // 1600)
+    assert len(list(folder.rglob("*.jpg"))) == ingested["rows"]  # read, not made again
 
 
 def test_every_file_left_out_is_counted_by_kind(ingested):

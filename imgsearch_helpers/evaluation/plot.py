@@ -4,12 +4,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.patches import Rectangle
-from PIL import Image
 
-from ..data.images import load_image
+from ..data.thumbnails import thumbnail
 from ..models.detect import largest_box
-
-THUMB = 160  # thumbnails keep committed notebooks small
 
 
 def setup_notebook_display(quality: int = 80) -> None:
@@ -31,13 +28,6 @@ def setup_notebook_display(quality: int = 80) -> None:
 
 
 setup_notebook_display()
-
-
-def thumbnail(path):
-    """A small copy of an image file (or of a PIL image) for a grid."""
-    image = path.copy() if isinstance(path, Image.Image) else load_image(path, min_side=THUMB)
-    image.thumbnail((THUMB, THUMB))
-    return image
 
 
 def show_images(paths, titles=None, ncols: int = 5, size: float = 2.2):

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Protocol
 
@@ -33,8 +33,10 @@ from ..data.folders import (
     stable_id,
 )
 from ..data.regions import Region
+from ..data.thumbnails import Thumbnails
 from ..data.tutorial import dataset_root, ground_truth, load_catalog, load_queries
 from ..embed.cache import open_cache
+from ..embed.stream import StreamsImages
 from ..errors import NotBuiltError, UsageError
 from ..evaluation.runs import evaluate_engine
 from ..index import IndexSpec, index_for_rows, open_engine
@@ -116,6 +118,7 @@ class SearchService:
         self.collection = collection_name(self.gallery, model)
         self.registry = Registry(self.settings)
         self.cache = open_cache(self.settings)
+        self.thumbnails = Thumbnails(self.settings.cache_dir / "thumbnails")  # for pages of results
         entry = self.registry.get(self.collection) if engine == "milvus" else None
         self.index = IndexSpec.from_dict(entry.index) if entry and entry.index else None  # as built
         self.engine = self._open(self.index)
@@ -187,6 +190,8 @@ class SearchService:
         self.engine.delete(plan.removed)
         self._update_metadata(plan.changed[plan.changed["id"].isin(plan.touched)])
         todo, report = plan.to_embed(), None
+        if runner is ingest and isinstance(self.embedder, StreamsImages):  # thumbnails from the decoded images
+            runner = partial(ingest, on_image=self.thumbnails.keep)
         if len(todo):
             report = runner(todo, self.embedder, self.engine, self.cache, transform=l2_normalize, progress=progress)
         else:

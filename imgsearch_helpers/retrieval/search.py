@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..embed.cache import EmbeddingCache
-from ..embed.stream import BATCH_SIZE, EmbedReport, ImageEncoder, embed_paths
+from ..embed.stream import BATCH_SIZE, EmbedReport, ImageEncoder, OnImage, embed_paths
 from ..errors import UsageError
 from ..index import SearchEngine
 
@@ -43,11 +43,13 @@ class IngestReport:
 
 
 def ingest(catalog: pd.DataFrame, encoder: ImageEncoder, engine: SearchEngine, cache: EmbeddingCache | None = None,
-           transform=None, progress: bool = True, batch_size: int = BATCH_SIZE) -> IngestReport:
+           transform=None, progress: bool = True, batch_size: int = BATCH_SIZE,
+           on_image: OnImage | None = None) -> IngestReport:
     """Embed the catalog's images (`path`) batch by batch and upsert each batch under the catalog's
     ids, with the catalog's columns named by the engine's metadata `fields`, then commit.
 
-    `transform` (e.g. `l2_normalize`) is applied to the vectors before they are stored.
+    `transform` (e.g. `l2_normalize`) is applied to the vectors before they are stored; `on_image`
+    sees each decoded image (`embed.iter_embeddings`; an encoder that is a `StreamsImages`).
     Bad files are skipped and listed in the report; rows already in the index are kept.
     """
     start = time.perf_counter()
@@ -58,7 +60,8 @@ def ingest(catalog: pd.DataFrame, encoder: ImageEncoder, engine: SearchEngine, c
         raise UsageError(f"the catalog has no column(s) {', '.join(missing)} for the engine's metadata fields")
     columns = {name: catalog[name].to_numpy() for name in getattr(engine, "fields", {})}
     added, pending = 0, []
-    for batch in encoder.iter_batches(catalog["path"].tolist(), cache, report, progress, batch_size):
+    hook = {"on_image": on_image} if on_image else {}
+    for batch in encoder.iter_batches(catalog["path"].tolist(), cache, report, progress, batch_size, **hook):
         pending.append(batch)
         if sum(len(b.positions) for b in pending) >= ROWS_PER_ADD:
             added += _add_batches(engine, ids, columns, pending, transform)

@@ -24,9 +24,9 @@ import gradio as gr  # noqa: E402
 from ..config import get_settings  # noqa: E402
 from ..data.images import upright_size  # noqa: E402
 from ..data.regions import Region  # noqa: E402
+from ..data.thumbnails import THUMB, Thumbnails, thumbnail  # noqa: E402
 from ..data.tutorial import load_queries  # noqa: E402
 from ..errors import FilterError, ImgsearchError, ServerError, UsageError  # noqa: E402
-from ..evaluation.plot import THUMB, thumbnail  # noqa: E402
 from ..gallery.collections import DATASET  # noqa: E402
 from ..gallery.service import LOCAL_SUFFIX, SearchService  # noqa: E402
 from ..index import ENGINES  # noqa: E402
@@ -65,6 +65,10 @@ class Showcase:
         showcase.services = {(service.model_name, service.engine_kind): service}
         showcase.default, showcase.text = (service.model_name, service.engine_kind), text
         return showcase
+
+    @property
+    def thumbnails(self) -> Thumbnails:
+        return self.services[self.default].thumbnails
 
     def build(self, model: str, engine: str) -> str:
         """Build (or reuse) the collection for (model, engine); says what it did."""
@@ -115,7 +119,7 @@ class Showcase:
             status += " Ranked by diffusion over the gallery's neighbours."
         if verify:
             status += f" {sum(bool(hit.verified) for hit in hits)} verified by local features, listed first."
-        return gallery_items(hits), status, thumbnail(path)
+        return gallery_items(hits, service.thumbnails), status, thumbnail(path)
 
     def match_region(self, upload, model: str, engine: str, k: int, region: str = "", draw: bool = True):
         """(gallery items, status, drawn matches) of a local-feature search (`+local` models) with a
@@ -135,7 +139,8 @@ class Showcase:
                 drawn = service.draw_match(query, hits[0]) if hits and draw else None
         except UsageError as exc:
             return [], f"**{exc}**", None
-        return gallery_items(hits), local_status(hits, path.name, 1000 * (time.perf_counter() - start)), drawn
+        ms = 1000 * (time.perf_counter() - start)
+        return gallery_items(hits, service.thumbnails), local_status(hits, path.name, ms), drawn
 
     def search_text(self, sentence: str, k: int, where: str = ""):
         if not sentence or not sentence.strip():
@@ -146,7 +151,8 @@ class Showcase:
         except FilterError as exc:
             return [], f"**filter**: {exc}"
         ms = 1000 * (time.perf_counter() - start)
-        return gallery_items(hits), f"Top {len(hits)} for *{sentence.strip()}* in {ms:.0f} ms ({self.text.name})."
+        status = f"Top {len(hits)} for *{sentence.strip()}* in {ms:.0f} ms ({self.text.name})."
+        return gallery_items(hits, self.thumbnails), status
 
 
 def pick_corner(upload, corner, event: gr.SelectData):
@@ -170,10 +176,10 @@ def is_uploaded(path: Path) -> bool:
     return path.resolve().is_relative_to(Path(get_upload_folder()).resolve())
 
 
-def gallery_items(hits) -> list:
-    """Thumbnails captioned score first, so a long label cannot hide it (then ✓ if verified, and
-    the matching features of a local-feature search)."""
-    return [(thumbnail(hit.path), f"{hit.similarity:.3f} · {hit.label}" + (" ✓" if hit.verified else "")
+def gallery_items(hits, thumbnails: Thumbnails) -> list:
+    """Thumbnails (made once, `data.thumbnails`) captioned score first, so a long label cannot hide
+    it (then ✓ if verified, and the matching features of a local-feature search)."""
+    return [(thumbnails.get(hit.path), f"{hit.similarity:.3f} · {hit.label}" + (" ✓" if hit.verified else "")
              + (f" · {hit.inliers} features" if hit.inliers is not None else "")) for hit in hits]
 
 

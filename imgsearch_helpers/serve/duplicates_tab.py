@@ -14,7 +14,6 @@ from ..data.images import upright_size
 from ..data.rules import TRASH_FOLDER
 from ..embed.cache import open_cache
 from ..errors import ImgsearchError
-from ..evaluation.plot import thumbnail
 from ..gallery import set_aside as aside
 from ..gallery.collections import GalleryRef
 from ..models.descriptors import build_instance_embedder
@@ -47,7 +46,7 @@ class DuplicatesTab:
             keeper = aside.choose_keeper(self.root, group)
             for path in group:
                 suggestion = "keep" if path == keeper else "set aside"
-                items.append((thumbnail(path), f"{number} · {suggestion} · {Path(path).name}"))
+                items.append((self.showcase.thumbnails.get(path), f"{number} · {suggestion} · {Path(path).name}"))
                 rows.append([number, *describe(self.root, path), suggestion])
         return items, rows, status
 
