@@ -154,6 +154,22 @@ def test_duplicates_groups_exact_and_near_copies_and_nothing_else(tmp_path):
     assert sorted(str(e.path).split("/")[-1] for e in found.skipped) == ["broken.jpg", "gone.jpg"]
 
 
+def test_duplicates_pair_a_100_pixel_image_with_its_50_pixel_copy(tmp_path):
+    """Too small for local features (9 to 16 inliers, the bar is 30), and below the cosine accepted
+    without a check: such a pair is found at a glance (shape and 32 x 32 pixels)."""
+    sources = sorted(TRAIN.glob("*/*.JPEG"))[100:351:50]
+    for i, source in enumerate(sources):
+        image = load_image(source)
+        image.thumbnail((100, 100))
+        image.save(tmp_path / f"a{i}.jpg", quality=90)
+        if i in (0, 3, 5):
+            image.thumbnail((50, 50))
+            image.save(tmp_path / f"a{i}_small.jpg", quality=75)
+    found = find_duplicates(tmp_path, progress=False)
+    assert [[p.split("/")[-1] for p in group] for group in found.groups] == [
+        ["a0.jpg", "a0_small.jpg"], ["a3.jpg", "a3_small.jpg"], ["a5.jpg", "a5_small.jpg"]]
+
+
 def test_duplicates_of_a_missing_folder_name_it(tmp_path):
     with pytest.raises(ImageError, match="nowhere"):
         find_duplicates(tmp_path / "nowhere")

@@ -2,7 +2,9 @@
 cropped, retouched) by descriptor similarity, confirmed by geometric verification.
 
 A pair is near-duplicate when its cosine reaches `sure`, or reaches `threshold` and the two images
-share at least MIN_INLIERS RANSAC-consistent local features. Pairs join into groups
+agree at a glance (the same shape, 32 x 32 gray pixels correlated at 0.95: a resized copy, even of
+a thumbnail too small for local features) or share at least MIN_INLIERS RANSAC-consistent local
+features. Pairs join into groups
 (union-find), so three copies of one photo are one group.
 """
 from __future__ import annotations
@@ -80,13 +82,16 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
     kept = [unique[p] for p in embedded.positions]
     near = 0
     pairs = list(candidate_pairs(l2_normalize(embedded.vectors), threshold))
-    to_verify = [(a, b) for a, b, cosine in pairs if cosine < sure] if verify else []
+    at_a_glance = {(a, b) for a, b, cosine in pairs if verify and cosine < sure
+                   and grays.glance(paths[kept[a]]).agrees(grays.glance(paths[kept[b]]))}
+    to_verify = [(a, b) for a, b, cosine in pairs if cosine < sure and (a, b) not in at_a_glance] if verify else []
     verifier = Verifier([paths[i] for i in kept], side=side, grays=grays)
     verifier.prefetch([i for pair in to_verify for i in pair])
     for a, b, cosine in pairs:
         if frozenset((paths[kept[a]], paths[kept[b]])) in apart:
             continue
-        if cosine >= sure or (verify and inliers(verifier.features(a), verifier.features(b)) >= MIN_INLIERS):
+        if cosine >= sure or (a, b) in at_a_glance or (
+                verify and inliers(verifier.features(a), verifier.features(b)) >= MIN_INLIERS):
             near += groups.union(kept[a], kept[b])
     return Duplicates(groups.groups(paths), exact, near, skipped + embedded.report.failures, ignored)
 

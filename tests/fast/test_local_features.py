@@ -21,6 +21,7 @@ from imgsearch_helpers.retrieval.local import (
     match_query,
     query_features,
 )
+from imgsearch_helpers.retrieval.verify import Glance, gray_at_side
 
 
 def picture(seed: int, size: int = 480) -> np.ndarray:
@@ -163,3 +164,25 @@ def test_the_matches_are_drawn_between_the_query_and_the_gallery_image(gallery):
     assert drawn.image.shape[1] == QUERY_SIDE + SIDE  # side by side, each at the size its features were found at
     assert drawn.image.shape[2] == 3
     assert draw_match(photo, paths[0], store, 10).inliers < MIN_INLIERS
+
+
+def scene(seed: int, size=(400, 300)) -> Image.Image:
+    """Smooth shapes on a gradient: a picture with structure at every size."""
+    rng = np.random.default_rng(seed)
+    pixels = np.zeros((size[1], size[0], 3), np.uint8)
+    pixels[:] = np.linspace(0, 255, size[0], dtype=np.uint8)[None, :, None]
+    for _ in range(6):
+        x, y, r = rng.integers(0, size[0]), rng.integers(0, size[1]), int(rng.integers(10, 60))
+        cv2.circle(pixels, (int(x), int(y)), r, [int(c) for c in rng.integers(0, 256, 3)], -1)
+    return Image.fromarray(pixels)
+
+
+def glance(image: Image.Image) -> Glance:
+    return Glance.of(gray_at_side(image, 320), image.size)
+
+
+def test_a_resized_copy_agrees_at_a_glance_and_another_picture_or_shape_does_not():
+    picture = scene(0)
+    assert glance(picture).agrees(glance(picture.resize((50, 38), Image.Resampling.LANCZOS)))
+    assert not glance(picture).agrees(glance(scene(1)))
+    assert not glance(picture).agrees(glance(picture.crop((0, 0, 300, 300))))  # another shape
