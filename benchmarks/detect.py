@@ -15,7 +15,7 @@ from imgsearch_helpers.data.tutorial import ground_truth, load_catalog, load_que
 from imgsearch_helpers.embed.cache import open_cache
 from imgsearch_helpers.evaluation.cropping import compare_cropping, detection_speed, detection_speeds, photo_matches
 from imgsearch_helpers.evaluation.results import metric_fields
-from imgsearch_helpers.index import TUTORIAL_IVF, open_engine
+from imgsearch_helpers.index import GALLERY_IVF, open_engine
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 from imgsearch_helpers.models.detect import load_detector
 from imgsearch_helpers.retrieval.search import ingest
@@ -38,7 +38,7 @@ def measure(bench: Bench) -> dict:
     speeds = detection_speeds(queries["path"][:50], [detector, torch_detector], runs=2)
 
     def engine_factory(metric, collection):
-        return open_engine("milvus", metric=metric, collection=collection, index=TUTORIAL_IVF, settings=settings)
+        return open_engine("milvus", metric=metric, collection=collection, index=GALLERY_IVF, settings=settings)
 
     rows, hits = compare_cropping(catalog, queries, truth, embedder, detector, engine_factory, settings, cache)
     torch_rows, _ = compare_cropping(catalog, queries, truth, embedder, torch_detector, engine_factory, settings,

@@ -34,7 +34,7 @@ from imgsearch_helpers.embed.cache import open_cache
 from imgsearch_helpers.embed.stream import BATCH_SIZE
 from imgsearch_helpers.evaluation.runs import evaluate_engine
 from imgsearch_helpers.evaluation.timing import time_each, time_runs
-from imgsearch_helpers.index import TUTORIAL_IVF, index_for_rows, open_engine
+from imgsearch_helpers.index import GALLERY_IVF, index_for_rows, open_engine
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 from imgsearch_helpers.retrieval.search import ingest, search_paths
 from imgsearch_helpers.runtime import Export
@@ -106,7 +106,7 @@ def measure(bench: Bench) -> dict:
     settings = bench.settings(cold=True)  # the export and every embedding paid for in this run
     catalog, queries = load_inputs(args, settings)
     truth = ground_truth(catalog, queries)
-    index = TUTORIAL_IVF if args.gallery is None else index_for_rows(len(catalog), "milvus")
+    index = GALLERY_IVF if args.gallery is None else index_for_rows(len(catalog), "milvus")
     cache = open_cache(settings)
 
     def milvus(collection):

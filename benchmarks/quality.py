@@ -20,7 +20,7 @@ from _harness import Bench, run_benchmark
 from imgsearch_helpers.config import display_path
 from imgsearch_helpers.data.tutorial import holdout_split, load_catalog, load_queries
 from imgsearch_helpers.evaluation.quality import QUALITY_RECIPES, QualityRun
-from imgsearch_helpers.index import TUTORIAL_IVF
+from imgsearch_helpers.index import GALLERY_IVF
 
 
 def add_options(parser) -> None:
@@ -44,7 +44,7 @@ def query_set(args, settings):
 def measure(bench: Bench) -> dict:
     settings = bench.settings(backend=bench.args.backend)
     gallery, queries, description = query_set(bench.args, settings)
-    run = QualityRun(settings, TUTORIAL_IVF)
+    run = QualityRun(settings, GALLERY_IVF)
     rows = []
     for recipe in QUALITY_RECIPES:
         row = run.measure(recipe, gallery, queries, queries_from=description)
@@ -58,7 +58,7 @@ def measure(bench: Bench) -> dict:
         "query_count": len(queries),
         "gallery": len(gallery),
         "slice": settings.slice,
-        "index": TUTORIAL_IVF.as_dict(),
+        "index": GALLERY_IVF.as_dict(),
         "backend": ", ".join(backends),
         "rows": rows,
     }

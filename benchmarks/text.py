@@ -18,7 +18,7 @@ from imgsearch_helpers.embed.cache import open_cache
 from imgsearch_helpers.errors import ClipUnavailable
 from imgsearch_helpers.evaluation.results import metric_fields
 from imgsearch_helpers.evaluation.runs import evaluate_text
-from imgsearch_helpers.index import TUTORIAL_IVF, open_engine
+from imgsearch_helpers.index import GALLERY_IVF, open_engine
 from imgsearch_helpers.models.clip import load_clip
 from imgsearch_helpers.models.sentence import ClassNameTextEncoder, load_sentence_model
 from imgsearch_helpers.retrieval.search import ingest
@@ -29,7 +29,7 @@ EXAMPLES = ["a white dog", "a black dog", "a red sports car", "a bowl of soup", 
 
 def path_row(path, catalog, cache, settings, name: str) -> dict:
     """Index the gallery with `path`, score both query sets, and list the examples' top 5 labels."""
-    engine = open_engine("milvus", metric="IP", collection=f"text_{name}", index=TUTORIAL_IVF, settings=settings)
+    engine = open_engine("milvus", metric="IP", collection=f"text_{name}", index=GALLERY_IVF, settings=settings)
     try:
         engine.drop()
         indexed = ingest(catalog, path.images, engine, cache)
@@ -66,7 +66,7 @@ def measure(bench: Bench) -> dict:
         "slice": settings.slice,
         "queries": catalog["label"].nunique(),
         "gallery": len(catalog),
-        "index": TUTORIAL_IVF.as_dict(),
+        "index": GALLERY_IVF.as_dict(),
         "offline_text_mhr@10": offline["mhr@10"],
         "offline_text_ap@10": offline["ap@10"],
         "offline_definitions_mhr@10": offline["definitions_mhr@10"],

@@ -7,7 +7,7 @@ from ..config import Settings
 from ..data.tutorial import ground_truth, load_catalog, load_queries
 from ..embed.cache import EmbeddingCache, open_cache
 from ..embed.stream import embed_paths
-from ..index import TUTORIAL_IVF, IndexSpec, SearchEngine, open_engine
+from ..index import GALLERY_IVF, IndexSpec, SearchEngine, open_engine
 from ..models import LITE_MODELS
 from ..models.embedder import Embedder
 from ..retrieval.recipes import Recipe, RecipeEmbedder
@@ -96,7 +96,7 @@ class QualityRun:
     searched and scored against its class, and the cold speed of the recipe's network passes
     over up to 100 of the queries (each pass timed once per run)."""
 
-    def __init__(self, settings: Settings, index: IndexSpec = TUTORIAL_IVF, k: int = 10):
+    def __init__(self, settings: Settings, index: IndexSpec = GALLERY_IVF, k: int = 10):
         self.settings, self.index, self.k = settings, index, k
         self.catalog, self.queries = load_catalog(settings), load_queries(settings=settings)
         self.cache = open_cache(settings)

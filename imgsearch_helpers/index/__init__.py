@@ -10,14 +10,14 @@ import importlib
 from ..config import Settings, get_settings
 from ..errors import UsageError
 from .base import SearchEngine
-from .params import TUTORIAL_IVF, IndexSpec, index_for_rows
+from .params import GALLERY_IVF, IndexSpec, index_for_rows
 
 ENGINES = ("milvus", "faiss", "hnswlib", "exact")
 # Engine classes by name, and the module each lives in (imported on first use).
 ENGINE_CLASSES = {"MilvusEngine": "milvus", "FaissEngine": "faiss_engine", "HnswlibEngine": "hnswlib_engine",
                   "ExactEngine": "exact"}
 
-__all__ = ["open_engine", "index_for_rows", "ENGINES", "IndexSpec", "TUTORIAL_IVF", "SearchEngine", *ENGINE_CLASSES]
+__all__ = ["open_engine", "index_for_rows", "ENGINES", "IndexSpec", "GALLERY_IVF", "SearchEngine", *ENGINE_CLASSES]
 
 
 def __getattr__(name: str):
