@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import shutil
 import sys
@@ -28,6 +29,7 @@ TIMEOUT_S = 3600
 
 def execute(path: Path, out: Path) -> float:
     notebook = nbformat.read(path, as_version=4)
+    print(f"  parameters: {describe_parameters(parameters_of(notebook))}", flush=True)
     start = time.perf_counter()
     resources = {"metadata": {"path": str(path.parent)}}  # the kernel runs in notebooks/
     NotebookClient(notebook, timeout=TIMEOUT_S, kernel_name="python3", resources=resources).execute()
@@ -40,6 +42,32 @@ def execute(path: Path, out: Path) -> float:
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, out)
     return time.perf_counter() - start
+
+
+def parameters_of(notebook) -> dict[str, str]:
+    """The names the notebook's `parameters` cell sets, with their values as written: what a run
+    ran with (a learner may have changed them in JupyterLab and saved)."""
+    cells = [cell for cell in notebook.cells if "parameters" in cell.get("metadata", {}).get("tags", [])]
+    found = {}
+    for cell in cells:
+        tree = ast.parse(cell.source)
+        for statement in tree.body:
+            if isinstance(statement, ast.Assign):
+                for target in statement.targets:
+                    found.update(assigned(cell.source, target, statement.value))
+    return found
+
+
+def assigned(source: str, target, value) -> dict[str, str]:
+    """name -> value as written, for `A = 1` and for `A, B = 1, 2`."""
+    if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+        return {k: v for t, e in zip(target.elts, value.elts) for k, v in assigned(source, t, e).items()}
+    return {target.id: ast.get_source_segment(source, value)} if isinstance(target, ast.Name) else {}
+
+
+def describe_parameters(parameters: dict[str, str], width: int = 60) -> str:
+    return ", ".join(f"{name}={value if len(value) <= width else value[:width] + '...'}"
+                     for name, value in parameters.items()) or "no parameters cell"
 
 
 def cell_seconds(cell) -> float:
@@ -143,7 +171,9 @@ def main(argv=None) -> int:
         print(f"  done in {seconds:.0f} s -> {out}", flush=True)
         if args.in_place and settings.slice == "full":
             keep_results(settings.results_dir, started)
-    text = summary(settings)
+    ran_with = "\n".join(f"{path.name}: {describe_parameters(parameters_of(nbformat.read(path, as_version=4)))}"
+                         for path in notebooks)
+    text = summary(settings) + f"\n\n== parameters the notebooks ran with\n{ran_with}"
     (settings.results_dir / "summary.txt").write_text(text + "\n")
     print(f"\n{text}\n\n(saved to {settings.results_dir / 'summary.txt'})")
     return 0

@@ -4,7 +4,14 @@ import tempfile
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from imgsearch_helpers.devtools.runner import clean, collapse_carriage_returns, slowest_cells
+from imgsearch_helpers.devtools.runner import (
+    NOTEBOOKS,
+    clean,
+    collapse_carriage_returns,
+    describe_parameters,
+    parameters_of,
+    slowest_cells,
+)
 
 
 def test_collapse_keeps_last_state_per_line():
@@ -133,3 +140,15 @@ def test_slowest_cells_ranks_code_cells_by_their_recorded_run_time():
     ])
     assert slowest_cells(notebook, count=2) == "cell 2: 60 s, cell 4: 7 s"
     assert slowest_cells(notebook, count=4).endswith("cell 1: 2 s, cell 3: 0 s")
+
+
+def test_every_notebook_tags_its_parameters_cell_and_the_run_names_the_values():
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        parameters = parameters_of(nbformat.read(path, as_version=4))
+        assert "MODEL" in parameters or "MODELS" in parameters or "TEXT_PATH" in parameters, path.name
+    edited = new_notebook(cells=[new_code_cell('MODEL = "resnet50"  # changed\nA, B = 1, [2, 3]\nprint(MODEL)',
+                                               metadata={"tags": ["parameters"]}),
+                                 new_code_cell('MODEL = "not a parameter"')])
+    assert parameters_of(edited) == {"MODEL": '"resnet50"', "A": "1", "B": "[2, 3]"}
+    assert describe_parameters(parameters_of(edited)) == 'MODEL="resnet50", A=1, B=[2, 3]'
+    assert describe_parameters({}) == "no parameters cell"
