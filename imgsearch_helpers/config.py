@@ -84,8 +84,10 @@ class Settings:
         return is_milvus_lite(self.milvus_uri)
 
     def describe(self) -> str:
+        """The settings as a reader should see them: a folder that an environment variable set is
+        shown as the variable (with the folder it stands for when unset), not as one machine's path."""
         token = "(set)" if self.milvus_token else "(none)"
-        rows = [(f.name, display_path(getattr(self, f.name)) if isinstance(getattr(self, f.name), Path)
+        rows = [(f.name, self._shown(f.name) if isinstance(getattr(self, f.name), Path)
                  else getattr(self, f.name)) for f in fields(self)
                 if f.name not in ("milvus_token", "milvus_uri", "feder_js", "chromium", "detector_sha256")]
         rows.append(("milvus_uri", display_path(self.milvus_uri) if self.uses_milvus_lite else self.milvus_uri))
@@ -93,6 +95,12 @@ class Settings:
         rows.append(("feder_js", display_path(self.feder_js) if self.feder_js else "(default: assets_dir or the CDN)"))
         rows.append(("chromium", display_path(self.chromium) if self.chromium else "(default: chromium on the PATH)"))
         return "\n".join(f"{name:>12}: {value}" for name, value in rows)
+
+    def _shown(self, name: str) -> str:
+        var, value = ENV[name], getattr(self, name)
+        if os.environ.get(var) and resolve_path(os.environ[var]) == value:
+            return f"${var} (unset: {display_path(_defaults()[name])})"
+        return display_path(value)
 
 
 def _defaults() -> dict:

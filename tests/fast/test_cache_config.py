@@ -230,3 +230,11 @@ def test_display_path_is_true_from_where_the_reader_stands(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path / "repo")
     assert display_path(tmp_path / "repo" / "data" / "cache") == "data/cache"
     assert display_path("/usr/bin") == "/usr/bin"  # far away: absolute
+
+
+def test_describe_shows_a_folder_set_by_the_environment_as_its_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv("IMGSEARCH_DATA_DIR", str(tmp_path / "elsewhere"))
+    text = get_settings().describe()
+    assert "data_dir: $IMGSEARCH_DATA_DIR (unset: " in text and "elsewhere" not in text
+    monkeypatch.delenv("IMGSEARCH_DATA_DIR")
+    assert "$IMGSEARCH_DATA_DIR" not in get_settings(data_dir=tmp_path).describe()  # an argument is shown as is
