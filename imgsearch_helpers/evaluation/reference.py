@@ -12,10 +12,14 @@ SOURCE = "published by Towhee (GPU), not measured here"
 PUBLISHED = {
     "resnet50": [{"technique": "raw L2", "mhr@10": 0.687, "towhee_map@10": 0.887},
                  {"technique": "cosine", "mhr@10": 0.781, "towhee_map@10": 0.917}],
-    "tf_efficientnet_b7": [{"technique": "cosine", "mhr@10": 0.878, "towhee_map@10": 0.955}],
+    # Towhee ran torchvision's efficientnet_b7; timm's tf_efficientnet_b7 is the same architecture
+    # with other weights, the one this project would download
+    "tf_efficientnet_b7": [{"technique": "cosine", "mhr@10": 0.878, "towhee_map@10": 0.955,
+                            "source": "published by Towhee for torchvision's efficientnet_b7 (GPU), "
+                                      "not measured here"}],
 }
 
 
 def published_rows(model: str, **columns) -> list[dict]:
     """Towhee's figures for `model` as table rows (empty if it published none)."""
-    return [{"model": model, **row, "source": SOURCE, **columns} for row in PUBLISHED.get(model, [])]
+    return [{"model": model, "source": SOURCE, **row, **columns} for row in PUBLISHED.get(model, [])]

@@ -9,7 +9,7 @@ loads weights, `embedder` runs a network, `exports` keeps each network exported 
 `descriptors` is the instance-search head, `detect` the YOLOv5 detector, `clip` and `sentence`
 the text networks.
 """
-from .factory import build_embedder
+from .factory import architecture, build_embedder
 from .registry import DEFAULT_MODEL, INSTANCE_SUFFIX, LITE_MODELS, available_models
 
-__all__ = ["DEFAULT_MODEL", "INSTANCE_SUFFIX", "LITE_MODELS", "available_models", "build_embedder"]
+__all__ = ["DEFAULT_MODEL", "INSTANCE_SUFFIX", "LITE_MODELS", "architecture", "available_models", "build_embedder"]

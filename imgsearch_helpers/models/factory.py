@@ -31,3 +31,15 @@ def build_embedder(name: str = DEFAULT_MODEL, pretrained: bool = True, settings:
         return build_instance_embedder(name.removesuffix(INSTANCE_SUFFIX), settings=settings, backend=backend,
                                        checked=checked)
     return load_embedder(name, pretrained, settings, backend or settings.backend, fast, checked)
+
+
+def architecture(name: str) -> dict:
+    """`dim` and `parameters` of a timm architecture from its structure alone: built on PyTorch's
+    meta device, so no weights are made, read or downloaded (under a second and no memory for
+    EfficientNet-B7, which takes gigabytes built with random weights)."""
+    import timm
+    import torch
+
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False)
+    return {"dim": int(model.num_features), "parameters": sum(p.numel() for p in model.parameters())}

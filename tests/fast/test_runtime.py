@@ -103,3 +103,10 @@ def test_each_graph_of_an_export_keeps_its_own_checks(tmp_path, network):
     opened = [open_checked(export, ("openvino-f32",), agreement(network), write, named=False, graph=graph)
               for graph in export.graphs]
     assert sorted(export.meta()["checks"]) == [f"image {opened[0].name}", f"text {opened[1].name}"]
+
+
+def test_an_architecture_is_sized_without_making_its_weights():
+    from imgsearch_helpers.models import architecture
+
+    assert architecture("resnet50") == {"dim": 2048, "parameters": 25_557_032}  # timm's published count
+    assert architecture("tf_efficientnet_b7")["dim"] == 2560
