@@ -2,8 +2,8 @@
 cropped, retouched) by descriptor similarity, confirmed by geometric verification.
 
 A pair is near-duplicate when its cosine reaches `sure`, or reaches `threshold` and the two images
-agree at a glance (the same shape, 32 x 32 gray pixels correlated at 0.95: a resized copy, even of
-a thumbnail too small for local features) or share at least MIN_INLIERS RANSAC-consistent local
+agree at a glance (small images only: the same shape, 32 x 32 gray pixels correlated at 0.95, a
+resized copy of a thumbnail too small for local features) or share at least MIN_INLIERS RANSAC-consistent local
 features. Pairs join into groups
 (union-find), so three copies of one photo are one group.
 """
@@ -24,7 +24,7 @@ from ..embed.stream import embed_paths
 from ..errors import ImageError
 from ..models.descriptors import build_instance_embedder
 from ..vectors import l2_normalize
-from .verify import Grays, Verifier, inliers
+from .verify import Glance, Grays, Verifier, inliers
 
 THRESHOLD = 0.60  # candidates: cosine of regional GeM descriptors (Lite0) at or above this
 SURE = 0.90  # accepted without verification (a mirror image has no matching local features)
@@ -33,6 +33,7 @@ MIN_INLIERS = 30  # stricter than re-ranking's 15: unrelated product shots reach
 # (warm embeddings): 512 px 53 s, precision 0.986, recall 0.958; 384 px 37 s, 0.980, 0.957;
 # 320 px 31 s, 0.996, 0.950. Re-ranking keeps 512 (one query, ten candidates).
 VERIFY_SIDE = 320
+GLANCE_BELOW = 256  # long side (pixels) under which a pair may be confirmed at a glance (`small_copies`)
 CHUNK = 2048  # rows of the similarity matrix computed at a time (memory stays at CHUNK x n)
 
 
@@ -83,7 +84,7 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
     near = 0
     pairs = list(candidate_pairs(l2_normalize(embedded.vectors), threshold))
     at_a_glance = {(a, b) for a, b, cosine in pairs if verify and cosine < sure
-                   and grays.glance(paths[kept[a]]).agrees(grays.glance(paths[kept[b]]))}
+                   and small_copies(grays.glance(paths[kept[a]]), grays.glance(paths[kept[b]]))}
     to_verify = [(a, b) for a, b, cosine in pairs if cosine < sure and (a, b) not in at_a_glance] if verify else []
     verifier = Verifier([paths[i] for i in kept], side=side, grays=grays)
     verifier.prefetch([i for pair in to_verify for i in pair])
@@ -94,6 +95,13 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
                 verify and inliers(verifier.features(a), verifier.features(b)) >= MIN_INLIERS):
             near += groups.union(kept[a], kept[b])
     return Duplicates(groups.groups(paths), exact, near, skipped + embedded.report.failures, ignored)
+
+
+def small_copies(a: Glance, b: Glance) -> bool:
+    """A pair too small for local features (either image at most GLANCE_BELOW pixels long) whose
+    glances agree. Larger pairs are left to local features: a glance cannot tell two screenshots of
+    one app apart (their frame is most of the picture)."""
+    return min(a.side, b.side) <= GLANCE_BELOW and a.agrees(b)
 
 
 def _file_size(path: str) -> int:

@@ -117,16 +117,18 @@ GLANCE = 32  # pixels a side of a glance: a resized copy matches its original to
 class Glance:
     """An image at a glance: its shape and its gray pixels squeezed to 32 x 32. Two glances that
     agree are the same picture at any size, even too small for local features (a 100-pixel image
-    and its 50-pixel copy have 9 to 16 inliers; their glances correlate at 0.98 and above)."""
+    and its 50-pixel copy have 9 to 16 inliers; their glances correlate at 0.98 and above). Only for
+    small images: screenshots of different photos in one app's frame correlate up to 0.975."""
 
     aspect: float  # width / height
     pixels: np.ndarray  # (GLANCE * GLANCE,) float32, zero mean, unit length
+    side: int  # the long side of the image as decoded (a large JPEG is decoded at a reduced scale)
 
     @classmethod
     def of(cls, gray: np.ndarray, size: tuple[int, int]) -> Glance:
         small = cv2.resize(gray, (GLANCE, GLANCE), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
         small -= small.mean()
-        return cls(size[0] / size[1], small / max(float(np.linalg.norm(small)), 1e-6))
+        return cls(size[0] / size[1], small / max(float(np.linalg.norm(small)), 1e-6), max(size))
 
     def agrees(self, other: Glance, correlation: float = 0.95, aspect: float = 0.02) -> bool:
         """The same shape (within 2%) and pixels that correlate at `correlation` or more."""
