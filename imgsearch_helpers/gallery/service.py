@@ -337,7 +337,7 @@ class SearchService:
 
             steps.append(LocalMatching(self.local_store, VERIFY_TOP))
         elif verify_paths is not None:
-            while len(self._local_features) > KEEP_FEATURES:  # oldest first: about 0.25 MB each
+            while len(self._local_features) > KEEP_FEATURES:  # oldest first: about 0.13 MB each
                 self._local_features.pop(next(iter(self._local_features)))
             from ..retrieval.verify import Verification  # loads OpenCV: only for verified searches
 

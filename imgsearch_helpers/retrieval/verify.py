@@ -31,7 +31,7 @@ FEATURES = 500
 @dataclass(frozen=True)
 class Features:
     points: np.ndarray  # (n, 2) float32 keypoint positions
-    descriptors: np.ndarray  # (n, 128) float32 RootSIFT descriptors
+    descriptors: np.ndarray  # (n, 128) RootSIFT descriptors: float32, or float16 as verifiers keep them
 
 
 def local_features(path, extractor=None, side: int = MAX_SIDE) -> Features:
@@ -69,7 +69,8 @@ def inliers(query: Features, candidate: Features, ratio: float = 0.8) -> int:
     """Matches consistent with one homography (RANSAC, 8-pixel tolerance); 0 if too few to fit."""
     if len(query.descriptors) < 2 or len(candidate.descriptors) < 2:
         return 0
-    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query.descriptors, candidate.descriptors, k=2)
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query.descriptors.astype(np.float32, copy=False),
+                                                candidate.descriptors.astype(np.float32, copy=False), k=2)
     good = [m for m, n in (p for p in pairs if len(p) == 2) if m.distance < ratio * n.distance]
     if len(good) < 8:
         return 0
@@ -95,11 +96,14 @@ class Grays:
         self.glances[str(path)] = Glance.of(gray, image.size)
 
     def features(self, path, extractor=None) -> Features:
-        """The features of `path`, from its kept gray copy when there is one, else from the file."""
+        """The features of `path`, from its kept gray copy when there is one, else from the file;
+        descriptors in float16 (128 KB an image instead of 256: verifiers keep thousands)."""
         encoded = self.encoded.get(str(path))
         if encoded is None:
-            return local_features(path, extractor, self.side)
-        return features_of(cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_GRAYSCALE), extractor)
+            found = local_features(path, extractor, self.side)
+        else:
+            found = features_of(cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_GRAYSCALE), extractor)
+        return Features(found.points, found.descriptors.astype(np.float16))
 
     def glance(self, path) -> Glance:
         """The `Glance` of `path`, kept or from the file."""

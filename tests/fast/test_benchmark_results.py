@@ -249,3 +249,14 @@ def test_photo_ingest_results_put_phone_photos_beside_small_images():
     for row in (small, phone):
         assert row["images"] > 0 and row["peak_mb"] > 0 and 0 < row["query_p50_ms"] <= row["query_p95_ms"]
         assert row["no_change_ingest_s"] < row["ingest_s"]
+
+
+def test_photo_scale_results_cover_ingest_searches_and_duplicates_of_20000_photos():
+    [row] = json.loads((RESULTS / "photo_scale.json").read_text())["rows"]
+    assert row["images"] >= 20_000 and row["skipped"] == 0
+    assert row["images_per_s"] == round(row["images"] / row["ingest_s"], 1) and row["peak_mb"] > 0
+    assert 0 < row["no_change_ingest_s"] < row["ingest_s"]
+    for way in ("service_query", "api_query"):
+        assert 0 < row[f"{way}_p50_ms"] <= row[f"{way}_p95_ms"]
+    assert row["service_queries"] == row["api_queries"] == 50
+    assert row["duplicates_s"] > 0 and row["duplicates_peak_mb"] > 0 and row["duplicate_groups"] >= 0
