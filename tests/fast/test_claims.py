@@ -342,3 +342,21 @@ def test_notebook_05_the_lists_are_uneven_although_every_class_has_ten_images():
     row = next(line.split() for line in sizes.splitlines() if line.split()[:2] == ["1", "16"])
     median, largest = float(row[5]), int(row[6])
     assert largest >= 10 * median and largest >= 250
+
+
+def test_own_photos_page_quotes_the_pictures_folder_results_as_committed():
+    """docs/own-photos.md, 'A Pictures folder, measured': every figure of its table comes from
+    `duplicates.json` and `photo_ingest.json`, and 'faster than PHash' holds in that run."""
+    text = page("own-photos.md")
+    rows = {row["method"].split(" (")[0]: row for row in benchmark("duplicates")["rows"]}
+    for name, row in rows.items():
+        quoted = f"recall {row['recall']:.3f}, precision {row['precision']:.3f}, {row['seconds']:.1f} s"
+        assert quoted in text, name
+    ours, phash = rows["imgsearch duplicates"], rows["imagededup PHash"]
+    assert ours["seconds"] < phash["seconds"]
+    assert f"{ours['seconds'] / phash['seconds']:.2f} times PHash's time" in text
+    small, phone = benchmark("photo_ingest")["rows"]
+    assert f"{phone['images']:,} images in {phone['ingest_s']:.1f} s ({phone['images_per_s']:.1f} a second)" in text
+    assert f"{small['images']:,} in {small['ingest_s']:.1f} s ({small['images_per_s']:.1f} a second)" in text
+    assert f"at {phone['rate_vs_small']:.2f} of the small images' rate" in text
+    assert f"{phone['query_p50_ms']:.1f} / {phone['query_p95_ms']:.1f} ms (a 12-MP query)" in text
