@@ -48,16 +48,22 @@ def measure(bench: Bench) -> dict:
     row = {"path": display_path(folder), "images": first["result"]["rows"],
            "skipped": len(first["result"]["skipped"]), "ingest_s": first["seconds"],
            "images_per_s": round(first["result"]["rows"] / first["seconds"], 1), "peak_mb": first["peak_mb"]}
-    print(json.dumps(row), flush=True)
+    keep(bench, row)
     row["no_change_ingest_s"] = run_ingest(folder, env)["seconds"]
     # the server first: Milvus Lite admits one process, and this one keeps the database once it opened it
     row.update(api_query_ms(folder, env, every_nth(list_images(folder), bench.args.queries), place))
     settings = bench.settings(cache_dir=place / "cache", milvus_uri=str(place / "milvus.db"))
     row.update({f"service_{key}": value for key, value in query_ms(folder, settings, bench.args.queries).items()})
-    print(json.dumps(row), flush=True)
+    keep(bench, row)
     row.update(run_duplicates(folder, env))
-    print(json.dumps(row), flush=True)
+    keep(bench, row)
     return {"rows": [row]}
+
+
+def keep(bench: Bench, row: dict) -> None:
+    """Print the row and write what is measured so far (a run stopped in its last step keeps the rest)."""
+    print(json.dumps(row), flush=True)
+    bench.write({"rows": [row]})
 
 
 def every_nth(paths: list, count: int) -> list[str]:

@@ -34,6 +34,8 @@ MIN_INLIERS = 30  # stricter than re-ranking's 15: unrelated product shots reach
 # 320 px 31 s, 0.996, 0.950. Re-ranking keeps 512 (one query, ten candidates).
 VERIFY_SIDE = 320
 GLANCE_BELOW = 256  # long side (pixels) under which a pair may be confirmed at a glance (`small_copies`)
+NEIGHBOURS = 10  # candidates an image: its most similar others, so pairs grow with the images, not their square
+WINDOW = 4096  # pairs verified at a time (`verified_pairs`)
 CHUNK = 2048  # rows of the similarity matrix computed at a time (memory stays at CHUNK x n)
 
 
@@ -86,15 +88,28 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
     at_a_glance = {(a, b) for a, b, cosine in pairs if verify and cosine < sure
                    and small_copies(grays.glance(paths[kept[a]]), grays.glance(paths[kept[b]]))}
     to_verify = [(a, b) for a, b, cosine in pairs if cosine < sure and (a, b) not in at_a_glance] if verify else []
-    verifier = Verifier([paths[i] for i in kept], side=side, grays=grays)
-    verifier.prefetch([i for pair in to_verify for i in pair])
+    confirmed = set(verified_pairs(to_verify, Verifier([paths[i] for i in kept], side=side, grays=grays)))
     for a, b, cosine in pairs:
         if frozenset((paths[kept[a]], paths[kept[b]])) in apart:
             continue
-        if cosine >= sure or (a, b) in at_a_glance or (
-                verify and inliers(verifier.features(a), verifier.features(b)) >= MIN_INLIERS):
+        if cosine >= sure or (a, b) in at_a_glance or (a, b) in confirmed:
             near += groups.union(kept[a], kept[b])
     return Duplicates(groups.groups(paths), exact, near, skipped + embedded.report.failures, ignored)
+
+
+def verified_pairs(pairs: list[tuple[int, int]], verifier: Verifier, window: int = WINDOW):
+    """The pairs whose images share MIN_INLIERS local features. Taken `window` pairs at a time
+    (features found on the verifier's threads), and an image's features are dropped after its last
+    pair: the memory held follows the pairs in reach, not every image verified (0.13 MB each)."""
+    last_use = {i: n for n, pair in enumerate(pairs) for i in pair}
+    for start in range(0, len(pairs), window):
+        chunk = pairs[start:start + window]
+        verifier.prefetch([i for pair in chunk for i in pair])
+        for a, b in chunk:
+            if inliers(verifier.features(a), verifier.features(b)) >= MIN_INLIERS:
+                yield a, b
+        for i in {i for pair in chunk for i in pair if last_use[i] < start + window}:
+            verifier.known.pop(verifier.gallery_paths[i], None)
 
 
 def small_copies(a: Glance, b: Glance) -> bool:
@@ -123,15 +138,27 @@ def _image_paths(paths, include_hidden: bool = False) -> tuple[list[str], list[I
     return [str(p) for p in paths], [], {}
 
 
-def candidate_pairs(vectors: np.ndarray, threshold: float):
-    """(i, j, cosine) with i < j for every pair at or above `threshold`, most similar first per chunk."""
-    for start in range(0, len(vectors), CHUNK):
+def candidate_pairs(vectors: np.ndarray, threshold: float, neighbours: int = NEIGHBOURS):
+    """(i, j, cosine) with i < j, each pair once: every image with its `neighbours` most similar
+    others, those at or above `threshold`. Bounded per image, so a folder of bursts (many shots
+    of one scene) gives at most `neighbours` pairs an image, not every pair of the burst."""
+    count = len(vectors)
+    reach = min(neighbours, count - 1)
+    if reach < 1:
+        return
+    seen = set()
+    for start in range(0, count, CHUNK):
         block = vectors[start:start + CHUNK] @ vectors.T
-        rows, cols = np.nonzero(block >= threshold)
-        for row, col in zip(rows, cols):
+        rows = np.arange(len(block))
+        block[rows, start + rows] = -np.inf  # not itself
+        nearest = np.argpartition(-block, reach - 1, axis=1)[:, :reach]
+        for row, cols in zip(rows, nearest):
             i = start + int(row)
-            if i < col:
-                yield i, int(col), float(block[row, col])
+            for col in cols:
+                pair = (min(i, int(col)), max(i, int(col)))
+                if block[row, col] >= threshold and pair not in seen:
+                    seen.add(pair)
+                    yield *pair, float(block[row, col])
 
 
 class UnionFind:

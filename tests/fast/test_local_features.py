@@ -186,3 +186,21 @@ def test_a_resized_copy_agrees_at_a_glance_and_another_picture_or_shape_does_not
     assert glance(picture).agrees(glance(picture.resize((50, 38), Image.Resampling.LANCZOS)))
     assert not glance(picture).agrees(glance(scene(1)))
     assert not glance(picture).agrees(glance(picture.crop((0, 0, 300, 300))))  # another shape
+
+
+def test_candidate_pairs_are_bounded_per_image_in_a_burst_and_found_once():
+    from imgsearch_helpers.retrieval.duplicates import candidate_pairs
+    from imgsearch_helpers.vectors import l2_normalize
+
+    rng = np.random.default_rng(0)
+    scene, other = rng.normal(size=64), rng.normal(size=64)
+    burst = [scene + 0.05 * rng.normal(size=64) for _ in range(40)]  # 40 shots of one scene
+    vectors = l2_normalize(np.float32(burst + [other, other + 0.01 * rng.normal(size=64), rng.normal(size=64)]))
+    pairs = list(candidate_pairs(vectors, 0.6, neighbours=5))
+    keys = [(a, b) for a, b, _ in pairs]
+    assert len(keys) == len(set(keys)) and all(a < b for a, b in keys)
+    assert len([p for p in keys if p[1] < 40]) <= 40 * 5  # not the burst's 780 pairs
+    assert {i for p in keys for i in p if i < 40} == set(range(40))  # yet every shot is in one
+    assert (40, 41) in keys and all(42 not in p for p in keys)  # the pair of `other`; the lone vector in none
+    assert all(cosine >= 0.6 for *_, cosine in pairs)
+    assert list(candidate_pairs(vectors[:1], 0.6)) == []
