@@ -23,8 +23,9 @@ from ..embed.cache import EmbeddingCache
 from ..embed.stream import embed_paths
 from ..errors import ImageError
 from ..models.descriptors import build_instance_embedder
+from ..parallel import bounded_map
 from ..vectors import l2_normalize
-from .verify import Glance, Grays, Verifier, inliers
+from .verify import WORKERS, Glance, Grays, Verifier, inliers
 
 THRESHOLD = 0.60  # candidates: cosine of regional GeM descriptors (Lite0) at or above this
 SURE = 0.90  # accepted without verification (a mirror image has no matching local features)
@@ -99,15 +100,15 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
 
 def verified_pairs(pairs: list[tuple[int, int]], verifier: Verifier, window: int = WINDOW):
     """The pairs whose images share MIN_INLIERS local features. Taken `window` pairs at a time
-    (features found on the verifier's threads), and an image's features are dropped after its last
+    (features found and pairs matched on WORKERS threads), and an image's features are dropped after its last
     pair: the memory held follows the pairs in reach, not every image verified (0.13 MB each)."""
     last_use = {i: n for n, pair in enumerate(pairs) for i in pair}
     for start in range(0, len(pairs), window):
         chunk = pairs[start:start + window]
         verifier.prefetch([i for pair in chunk for i in pair])
-        for a, b in chunk:
-            if inliers(verifier.features(a), verifier.features(b)) >= MIN_INLIERS:
-                yield a, b
+        matched = bounded_map(lambda pair: inliers(*map(verifier.features, pair)) >= MIN_INLIERS, chunk,
+                              WORKERS, 4 * WORKERS)  # OpenCV's matching releases the GIL: both cores
+        yield from (pair for pair, match in zip(chunk, matched) if match)
         for i in {i for pair in chunk for i in pair if last_use[i] < start + window}:
             verifier.known.pop(verifier.gallery_paths[i], None)
 
