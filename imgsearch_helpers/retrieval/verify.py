@@ -37,7 +37,7 @@ class Features:
 def local_features(path, extractor=None, side: int = MAX_SIDE) -> Features:
     """RootSIFT keypoints of the image at `path`, resized to `side` pixels on its long side (a large
     JPEG is decoded at a reduced scale that keeps at least `side` pixels)."""
-    return features_of(gray_at_side(load_image(path, min_side=side), side), extractor)
+    return features_of(cv2.cvtColor(np.asarray(at_side(path, side)), cv2.COLOR_RGB2GRAY), extractor)
 
 
 def gray_at_side(image: Image.Image, side: int = MAX_SIDE) -> np.ndarray:
@@ -106,11 +106,11 @@ class Grays:
         return Features(found.points, found.descriptors.astype(np.float16))
 
     def glance(self, path) -> Glance:
-        """The `Glance` of `path`, kept or from the file."""
+        """The `Glance` of `path`, kept or from the file (then kept: an image is in several pairs)."""
         found = self.glances.get(str(path))
         if found is None:
             image = load_image(path, min_side=GLANCE)
-            found = Glance.of(gray_at_side(image, self.side), image.size)
+            found = self.glances[str(path)] = Glance.of(gray_at_side(image, self.side), image.size)
         return found
 
 
