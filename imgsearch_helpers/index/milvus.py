@@ -81,6 +81,7 @@ class MilvusEngine:
         self._dim = self._existing_dim()
         self._dirty = False
         self._loaded = False
+        self._hit_rows: dict[int, dict] = {}  # the last search's hits with their fields (`metadata` reads them)
 
     def __deepcopy__(self, memo):
         return self  # a handle on shared state (a model, a connection): Towhee copies operator args
@@ -133,6 +134,7 @@ class MilvusEngine:
                      **{name: column[i] for name, column in columns.items()}} for i in range(start, end)]
             self.client.upsert(self.collection, rows)
         self._dirty = True
+        self._hit_rows = {}
 
     def commit(self) -> None:
         if self._dim is None:
@@ -196,11 +198,14 @@ class MilvusEngine:
         for row, found in enumerate(hits):
             ids[row, :len(found)] = [h["id"] for h in found]
             dists[row, :len(found)] = [h["distance"] for h in found]
+        self._hit_rows = {int(h["id"]): h["entity"] for found in hits for h in found} if self.fields else {}
         return ids, dists
 
     def _search(self, queries: np.ndarray, k: int, where: str, params: dict) -> list[list[dict]]:
+        # The hits' fields come back with them: whoever shows the hits (`metadata` next) needs no second call
         return list(self.client.search(self.collection, data=queries.tolist(), limit=k, anns_field=VECTOR_FIELD,
-                                       filter=where, search_params={"metric_type": self.metric, "params": params}))
+                                       filter=where, search_params={"metric_type": self.metric, "params": params},
+                                       output_fields=list(self.fields)))
 
     def _exhaustive(self, rows: int) -> dict:
         """Search parameters that visit every candidate the index has."""
@@ -243,6 +248,8 @@ class MilvusEngine:
             rows = self._all_rows(columns)
         else:
             wanted = sorted({int(i) for i in np.asarray(ids, np.int64).ravel() if i >= 0})
+            if self.fields and all(i in self._hit_rows for i in wanted):  # the hits just found: no call
+                return pd.DataFrame([{ID_FIELD: i, **self._hit_rows[i]} for i in wanted], columns=columns)
             rows = [row for start in range(0, len(wanted), QUERY_ROWS) for row in self.client.query(
                 self.collection, filter=f"{ID_FIELD} in {wanted[start:start + QUERY_ROWS]}", output_fields=columns)]
         return pd.DataFrame([{name: row[name] for name in columns} for row in rows], columns=columns)
@@ -265,6 +272,7 @@ class MilvusEngine:
         for start in range(0, len(wanted), INSERT_ROWS):
             self.client.delete(self.collection, ids=wanted[start:start + INSERT_ROWS])
         self._dirty = True
+        self._hit_rows = {}
 
     def count(self, where: str | None = None) -> int:
         if self._dim is None:
@@ -278,6 +286,7 @@ class MilvusEngine:
             self.client.drop_collection(self.collection)
         self._dim = None
         self._loaded = False
+        self._hit_rows = {}
 
     def close(self) -> None:
         self.client.close()

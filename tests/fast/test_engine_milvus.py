@@ -105,6 +105,27 @@ def test_reingesting_the_same_ids_is_idempotent(uri):
     assert engine.count() == 300
 
 
+def test_the_hits_fields_come_with_the_search_and_follow_changes(uri):
+    """`metadata` of the ids a search just returned answers from the search's own output (one call
+    a query, not two) with the same rows a query gives; after an upsert it asks the database again."""
+    vectors, ids = clustered(300), np.arange(300)
+    fields = {"label": "str", "size": "int"}
+    engine = MilvusEngine(uri, collection="hitrows", index_type="FLAT", fields=fields)
+    engine.add(ids, vectors, {"label": [f"l{i % 7}" for i in ids], "size": ids * 10})
+    engine.commit()
+    found, _ = engine.search(vectors[:3], 5)
+    from_search = engine.metadata(found)
+    engine._hit_rows = {}  # the same ids asked of the database
+    asked = engine.metadata(found)
+    in_order = [frame.sort_values("id").reset_index(drop=True) for frame in (from_search, asked)]
+    assert in_order[0].equals(in_order[1]) and set(from_search["id"]) == set(found.ravel().tolist())
+    assert from_search.set_index("id").loc[int(found[0, 0]), "size"] == int(found[0, 0]) * 10
+    hit = int(engine.search(vectors[:1], 3)[0][0, 0])
+    engine.add([hit], vectors[hit:hit + 1], {"label": ["renamed"], "size": [1]})
+    engine.commit()
+    assert engine.metadata([hit]).set_index("id").loc[hit, "label"] == "renamed"
+
+
 def test_dimension_mismatch_is_clear_and_keeps_rows(uri):
     engine = MilvusEngine(uri, collection="dims", build_params={"nlist": 4})
     engine.add(np.arange(50), clustered(50, dim=16))
