@@ -34,6 +34,7 @@ from imgsearch_helpers.config import display_path
 from imgsearch_helpers.data.copies import copies_gallery, make_copies
 from imgsearch_helpers.data.edits import EDITS, apply_edit
 from imgsearch_helpers.data.images import load_image
+from imgsearch_helpers.data.real_photos import grocery_packages, ukbench_mini
 from imgsearch_helpers.data.tutorial import holdout_split, load_catalog, load_queries
 from imgsearch_helpers.embed.cache import open_cache
 from imgsearch_helpers.evaluation import instance
@@ -126,7 +127,7 @@ def folder_rows(descriptors, args) -> list[dict]:
 
 
 def grocery_rows(descriptors, settings) -> list[dict]:
-    folder = settings.data_dir / "grocery_packages"
+    folder = grocery_packages(settings)
     gallery, queries = load_queries(folder / "gallery"), load_queries(folder / "queries")
     crowded = with_distractors(gallery, settings.data_dir / "reverse_image_search" / "train")
     return (score_recipes(descriptors, gallery, queries, "grocery", distractors=0)
@@ -143,7 +144,7 @@ def benchmark_rows(part: str, descriptors, settings, bench: Bench) -> list[dict]
     if part == "grocery":
         return grocery_rows(descriptors, settings)
     if part == "ukbench":
-        ukbench = load_queries(settings.data_dir / "ukbench_mini")
+        ukbench = load_queries(ukbench_mini(settings))
         return score_recipes(descriptors, ukbench, ukbench, "ukbench")
     catalog = load_catalog(settings)
     holdout_gallery, holdout_queries = holdout_split(catalog, 0)

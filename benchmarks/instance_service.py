@@ -18,6 +18,7 @@ from pathlib import Path
 
 from _harness import Bench, run_benchmark
 
+from imgsearch_helpers.data.real_photos import ukbench_mini
 from imgsearch_helpers.data.tutorial import ground_truth, load_queries
 from imgsearch_helpers.evaluation.metrics import evaluate
 from imgsearch_helpers.evaluation.timing import time_each
@@ -61,7 +62,7 @@ def add_options(parser) -> None:
 
 def measure(bench: Bench) -> dict:
     settings = bench.settings()
-    gallery = bench.args.gallery or settings.data_dir / "ukbench_mini"
+    gallery = bench.args.gallery or ukbench_mini(settings)
     images = load_queries(gallery, settings)  # a query's relevant files: its group's in the gallery
     queries = load_queries(bench.args.queries or gallery, settings)
     truth = ground_truth(images.assign(id=images["path"]), queries)
