@@ -12,11 +12,13 @@ import re
 import shutil
 import sys
 import tempfile
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 import pandas as pd
+from jupyter_client import KernelManager
 from nbclient import NotebookClient
 
 from ..config import get_settings
@@ -32,7 +34,15 @@ def execute(path: Path, out: Path) -> float:
     print(f"  parameters: {describe_parameters(parameters_of(notebook))}", flush=True)
     start = time.perf_counter()
     resources = {"metadata": {"path": str(path.parent)}}  # the kernel runs in notebooks/
-    NotebookClient(notebook, timeout=TIMEOUT_S, kernel_name="python3", resources=resources).execute()
+    with tempfile.TemporaryDirectory(prefix="imgsearch-kernel-") as sockets:
+        # Unix sockets, not TCP: nothing is reachable from the network, and the kernel has no
+        # "running over TCP without encryption" warning to print into the terminal
+        kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
+        try:
+            NotebookClient(notebook, km=kernel, timeout=TIMEOUT_S, resources=resources).execute()
+        finally:  # a kernel it did not start, the client leaves running: it would keep Milvus Lite's lock
+            if kernel.has_kernel:
+                kernel.shutdown_kernel()
     print(f"  slowest cells: {slowest_cells(notebook)}", flush=True)
     clean(notebook)
     snapshot_start = time.perf_counter()

@@ -152,3 +152,20 @@ def test_every_notebook_tags_its_parameters_cell_and_the_run_names_the_values():
     assert parameters_of(edited) == {"MODEL": '"resnet50"', "A": "1", "B": "[2, 3]"}
     assert describe_parameters(parameters_of(edited)) == 'MODEL="resnet50", A=1, B=[2, 3]'
     assert describe_parameters({}) == "no parameters cell"
+
+
+def test_a_notebook_runs_on_a_kernel_over_unix_sockets_that_is_shut_down_after(tmp_path, capfd):
+    """`make run`'s kernels: no TCP port (and no warning about one in the terminal), and each is shut
+    down when its notebook ends (a kernel left running would keep the Milvus Lite lock)."""
+    import os
+
+    from imgsearch_helpers.devtools.runner import execute
+
+    source = tmp_path / "one.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("import os\nprint(os.getpid())")]), source)
+    execute(source, tmp_path / "out" / "one.ipynb")
+    [output] = nbformat.read(tmp_path / "out" / "one.ipynb", as_version=4).cells[0].outputs
+    kernel_pid = int(output["text"])
+    assert kernel_pid != os.getpid()
+    assert not os.path.exists(f"/proc/{kernel_pid}") or open(f"/proc/{kernel_pid}/stat").read().split()[2] == "Z"
+    assert "over TCP" not in capfd.readouterr().err
