@@ -89,7 +89,7 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
     at_a_glance = {(a, b) for a, b, cosine in pairs if verify and cosine < sure
                    and small_copies(grays.glance(paths[kept[a]]), grays.glance(paths[kept[b]]))}
     to_verify = [(a, b) for a, b, cosine in pairs if cosine < sure and (a, b) not in at_a_glance] if verify else []
-    confirmed = set(verified_pairs(to_verify, Verifier([paths[i] for i in kept], side=side, grays=grays)))
+    confirmed = set(verified_pairs(by_cluster(to_verify, len(kept)), Verifier([paths[i] for i in kept], side=side, grays=grays)))
     for a, b, cosine in pairs:
         if frozenset((paths[kept[a]], paths[kept[b]])) in apart:
             continue
@@ -111,6 +111,16 @@ def verified_pairs(pairs: list[tuple[int, int]], verifier: Verifier, window: int
         yield from (pair for pair, match in zip(chunk, matched) if match)
         for i in {i for pair in chunk for i in pair if last_use[i] < start + window}:
             verifier.known.pop(verifier.gallery_paths[i], None)
+
+
+def by_cluster(pairs: list[tuple[int, int]], count: int) -> list[tuple[int, int]]:
+    """The pairs of each cluster (images joined by pairs) one after the other, so an image's last
+    pair comes soon after its first and its features are dropped early (`verified_pairs`): in the
+    order of their first image, an image's features would wait for its pair with a far later one."""
+    clusters = UnionFind(count)
+    for a, b in pairs:
+        clusters.union(a, b)
+    return sorted(pairs, key=lambda pair: (clusters.find(pair[0]), pair))
 
 
 def small_copies(a: Glance, b: Glance) -> bool:

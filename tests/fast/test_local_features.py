@@ -204,3 +204,28 @@ def test_candidate_pairs_are_bounded_per_image_in_a_burst_and_found_once():
     assert (40, 41) in keys and all(42 not in p for p in keys)  # the pair of `other`; the lone vector in none
     assert all(cosine >= 0.6 for *_, cosine in pairs)
     assert list(candidate_pairs(vectors[:1], 0.6)) == []
+
+
+def test_pairs_to_verify_come_cluster_by_cluster_and_each_image_is_held_briefly():
+    """Views of three scenes interleaved as a phone folder's burst would be (i, i + 3, i + 6 ...):
+    in the order of their first image, every scene's features are held from the first pair to the
+    last; taken cluster by cluster, at most one scene's images are held at a time."""
+    from imgsearch_helpers.retrieval.duplicates import by_cluster
+
+    scenes, views = 3, 5
+    pairs = sorted((a, b) for scene in range(scenes) for v in range(views) for w in range(v + 1, views)
+                   for a, b in [(scene + scenes * v, scene + scenes * w)])
+    ordered = by_cluster(pairs, scenes * views)
+    assert sorted(ordered) == pairs
+
+    def most_held(order):
+        first, last = {}, {}
+        for n, pair in enumerate(order):
+            for i in pair:
+                first.setdefault(i, n)
+                last[i] = n
+        return max(sum(first[i] <= n <= last[i] for i in first) for n in range(len(order)))
+
+    assert most_held(ordered) == views < most_held(pairs)
+    clusters = [{i % scenes for pair in ordered[n:n + 10] for i in pair} for n in range(0, len(ordered), 10)]
+    assert all(len(scene) == 1 for scene in clusters)
