@@ -12,7 +12,6 @@ import re
 import shutil
 import sys
 import tempfile
-import tempfile
 import time
 from pathlib import Path
 

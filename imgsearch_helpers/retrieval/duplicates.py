@@ -89,7 +89,8 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
     at_a_glance = {(a, b) for a, b, cosine in pairs if verify and cosine < sure
                    and small_copies(grays.glance(paths[kept[a]]), grays.glance(paths[kept[b]]))}
     to_verify = [(a, b) for a, b, cosine in pairs if cosine < sure and (a, b) not in at_a_glance] if verify else []
-    confirmed = set(verified_pairs(by_cluster(to_verify, len(kept)), Verifier([paths[i] for i in kept], side=side, grays=grays)))
+    verifier = Verifier([paths[i] for i in kept], side=side, grays=grays)
+    confirmed = set(verified_pairs(by_cluster(to_verify, len(kept)), verifier))
     for a, b, cosine in pairs:
         if frozenset((paths[kept[a]], paths[kept[b]])) in apart:
             continue
@@ -114,13 +115,21 @@ def verified_pairs(pairs: list[tuple[int, int]], verifier: Verifier, window: int
 
 
 def by_cluster(pairs: list[tuple[int, int]], count: int) -> list[tuple[int, int]]:
-    """The pairs of each cluster (images joined by pairs) one after the other, so an image's last
-    pair comes soon after its first and its features are dropped early (`verified_pairs`): in the
-    order of their first image, an image's features would wait for its pair with a far later one."""
-    clusters = UnionFind(count)
-    for a, b in pairs:
-        clusters.union(a, b)
-    return sorted(pairs, key=lambda pair: (clusters.find(pair[0]), pair))
+    """The pairs in an order that keeps few images' features held at once (`verified_pairs` drops an
+    image's after its last pair): images ranked by reverse Cuthill-McKee, which keeps the images of a
+    pair close in rank, and each pair taken when its later-ranked image comes. In the order of their
+    first image, an image's features wait for its pair with a far later one; and candidate pairs
+    chain most of a big folder into one cluster, so taking clusters one by one is not enough."""
+    if not pairs:
+        return []
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    first, second = np.asarray(pairs).T
+    graph = coo_matrix((np.ones(len(pairs), np.int8), (first, second)), shape=(count, count)).tocsr()
+    rank = np.empty(count, np.int64)
+    rank[reverse_cuthill_mckee(graph, symmetric_mode=False)] = np.arange(count)
+    return sorted(pairs, key=lambda pair: (max(rank[pair[0]], rank[pair[1]]), min(rank[pair[0]], rank[pair[1]])))
 
 
 def small_copies(a: Glance, b: Glance) -> bool:
