@@ -259,7 +259,8 @@ class MilvusEngine:
         if self.count() <= QUERY_LIMIT:
             return self.client.query(self.collection, filter="", output_fields=columns,
                                      limit=QUERY_LIMIT)
-        pages, rows = self.client.query_iterator(self.collection, batch_size=QUERY_ROWS, output_fields=columns), []
+        with ITERATOR_LOG.capture():  # Milvus Lite keeps no session timestamp: pymilvus warns, then uses its own
+            pages, rows = self.client.query_iterator(self.collection, batch_size=QUERY_ROWS, output_fields=columns), []
         while page := pages.next():
             rows.extend(page)
         pages.close()
@@ -421,6 +422,7 @@ class ThreadLogCapture(logging.Filter):
 
 LITE_START_LOG = ThreadLogCapture("milvus_lite.server_manager")
 RPC_ERROR_LOG = ThreadLogCapture("pymilvus.decorators", "pymilvus.client.connection_manager")
+ITERATOR_LOG = ThreadLogCapture("pymilvus.client.iterator.query_iterator")
 
 
 def lock_holder(db: Path) -> int | None:

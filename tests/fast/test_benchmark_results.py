@@ -252,8 +252,8 @@ def test_photo_ingest_results_put_phone_photos_beside_small_images():
 
 
 def test_photo_scale_results_cover_ingest_and_searches_of_20000_photos():
-    """The file is written as the run goes: the committed run was stopped in its duplicates step
-    (unfinished after 30 minutes), so that step's figures are checked only when present."""
+    """The file is written as the run goes (a run stopped in its duplicates step keeps the rest), so
+    that step's figures are checked only when present."""
     [row] = json.loads((RESULTS / "photo_scale.json").read_text())["rows"]
     assert row["images"] >= 20_000 and row["skipped"] == 0
     assert row["images_per_s"] == round(row["images"] / row["ingest_s"], 1) and row["peak_mb"] > 0
@@ -263,3 +263,11 @@ def test_photo_scale_results_cover_ingest_and_searches_of_20000_photos():
     assert row["service_queries"] == row["api_queries"] == 50
     if "duplicates_s" in row:
         assert row["duplicates_s"] > 0 and row["duplicates_peak_mb"] > 0 and row["duplicate_groups"] >= 0
+
+
+def test_milvus_commit_memory_rows_measure_the_commit_of_the_same_rows_both_ways():
+    rows = json.loads((RESULTS / "milvus_commit_memory.json").read_text())["rows"]
+    assert [row["how"].split()[0] for row in rows] == ["one", "flush"]
+    for row in rows:
+        assert row["rows"] >= 10_000 and row["vectors_mb"] == round(row["rows"] * row["dim"] * 4 / 2**20)
+        assert row["peak_mb_before"] <= row["peak_mb_after_adds"] <= row["peak_mb_after_commit"]

@@ -360,3 +360,19 @@ def test_own_photos_page_quotes_the_pictures_folder_results_as_committed():
     assert f"{small['images']:,} in {small['ingest_s']:.1f} s ({small['images_per_s']:.1f} a second)" in text
     assert f"at {phone['rate_vs_small']:.2f} of the small images' rate" in text
     assert f"{phone['query_p50_ms']:.1f} / {phone['query_p95_ms']:.1f} ms (a 12-MP query)" in text
+
+
+def test_own_photos_page_20000_photos_figures_are_the_recorded_ones():
+    """docs/own-photos.md's table for 20,000 photos and its commit-memory sentence are the results files'."""
+    [row] = benchmark("photo_scale")["rows"]
+    text = " ".join(page("own-photos.md").split())
+    assert f"20,000 in {row['ingest_s']} s ({row['images_per_s']} a second), peak {row['peak_mb']:,} MB" in text
+    assert f"| {row['no_change_ingest_s']} s |" in text
+    assert f"| {row['service_query_p50_ms']} / {row['service_query_p95_ms']} ms | 50 ms: met |" in text
+    assert f"| {row['api_query_p50_ms']} / {row['api_query_p95_ms']} ms | 50 ms: met |" in text
+    assert max(row["service_query_p50_ms"], row["api_query_p50_ms"]) <= 50
+    duplicates = f"{row['duplicates_s']} s ({row['duplicate_groups']:,} groups), peak {row['duplicates_peak_mb']:,} MB"
+    assert duplicates in text
+    once, flushing = benchmark("milvus_commit_memory")["rows"]
+    assert f"from {once['peak_mb_after_adds']:,} MB to {once['peak_mb_after_commit']:,} MB" in text
+    assert f"{flushing['peak_mb_after_commit']:,} MB" in text

@@ -1,5 +1,6 @@
 """The Milvus engine against real Milvus Lite and a real Milvus server: parameters reach the index,
 ingest is idempotent, bad input fails clearly and keeps what is stored."""
+import logging
 import os
 import subprocess
 import sys
@@ -124,6 +125,22 @@ def test_the_hits_fields_come_with_the_search_and_follow_changes(uri):
     engine.add([hit], vectors[hit:hit + 1], {"label": ["renamed"], "size": [1]})
     engine.commit()
     assert engine.metadata([hit]).set_index("id").loc[hit, "label"] == "renamed"
+
+
+def test_every_row_read_page_by_page_prints_nothing(lite_uri, monkeypatch, caplog):
+    """Past Milvus's query limit every row is read through an iterator, and Milvus Lite keeps no
+    session timestamp for it: pymilvus's warning about that stays out of the terminal."""
+    import imgsearch_helpers.index.milvus as milvus
+
+    monkeypatch.setattr(milvus, "QUERY_LIMIT", 10)
+    monkeypatch.setattr(milvus, "QUERY_ROWS", 16)
+    engine = MilvusEngine(lite_uri, collection="pages", index_type="FLAT", fields={"label": "str"})
+    engine.add(np.arange(50), clustered(50, dim=8), {"label": [f"l{i}" for i in range(50)]})
+    engine.commit()
+    with caplog.at_level(logging.DEBUG):
+        rows = engine.metadata()
+    assert sorted(rows["id"]) == list(range(50)) and rows.set_index("id").loc[7, "label"] == "l7"
+    assert not [r for r in caplog.records if r.name.startswith("pymilvus")], caplog.text
 
 
 def test_dimension_mismatch_is_clear_and_keeps_rows(uri):
