@@ -90,7 +90,7 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
                    and small_copies(grays.glance(paths[kept[a]]), grays.glance(paths[kept[b]]))}
     to_verify = [(a, b) for a, b, cosine in pairs if cosine < sure and (a, b) not in at_a_glance] if verify else []
     verifier = Verifier([paths[i] for i in kept], side=side, grays=grays)
-    confirmed = set(verified_pairs(by_cluster(to_verify, len(kept)), verifier))
+    confirmed = set(verified_pairs(order_pairs(to_verify, len(kept)), verifier))
     for a, b, cosine in pairs:
         if frozenset((paths[kept[a]], paths[kept[b]])) in apart:
             continue
@@ -114,7 +114,7 @@ def verified_pairs(pairs: list[tuple[int, int]], verifier: Verifier, window: int
             verifier.known.pop(verifier.gallery_paths[i], None)
 
 
-def by_cluster(pairs: list[tuple[int, int]], count: int) -> list[tuple[int, int]]:
+def order_pairs(pairs: list[tuple[int, int]], count: int) -> list[tuple[int, int]]:
     """The pairs in an order that keeps few images' features held at once (`verified_pairs` drops an
     image's after its last pair): images ranked by reverse Cuthill-McKee, which keeps the images of a
     pair close in rank, and each pair taken when its later-ranked image comes. In the order of their

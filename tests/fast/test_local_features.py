@@ -217,16 +217,16 @@ def most_held(order):
     return max(sum(first[i] <= n <= last[i] for i in first) for n in range(len(order)))
 
 
-def test_pairs_to_verify_come_cluster_by_cluster_and_each_image_is_held_briefly():
+def test_pairs_to_verify_come_scene_by_scene_and_each_image_is_held_briefly():
     """Views of three scenes interleaved as a phone folder's burst would be (i, i + 3, i + 6 ...):
     in the order of their first image, every scene's features are held from the first pair to the
     last; taken cluster by cluster, at most one scene's images are held at a time."""
-    from imgsearch_helpers.retrieval.duplicates import by_cluster
+    from imgsearch_helpers.retrieval.duplicates import order_pairs
 
     scenes, views = 3, 5
     pairs = sorted((a, b) for scene in range(scenes) for v in range(views) for w in range(v + 1, views)
                    for a, b in [(scene + scenes * v, scene + scenes * w)])
-    ordered = by_cluster(pairs, scenes * views)
+    ordered = order_pairs(pairs, scenes * views)
     assert sorted(ordered) == pairs
     assert most_held(ordered) == views < most_held(pairs)
     clusters = [{i % scenes for pair in ordered[n:n + 10] for i in pair} for n in range(0, len(ordered), 10)]
@@ -237,13 +237,13 @@ def test_pairs_chained_into_one_cluster_still_hold_few_images_at_once():
     """Candidate pairs chain a big folder into one cluster (scene s's views also match scene s + 1's):
     the order still holds about two scenes' images at a time, where the first image's order holds
     every scene from its first view to its last."""
-    from imgsearch_helpers.retrieval.duplicates import by_cluster
+    from imgsearch_helpers.retrieval.duplicates import order_pairs
 
     scenes, views = 40, 4
     pairs = {(min(a, b), max(a, b)) for s in range(scenes) for v in range(views) for w in range(v + 1, views)
              for a, b in [(s + scenes * v, s + scenes * w)]}
     pairs |= {(s, s + 1) for s in range(scenes - 1)}  # the chain
     pairs = sorted(pairs)
-    ordered = by_cluster(pairs, scenes * views)
+    ordered = order_pairs(pairs, scenes * views)
     assert sorted(ordered) == pairs
     assert most_held(ordered) <= 3 * views < most_held(pairs) / 4
