@@ -141,8 +141,11 @@ def open_checked(export: Export, candidates: tuple[str, ...], agreement: Agreeme
                  named: bool, checked: bool = True, graph: str = "model"):
     """The first of `candidates` (backend names) that is installed and passes its check, the export
     written first (`write`) if it is not whole; None if none passes. A candidate missing is reported
-    when `named` (asked for by name); one that fails, when found out or when `named`.
+    when `named` (asked for by name); one that fails, when found out or when `named`, and only if no
+    candidate passes: a failure passed over for the next runtime is the choice working (its score
+    is kept in the export's meta), not something for the user's terminal.
     `checked=False` opens the first candidate even if it failed (to measure what that costs)."""
+    failures = []
     for candidate in candidates:
         if not installed(candidate):
             if named:
@@ -156,8 +159,10 @@ def open_checked(export: Export, candidates: tuple[str, ...], agreement: Agreeme
         if agreement.passes(score, candidate) or not checked:
             return runtime
         if measured_now or named:
-            warnings.warn(f"{runtime.name} gives {agreement.subject} unlike PyTorch's "
-                          f"({agreement.explain(score, candidate)}): not used", stacklevel=3)
+            failures.append(f"{runtime.name} gives {agreement.subject} unlike PyTorch's "
+                            f"({agreement.explain(score, candidate)}): not used")
+    for failure in failures:
+        warnings.warn(failure, stacklevel=3)
     return None
 
 

@@ -58,16 +58,21 @@ def test_the_export_is_written_once_and_each_runtime_checked_once(tmp_path, netw
     assert write.count == 1 and export.onnx.stat().st_mtime_ns == stamp
 
 
-def test_the_first_candidate_that_passes_is_opened_and_failures_are_reported_once(tmp_path, network):
+def test_the_first_candidate_that_passes_is_opened_and_a_failure_passed_over_is_kept_not_printed(tmp_path,
+                                                                                                     network):
+    """Under auto, a runtime that fails its check and is passed over for the next (bf16 on a CPU
+    that has it, say) is the choice working: its score is kept in the meta, and the user's terminal
+    hears nothing (the first command on a new machine says only what it prepares)."""
     export = Export(tmp_path, "tiny")
     write = Writes(export, network)
     strict = agreement(network, bars={"openvino-f32": 1.01})  # no runtime reaches a cosine above 1
-    with pytest.warns(UserWarning, match=r"openvino-.*-f32 gives tiny vectors .*< 1\.01\): not used"):
-        runtime = open_checked(export, ("openvino-f32", "onnxruntime"), strict, write, named=False)
-    assert runtime.name.startswith("onnxruntime-") and len(export.meta()["checks"]) == 2
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a failure already known is passed over quietly under auto
+        warnings.simplefilter("error")
+        runtime = open_checked(export, ("openvino-f32", "onnxruntime"), strict, write, named=False)
         again = open_checked(export, ("openvino-f32", "onnxruntime"), strict, write, named=False)
+    checks = export.meta()["checks"]
+    assert runtime.name.startswith("onnxruntime-") and len(checks) == 2
+    assert min(checks.values()) < 1.01  # the failure, kept
     assert again.name == runtime.name
     with pytest.warns(UserWarning, match="not used"):  # but said again when asked for by name
         assert open_checked(export, ("openvino-f32",), strict, write, named=True) is None
