@@ -11,6 +11,7 @@ with some copies, more than their originals, while the vector search had the ori
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -69,15 +70,26 @@ def inliers(query: Features, candidate: Features, ratio: float = 0.8) -> int:
     """Matches consistent with one homography (RANSAC, 8-pixel tolerance); 0 if too few to fit."""
     if len(query.descriptors) < 2 or len(candidate.descriptors) < 2:
         return 0
-    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query.descriptors.astype(np.float32, copy=False),
-                                                candidate.descriptors.astype(np.float32, copy=False), k=2)
-    good = [m for m, n in (p for p in pairs if len(p) == 2) if m.distance < ratio * n.distance]
-    if len(good) < 8:
+    rows, cols = ratio_matches(query.descriptors, candidate.descriptors, ratio)
+    if len(rows) < 8:
         return 0
-    source = query.points[[m.queryIdx for m in good]]
-    target = candidate.points[[m.trainIdx for m in good]]
-    _, mask = cv2.findHomography(source, target, cv2.RANSAC, 8.0, maxIters=500)
+    _, mask = cv2.findHomography(query.points[rows], candidate.points[cols], cv2.RANSAC, 8.0, maxIters=500)
     return int(mask.sum()) if mask is not None else 0
+
+
+def ratio_matches(query: np.ndarray, candidate: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each query descriptor's nearest candidate descriptor (L2), kept when it is nearer than `ratio`
+    times the second nearest (Lowe's ratio test): what OpenCV's brute-force k=2 matcher finds, from
+    one matrix product (|a - b|^2 = |a|^2 + |b|^2 - 2 a.b), about half its time. Both at least 2 rows."""
+    query, candidate = (d.astype(np.float32, copy=False) for d in (query, candidate))
+    partial = (candidate * candidate).sum(1)[None, :] - 2 * (query @ candidate.T)  # |b|^2 - 2 a.b
+    rows = np.arange(len(query))
+    nearest = partial.argmin(1)
+    first = partial[rows, nearest]
+    partial[rows, nearest] = np.inf
+    own = (query * query).sum(1)  # |a|^2: the same for every column of a row, added after the search
+    kept = np.flatnonzero(own + first < ratio * ratio * (own + partial.min(1)))
+    return kept, nearest[kept]
 
 
 @dataclass
@@ -153,7 +165,7 @@ class Verifier:
     side: int = MAX_SIDE  # long side local features are found at
     known: dict = field(default_factory=dict, repr=False)  # path -> Features; may be shared between verifiers
     grays: Grays | None = None  # gray copies kept while embedding, when there are
-    _extractor: object = field(default=None, repr=False)
+    _local: threading.local = field(default_factory=threading.local, repr=False)  # a SIFT extractor a thread
 
     def __post_init__(self):
         self.grays = self.grays or Grays(self.side)
@@ -165,8 +177,10 @@ class Verifier:
         return self.known[path]
 
     def _sift(self):
-        self._extractor = self._extractor or cv2.SIFT_create(FEATURES)
-        return self._extractor
+        """This thread's extractor: `features` may be called from several threads (`duplicates.verified_pairs`)."""
+        if not hasattr(self._local, "sift"):
+            self._local.sift = cv2.SIFT_create(FEATURES)
+        return self._local.sift
 
     def prefetch(self, indexes, workers: int = WORKERS) -> None:
         """Find the features of these gallery images on `workers` threads (OpenCV releases the GIL)."""

@@ -247,3 +247,51 @@ def test_pairs_chained_into_one_cluster_still_hold_few_images_at_once():
     ordered = order_pairs(pairs, scenes * views)
     assert sorted(ordered) == pairs
     assert most_held(ordered) <= 3 * views < most_held(pairs) / 4
+
+
+def test_ratio_matches_are_those_of_opencvs_brute_force_matcher():
+    """The matrix-product matcher keeps the same (query, candidate) matches as OpenCV's BFMatcher
+    k=2 with Lowe's ratio, on the RootSIFT features of a picture and of its warped photo."""
+    from imgsearch_helpers.retrieval.verify import features_of, ratio_matches
+
+    gray = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (picture(7), warped(picture(7)), picture(8))]
+    found = [features_of(image) for image in gray]
+    kept = []
+    for query, candidate in [(found[0], found[1]), (found[0], found[2]), (found[1], found[0])]:
+        pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query.descriptors, candidate.descriptors, k=2)
+        expected = {(m.queryIdx, m.trainIdx) for m, n in pairs if m.distance < 0.8 * n.distance}
+        rows, cols = ratio_matches(query.descriptors.astype(np.float16), candidate.descriptors.astype(np.float16), 0.8)
+        got = set(zip(rows.tolist(), cols.tolist()))
+        assert len(got ^ expected) <= 0.02 * len(expected) + 1  # float16 storage may tip a borderline match
+        kept.append(len(got))
+    assert kept[1] < min(kept[0], kept[2]) / 2  # an unrelated picture (of the same kind of shapes): fewer
+
+
+def test_a_pair_already_joined_is_not_checked_and_features_are_dropped_after_their_last_pair(tmp_path):
+    """Four views of one picture and an unrelated one: once (0, 1) and (0, 2) are found, (1, 2) joins
+    nothing and is not matched; every image's features are gone when the pairs are done."""
+    from imgsearch_helpers.retrieval import duplicates
+    from imgsearch_helpers.retrieval.verify import Verifier
+
+    images = [picture(3), warped(picture(3)), picture(3)[20:, 10:], picture(3)[::2, ::2], picture(4)]
+    verifier = Verifier([save(image, tmp_path / f"{n}.png") for n, image in enumerate(images)], side=320)
+    groups = duplicates.UnionFind(len(images))
+    joined = lambda a, b: groups.find(a) == groups.find(b)  # noqa: E731
+    checked = []
+    matched = duplicates.inliers
+
+    def counting(a, b):
+        checked.append(1)
+        return matched(a, b)
+
+    pairs = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3), (3, 4)]
+    duplicates.inliers, found = counting, []
+    try:
+        for a, b in duplicates.verified_pairs(pairs, verifier, joined, ahead=1):
+            groups.union(a, b)
+            found.append((a, b))
+    finally:
+        duplicates.inliers = matched
+    assert found == [(0, 1), (0, 2), (0, 3)]
+    assert len(checked) == 4  # (0, 1), (0, 2), (0, 3) and (3, 4): the three pairs inside the group are skipped
+    assert verifier.known == {}
