@@ -48,15 +48,36 @@ def resolve_path(value) -> Path:
 
 
 def display_path(path) -> str:
-    """A path as shown to readers, true where they stand: relative to the working folder when it is
-    at most two levels up (`data/cache` from the repo, `../data/cache` from notebooks/), else
-    absolute (with `~` for the home folder)."""
+    """A path as shown to readers, true where they stand: inside a folder an environment variable
+    set, as that variable (`$IMGSEARCH_DATA_DIR/object/dog.jpg`: one machine's folder says nothing
+    to another reader); else relative to the working folder when it is at most two levels up
+    (`data/cache` from the repo, `../data/cache` from notebooks/), else absolute (`~` for home)."""
     path = Path(path).resolve()
+    variable = _under_variable(path)
+    if variable:
+        return variable
     relative = Path(os.path.relpath(path, Path.cwd()))
     if relative.parts.count("..") <= 2:
         return str(relative)
     home = Path.home()
     return "~/" + str(path.relative_to(home)) if path.is_relative_to(home) else str(path)
+
+
+FOLDERS = ("data_dir", "cache_dir", "weights_dir", "results_dir", "assets_dir")
+
+
+def _under_variable(path: Path) -> str | None:
+    """`$VARIABLE/rest` for the deepest folder an environment variable of FOLDERS names that holds `path`."""
+    found = None
+    for var in (ENV[name] for name in FOLDERS):
+        if os.environ.get(var):
+            folder = resolve_path(os.environ[var])
+            if path.is_relative_to(folder) and (found is None or len(folder.parts) > len(found[1].parts)):
+                found = (var, folder)
+    if found is None:
+        return None
+    rest = path.relative_to(found[1]).as_posix()
+    return f"${found[0]}" if rest == "." else f"${found[0]}/{rest}"
 
 
 def is_milvus_lite(uri: str) -> bool:

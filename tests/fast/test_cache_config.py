@@ -220,8 +220,10 @@ def test_describe_never_shows_the_token(clean_env):
     assert "(none)" in get_settings().describe()
 
 
-def test_display_path_is_true_from_where_the_reader_stands(tmp_path, monkeypatch):
+def test_display_path_is_true_from_where_the_reader_stands(tmp_path, clean_env):
     from imgsearch_helpers.config import display_path
+
+    monkeypatch = clean_env
 
     (tmp_path / "repo" / "notebooks").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "repo" / "notebooks")
@@ -230,6 +232,20 @@ def test_display_path_is_true_from_where_the_reader_stands(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path / "repo")
     assert display_path(tmp_path / "repo" / "data" / "cache") == "data/cache"
     assert display_path("/usr/bin") == "/usr/bin"  # far away: absolute
+
+
+def test_a_path_inside_a_folder_set_by_the_environment_is_shown_under_its_variable(tmp_path, clean_env):
+    """The deepest such folder names it; a path outside them is shown as before."""
+    from imgsearch_helpers.config import display_path
+
+    monkeypatch = clean_env
+    monkeypatch.setenv("IMGSEARCH_DATA_DIR", str(tmp_path / "shared" / "data"))
+    monkeypatch.setenv("IMGSEARCH_CACHE_DIR", str(tmp_path / "shared" / "data" / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert display_path(tmp_path / "shared" / "data" / "object" / "dog.jpg") == "$IMGSEARCH_DATA_DIR/object/dog.jpg"
+    assert display_path(tmp_path / "shared" / "data") == "$IMGSEARCH_DATA_DIR"
+    assert display_path(tmp_path / "shared" / "data" / "cache" / "milvus.db") == "$IMGSEARCH_CACHE_DIR/milvus.db"
+    assert display_path(tmp_path / "shared" / "weights") == "shared/weights"
 
 
 def test_describe_shows_a_folder_set_by_the_environment_as_its_variable(monkeypatch, tmp_path):
