@@ -88,3 +88,20 @@ def test_a_snapshot_shows_the_last_frame_of_the_animation_it_skips(index, tmp_pa
         rows, columns = np.nonzero(np.abs(full - fast).max(axis=2) > 16)
         if len(rows):  # only where the HNSW time slider's handle stops (the last frame overshoots the end a little)
             assert np.ptp(rows) < 32 and np.ptp(columns) < 32, (rows.min(), rows.max(), columns.min(), columns.max())
+
+
+def test_a_view_whose_script_cannot_load_is_named_at_once(index, monkeypatch, tmp_path):
+    """No local copy of Feder's script and no network (the page is offline): the views never draw,
+    and the error says why at once instead of waiting for an animation that never starts."""
+    import time
+
+    from imgsearch_helpers.errors import RenderError
+
+    monkeypatch.setenv("IMGSEARCH_ASSETS_DIR", str(tmp_path / "no-local-copy"))
+    monkeypatch.delenv("IMGSEARCH_FEDER_JS", raising=False)
+    online_only = FederIndex(index.path, progress=False)
+    assert online_only.script.url  # the CDN, which the offline page refuses
+    started = time.monotonic()
+    with pytest.raises(RenderError, match="unpkg.com"):
+        snapshot_feder_outputs(executed_notebook(online_only, [online_only.overview()]))
+    assert time.monotonic() - started < 60

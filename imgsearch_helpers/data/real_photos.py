@@ -1,4 +1,4 @@
-"""The real-photo sets of notebook 07 and the instance benchmarks, downloaded on first use:
+"""The real-photo sets of notebook 08 and the instance benchmarks, downloaded on first use:
 
 - `ukbench_mini/`: the first 56 photos of UKBench (Nistér and Stewénius, CVPR 2006), 14 objects
   x 4 viewpoints as `g<group>/ukbench<n>.jpg`, fetched one by one out of the Internet Archive's copy

@@ -76,12 +76,17 @@ def screenshots(data_html: dict, views: list[tuple[str, str]], quality: int = 70
         opened.page.wait_for_function(
             "[...document.querySelectorAll('.imgsearch-feder-view')].every(e => e.dataset.status !== 'waiting')",
             timeout=300_000)
+        _raise_on_errors(opened)  # e.g. Feder's script could not be loaded: nothing would ever draw
         if not wait_until_still(opened.page, "body", timeout_s=STILL_TIMEOUT_S):
             raise RenderError(f"Feder views were still animating after {STILL_TIMEOUT_S} s: no screenshot of their end")
-        if opened.errors:
-            raise RenderError(f"Feder views failed in the browser: {opened.errors[:3]}")
+        _raise_on_errors(opened)
         options = {"type": kind, **({"quality": quality} if kind == "jpeg" else {})}
         return [opened.page.locator(f"#snapshot-{i} .imgsearch-feder").screenshot(**options) for i in range(len(views))]
+
+
+def _raise_on_errors(opened) -> None:
+    if opened.errors:
+        raise RenderError(f"Feder views failed in the browser: {opened.errors[:3]}")
 
 
 def _html(output) -> str:

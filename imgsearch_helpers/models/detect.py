@@ -123,6 +123,9 @@ def _import_yolov5():
     with _process_state_kept(), _ultralytics_quiet(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
         import yolov5
+    # yolov5 calls the deprecated torch.cuda.amp.autocast on every call, even on the CPU: this one
+    # message is left out for the process, so the model's own call (notebook 4) is quiet too
+    warnings.filterwarnings("ignore", r".*torch\.cuda\.amp\.autocast", FutureWarning)
     return yolov5
 
 
@@ -175,10 +178,7 @@ class Detector:
         return [self._detect_one(image, size) for image in images]
 
     def _detect_one(self, image: Image.Image, size: int) -> list[Box]:
-        with warnings.catch_warnings():
-            # yolov5 calls the deprecated torch.cuda.amp.autocast on every call, even on the CPU
-            warnings.filterwarnings("ignore", r".*torch\.cuda\.amp\.autocast", FutureWarning)
-            results = self.model(image, size=size)
+        results = self.model(image, size=size)
         names = results.names
         return [Box(*map(float, row[:5]), names[int(row[5])]) for row in results.xyxy[0].tolist()]
 

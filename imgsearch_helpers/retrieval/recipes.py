@@ -1,5 +1,5 @@
 """Search recipes: how images become vectors (the encoder) and how a query is searched (the steps),
-one switch per technique; notebook 3's quality runs and notebook 7's instance benchmark both use them.
+one switch per technique; notebook 3's quality runs and benchmarks/instance.py (notebooks 7 and 8) both use them.
 
 The encoder, on top of one or more models:
 - `head`: "features" (pre-logit features, helps any image collection) or "probabilities" (the
@@ -82,7 +82,7 @@ class Recipe:
         parts += ["ensemble"] if len(self.models) > 1 else []
         parts += [f"whiten {self.whiten:g}"] if self.whiten else []
         parts += [f"DBA {self.dba}"] if self.dba else []
-        if self.expand:  # notebook 3 names the plain mean in words, notebook 7 alpha-QE in short
+        if self.expand:  # notebook 3 names the plain mean in words, notebook 7's table alpha-QE in short
             parts += [f"QE {self.expand}" if self.alpha else f"query expansion {self.expand}"]
         parts += ["diffusion"] if self.diffuse else []
         parts += ["verify"] if self.verify else []
