@@ -162,7 +162,8 @@ def test_notebook_06_the_offline_path_knows_no_colours():
 
 @pytest.mark.parametrize("name", ["01_build_image_search_engine", "02_normalization", "03_bigger_model",
                                   "04_object_detection", "05_feder_visualization", "06_cross_modal_search",
-                                  "07_find_the_original", "08_real_photos", "09_scale_out"])
+                                  "07_find_the_original", "08_real_photos", "09_duplicates",
+                                  "10_scale_out"])
 def test_the_committed_notebooks_stay_under_one_megabyte(name):
     assert (ROOT / "notebooks" / f"{name}.ipynb").stat().st_size < 1_000_000
 
@@ -240,10 +241,10 @@ def test_scale_out_page_ray_claims_follow_the_distributed_benchmark():
         assert 6 <= row["startup_s"] <= 15 and 0.25 <= row["startup_s"] / row["seconds"] <= 0.5
 
 
-def test_notebook_09_ray_adds_no_cores_on_one_machine():
+def test_notebook_10_ray_adds_no_cores_on_one_machine():
     """'On one machine the steady rate of 2 actors is the single process's: Ray adds start-up ... and
     no cores'; 'Past a few dozen workers of this size one standalone server ... would set the pace'."""
-    text = markdown("09_scale_out")
+    text = markdown("10_scale_out")
     assert "steady rate of 2 actors is the single process's" in text and "a few dozen workers" in text
     rows = {row["row"]: row for row in benchmark("distributed")["rows"]}
     ratio = rows["Ray, 2 actors"]["steady_images_per_s"] / rows["single process"]["images_per_s"]
@@ -396,3 +397,11 @@ def test_notebook_01_timms_network_by_hand_gives_the_packaged_vector():
     (its checked runtime: within cosine 0.999 of PyTorch)."""
     line = output_of("01_build_image_search_engine", "timm.create_model(")
     assert line.startswith("1280 numbers") and float(line.split(": ")[-1]) >= 0.999, line
+
+
+def test_notebook_09_the_keeper_of_two_groups_is_the_copy():
+    """Notebook 9: 'for two groups that is the copy ... so the originals went aside': two of the moved
+    files are gallery originals (their names start with the ImageNet synset)."""
+    moved = output_of("09_duplicates", "moves = aside.set_aside").splitlines()[1:]
+    assert len([line for line in moved if line.split()[1].startswith("n0")]) == 2
+    assert "for two groups that is the copy" in markdown("09_duplicates")
