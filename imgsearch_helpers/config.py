@@ -63,7 +63,7 @@ def display_path(path) -> str:
     return "~/" + str(path.relative_to(home)) if path.is_relative_to(home) else str(path)
 
 
-FOLDERS = ("data_dir", "cache_dir", "weights_dir", "results_dir", "assets_dir")
+FOLDERS = tuple(name for name in PATHS if name.endswith("_dir"))  # the settings that name a folder
 
 
 def _under_variable(path: Path) -> str | None:

@@ -184,9 +184,8 @@ class Verifier:
 
     def prefetch(self, indexes, workers: int = WORKERS) -> None:
         """Find the features of these gallery images on `workers` threads (OpenCV releases the GIL)."""
-        missing = [p for p in dict.fromkeys(self.gallery_paths[i] for i in indexes) if p not in self.known]
-        found = bounded_map(self.grays.features, missing, workers, 4 * workers)
-        self.known.update(zip(missing, found))
+        for _ in bounded_map(self.features, list(dict.fromkeys(indexes)), workers, 4 * workers):
+            pass  # `features` keeps each in `known`, with its thread's own extractor
 
     def verified(self, query_path, ranked) -> list[int]:
         """The gallery positions among the first `top` of `ranked` whose inliers reach `min_inliers`, in order."""
