@@ -203,3 +203,25 @@ def test_min_side_decodes_large_jpeg_smaller_but_not_below_min_side(tmp_path, mi
 def test_min_side_leaves_png_at_full_size(tmp_path):
     path = save(Image.new("RGB", (800, 400)), tmp_path / "large.png")
     assert load_image(path, min_side=100).size == (800, 400)
+
+
+def test_a_png_size_is_read_from_its_header_without_decoding_its_pixels(tmp_path):
+    from imgsearch_helpers.data.images import upright_size
+
+    path = tmp_path / "screenshot.png"
+    Image.effect_noise((300, 200), 64).convert("RGB").save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # pixels cut off halfway: decoding them fails
+    with pytest.raises(ImageError, match="truncated"):
+        load_image(path)
+    assert upright_size(path) == (300, 200)
+
+
+def test_a_png_turned_by_an_exif_chunk_before_its_pixels_is_sized_as_shown(tmp_path):
+    from imgsearch_helpers.data.images import upright_size
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned 90 degrees: shown 200 wide, 300 high
+    path = tmp_path / "turned.png"
+    Image.new("RGB", (300, 200), (10, 20, 30)).save(path, exif=exif.tobytes())
+    assert upright_size(path) == (200, 300) == load_image(path).size
