@@ -29,7 +29,8 @@ def load_image(
     """Decode `path` (or its already-read bytes `data`) to an upright RGB image.
 
     `min_side` lets large JPEGs decode at a reduced scale (never below `min_side` pixels on the
-    short side), which is much faster and loses nothing a 224-pixel model can see.
+    short side), which is much faster and loses nothing a 224-pixel model can see; other formats
+    (a PNG screenshot, a HEIC photo) are decoded whole and then shrunk by the same whole factors.
     """
     path = Path(path)
     if data is not None and not data:
@@ -44,7 +45,7 @@ def load_image(
             _reduce_while_decoding(opened, min_side)
         opened.load()
         image = ImageOps.exif_transpose(opened)
-    return to_rgb(image)
+    return _reduced(to_rgb(image), min_side) if min_side else to_rgb(image)
 
 
 def read_image_bytes(path) -> bytes:
@@ -120,6 +121,14 @@ def _reduce_while_decoding(image: Image.Image, min_side: int) -> None:
     scale = min(image.size) // min_side  # JPEG decoders can shrink by 1/2, 1/4, 1/8
     if scale >= 2:
         image.draft("RGB", (image.size[0] // scale, image.size[1] // scale))
+
+
+def _reduced(image: Image.Image, min_side: int) -> Image.Image:
+    """`image` shrunk by the largest whole factor that keeps `min_side` pixels on its short side,
+    averaging each block of pixels, as a JPEG decoder's reduced scales do: resampling a 12-megapixel
+    HEIC or a phone screenshot straight to a network's input costs more than decoding it."""
+    factor = min(image.size) // min_side
+    return image.reduce(factor) if factor >= 2 else image
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -200,9 +200,15 @@ def test_min_side_decodes_large_jpeg_smaller_but_not_below_min_side(tmp_path, mi
     assert result.size[0] == 2 * result.size[1]  # aspect ratio kept
 
 
-def test_min_side_leaves_png_at_full_size(tmp_path):
-    path = save(Image.new("RGB", (800, 400)), tmp_path / "large.png")
-    assert load_image(path, min_side=100).size == (800, 400)
+@pytest.mark.parametrize("min_side, size", [(100, (200, 100)), (150, (400, 200)), (400, (800, 400))])
+def test_min_side_shrinks_a_png_by_whole_factors_but_not_below_min_side(tmp_path, min_side, size):
+    path = save(noise(800, 400, seed=3), tmp_path / "large.png")
+    result = load_image(path, min_side=min_side)
+    assert result.size == size
+    whole = np.asarray(load_image(path), np.float32)
+    factor = 800 // size[0]
+    blocks = whole.reshape(size[1], factor, size[0], factor, 3).mean(axis=(1, 3))  # each block's average
+    assert np.abs(np.asarray(result, np.float32) - blocks).max() <= 1
 
 
 def test_a_png_size_is_read_from_its_header_without_decoding_its_pixels(tmp_path):
