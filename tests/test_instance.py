@@ -152,6 +152,11 @@ def test_duplicates_groups_exact_and_near_copies_and_nothing_else(tmp_path):
     assert sorted(names) == [["p0.jpg", "same-bytes.jpg"], ["p1.jpg", "smaller.jpg"], ["p2.jpg", "recompressed.jpg"]]
     assert found.exact_pairs == 1 and found.near_pairs == 2
     assert sorted(str(e.path).split("/")[-1] for e in found.skipped) == ["broken.jpg", "gone.jpg"]
+    work = found.as_dict()["work"]  # what each step did: 9 files; all but the exact copy and broken.jpg embedded
+    assert work["images"] == 9 and work["embedded"] + work["from_cache"] == 7
+    assert work["pairs_matched"] <= work["to_verify"] <= work["candidate_pairs"]
+    assert work["images_matched"] <= 2 * work["pairs_matched"]
+    assert list(work["seconds"]) == ["exact copies", "descriptors", "candidate pairs", "verification"]
 
 
 def test_duplicates_pair_a_100_pixel_image_with_its_50_pixel_copy(tmp_path):

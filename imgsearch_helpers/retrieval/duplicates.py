@@ -10,6 +10,7 @@ features. Pairs join into groups
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,10 +48,26 @@ class Duplicates:
     near_pairs: int
     skipped: list[ImageError] = field(default_factory=list)
     ignored: dict[str, dict] = field(default_factory=dict)  # left out by the folder's rules (`data.rules`)
+    work: dict = field(default_factory=dict)  # what each step did and its seconds (`Work`)
 
     def as_dict(self) -> dict:
         return {"groups": self.groups, "exact_pairs": self.exact_pairs, "near_pairs": self.near_pairs,
-                "skipped": [f"{e.path}: {e.reason}" for e in self.skipped], "ignored": self.ignored}
+                "skipped": [f"{e.path}: {e.reason}" for e in self.skipped], "ignored": self.ignored,
+                "work": self.work}
+
+
+class Work(dict):
+    """Counts and seconds of `find_duplicates`' steps, for finding where a big folder's time goes."""
+
+    def __init__(self):
+        super().__init__(seconds={})
+        self._started = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        """The seconds since the last lap (or the start) are `step`'s."""
+        now = time.perf_counter()
+        self["seconds"][step] = round(now - self._started, 1)
+        self._started = now
 
 
 def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCache | None = None,
@@ -61,6 +78,7 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
     with `include_hidden`); `apart`: pairs of paths a user said are not duplicates (never joined
     directly; a third image like both can still join them)."""
     settings = settings or get_settings()
+    work = Work()
     paths, skipped, ignored = _image_paths(paths, include_hidden)
     groups = UnionFind(len(paths))
     first_with: dict[str, int] = {}  # digest -> the first file with those bytes
@@ -80,26 +98,36 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
                     exact += groups.union(first, i)
                 continue
         unique.append(i)
+    work.lap("exact copies")
     grays = Grays(side) if verify else None  # kept while decoding for the model: no file decoded twice
     embedded = embed_paths([paths[i] for i in unique], embedder or build_instance_embedder(settings=settings),
                            cache, progress=progress, on_image=grays.keep if grays else None)
     kept = [unique[p] for p in embedded.positions]
+    work.lap("descriptors")
     pairs = [(a, b, cosine) for a, b, cosine in candidate_pairs(l2_normalize(embedded.vectors), threshold)
              if frozenset((paths[kept[a]], paths[kept[b]])) not in apart]
     at_a_glance = {(a, b) for a, b, cosine in pairs if verify and cosine < sure
                    and small_copies(grays.glance(paths[kept[a]]), grays.glance(paths[kept[b]]))}
     near = sum(groups.union(kept[a], kept[b]) for a, b, cosine in pairs if cosine >= sure or (a, b) in at_a_glance)
-    if verify:
-        to_verify = [(a, b) for a, b, cosine in pairs if cosine < sure and (a, b) not in at_a_glance]
+    work.lap("candidate pairs")
+    to_verify = [(a, b) for a, b, cosine in pairs if cosine < sure and (a, b) not in at_a_glance] if verify else []
+    checked = []
+    if to_verify:
         verifier = Verifier([paths[i] for i in kept], side=side, grays=grays)
         joined = lambda a, b: groups.find(kept[a]) == groups.find(kept[b])  # noqa: E731
-        for a, b in verified_pairs(order_pairs(to_verify, len(kept)), verifier, joined):
+        for a, b in verified_pairs(order_pairs(to_verify, len(kept)), verifier, joined, checked=checked):
             near += groups.union(kept[a], kept[b])
-    return Duplicates(groups.groups(paths), exact, near, skipped + embedded.report.failures, ignored)
+    work.lap("verification")
+    work.update(images=len(paths), embedded=embedded.report.embedded, from_cache=embedded.report.from_cache,
+                candidate_pairs=len(pairs), to_verify=len(to_verify), pairs_matched=len(checked),
+                images_matched=len({i for pair in checked for i in pair}))
+    return Duplicates(groups.groups(paths), exact, near, skipped + embedded.report.failures, ignored, dict(work))
 
 
-def verified_pairs(pairs: list[tuple[int, int]], verifier: Verifier, joined=lambda a, b: False, ahead: int = AHEAD):
-    """The pairs whose images share MIN_INLIERS local features, as they are found. A pair whose
+def verified_pairs(pairs: list[tuple[int, int]], verifier: Verifier, joined=lambda a, b: False, ahead: int = AHEAD,
+                   checked: list | None = None):
+    """The pairs whose images share MIN_INLIERS local features, as they are found (`checked`, when
+    given, gets every pair matched, found or not). A pair whose
     images `joined` says are already in one group is not checked: its answer would join nothing
     (the caller joins each pair found before asking about the next ones, so of a burst of n copies
     about n - 1 pairs are checked, not all n(n-1)/2). Features are found and pairs matched on
@@ -119,6 +147,8 @@ def verified_pairs(pairs: list[tuple[int, int]], verifier: Verifier, joined=lamb
     done = 0
     with threadpool_limits(1, user_api="blas"):
         for n, pair, match_found in bounded_map(match, unjoined, WORKERS, ahead):
+            if checked is not None:
+                checked.append(pair)
             if match_found:
                 yield pair
             for i in [i for pair in pairs[done:n + 1] for i in pair if last_use[i] <= n]:

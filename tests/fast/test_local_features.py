@@ -277,21 +277,11 @@ def test_a_pair_already_joined_is_not_checked_and_features_are_dropped_after_the
     verifier = Verifier([save(image, tmp_path / f"{n}.png") for n, image in enumerate(images)], side=320)
     groups = duplicates.UnionFind(len(images))
     joined = lambda a, b: groups.find(a) == groups.find(b)  # noqa: E731
-    checked = []
-    matched = duplicates.inliers
-
-    def counting(a, b):
-        checked.append(1)
-        return matched(a, b)
-
     pairs = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3), (3, 4)]
-    duplicates.inliers, found = counting, []
-    try:
-        for a, b in duplicates.verified_pairs(pairs, verifier, joined, ahead=1):
-            groups.union(a, b)
-            found.append((a, b))
-    finally:
-        duplicates.inliers = matched
+    checked, found = [], []
+    for a, b in duplicates.verified_pairs(pairs, verifier, joined, ahead=1, checked=checked):
+        groups.union(a, b)
+        found.append((a, b))
     assert found == [(0, 1), (0, 2), (0, 3)]
-    assert len(checked) == 4  # (0, 1), (0, 2), (0, 3) and (3, 4): the three pairs inside the group are skipped
+    assert checked == [(0, 1), (0, 2), (0, 3), (3, 4)]  # the three pairs inside the group are skipped
     assert verifier.known == {}
