@@ -118,10 +118,12 @@ class Grays:
         return Features(found.points, found.descriptors.astype(np.float16))
 
     def glance(self, path) -> Glance:
-        """The `Glance` of `path`, kept or from the file (then kept: an image is in several pairs)."""
+        """The `Glance` of `path`, kept or from the file (then kept: an image is in several pairs).
+        Decoded at the verification side as while embedding: shrunk to a glance's size, a large
+        photo would pass for one too small for local features."""
         found = self.glances.get(str(path))
         if found is None:
-            image = load_image(path, min_side=GLANCE)
+            image = load_image(path, min_side=self.side)
             found = self.glances[str(path)] = Glance.of(gray_at_side(image, self.side), image.size)
         return found
 

@@ -285,3 +285,17 @@ def test_a_pair_already_joined_is_not_checked_and_features_are_dropped_after_the
     assert found == [(0, 1), (0, 2), (0, 3)]
     assert checked == [(0, 1), (0, 2), (0, 3), (3, 4)]  # the three pairs inside the group are skipped
     assert verifier.known == {}
+
+
+def test_a_large_image_read_for_its_glance_alone_is_not_taken_for_a_small_one(tmp_path):
+    """With its descriptor cached, an image's glance comes from its file: decoded at a glance's size,
+    a phone screenshot would look small enough to be confirmed at a glance."""
+    from imgsearch_helpers.retrieval.duplicates import GLANCE_BELOW
+    from imgsearch_helpers.retrieval.verify import Grays
+
+    large, small = tmp_path / "screenshot.png", tmp_path / "icon.png"
+    Image.new("RGB", (1170, 2532), (200, 200, 200)).save(large)
+    Image.new("RGB", (120, 90), (200, 200, 200)).save(small)
+    grays = Grays(320)
+    assert grays.glance(large).side > GLANCE_BELOW
+    assert grays.glance(small).side == 120
