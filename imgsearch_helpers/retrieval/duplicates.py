@@ -26,14 +26,14 @@ from ..errors import ImageError
 from ..models.descriptors import build_instance_embedder
 from ..parallel import bounded_map
 from ..vectors import l2_normalize
-from .verify import WORKERS, Glance, Grays, Verifier, inliers
+from .verify import ORB, WORKERS, Glance, Grays, Verifier
 
 THRESHOLD = 0.60  # candidates: cosine of regional GeM descriptors (Lite0) at or above this
 SURE = 0.90  # accepted without verification (a mirror image has no matching local features)
-MIN_INLIERS = 30  # stricter than re-ranking's 15: unrelated product shots reached 15 to 147 here
+MIN_INLIERS = 20  # ORB inliers (`verify.ORB`); at 18 four wrong pairs of the copies benchmark joined, at 20 none
 # Local features of both images of a pair at this long side. Over the gallery plus a copy of each
-# (warm embeddings): 512 px 53 s, precision 0.986, recall 0.958; 384 px 37 s, 0.980, 0.957;
-# 320 px 31 s, 0.996, 0.950. Re-ranking keeps 512 (one query, ten candidates).
+# (warm embeddings, by SIFT): 512 px 53 s, precision 0.986, recall 0.958; 384 px 37 s, 0.980,
+# 0.957; 320 px 31 s, 0.996, 0.950. Re-ranking keeps 512 (one query, ten candidates).
 VERIFY_SIDE = 320
 GLANCE_BELOW = 256  # long side (pixels) under which a pair may be confirmed at a glance (`small_copies`)
 NEIGHBOURS = 10  # candidates an image: its most similar others, so pairs grow with the images, not their square
@@ -113,7 +113,7 @@ def find_duplicates(paths, settings: Settings | None = None, cache: EmbeddingCac
     to_verify = [(a, b) for a, b, cosine in pairs if cosine < sure and (a, b) not in at_a_glance] if verify else []
     checked = []
     if to_verify:
-        verifier = Verifier([paths[i] for i in kept], side=side, grays=grays)
+        verifier = Verifier([paths[i] for i in kept], side=side, grays=grays, kind=ORB)
         joined = lambda a, b: groups.find(kept[a]) == groups.find(kept[b])  # noqa: E731
         for a, b in verified_pairs(order_pairs(to_verify, len(kept)), verifier, joined, checked=checked):
             near += groups.union(kept[a], kept[b])
@@ -132,28 +132,23 @@ def verified_pairs(pairs: list[tuple[int, int]], verifier: Verifier, joined=lamb
     (the caller joins each pair found before asking about the next ones, so of a burst of n copies
     about n - 1 pairs are checked, not all n(n-1)/2). Features are found and pairs matched on
     WORKERS threads, a few pairs ahead, and an image's features are dropped after its last pair:
-    the memory held follows the pairs in reach, not every image verified (0.13 MB each). NumPy's
-    BLAS runs on one thread meanwhile: its threads spin against the workers' (2,000 photos: 83 s
-    against 51)."""
-    from threadpoolctl import threadpool_limits
-
+    the memory held follows the pairs in reach, not every image verified (20 KB each)."""
     last_use = {i: n for n, pair in enumerate(pairs) for i in pair}
     unjoined = ((n, pair) for n, pair in enumerate(pairs) if not joined(*pair))  # asked as each pair is taken
 
     def match(item):
         n, pair = item
-        return n, pair, inliers(*map(verifier.features, pair)) >= MIN_INLIERS
+        return n, pair, verifier.pair_inliers(*pair, least=MIN_INLIERS) >= MIN_INLIERS
 
     done = 0
-    with threadpool_limits(1, user_api="blas"):
-        for n, pair, match_found in bounded_map(match, unjoined, WORKERS, ahead):
-            if checked is not None:
-                checked.append(pair)
-            if match_found:
-                yield pair
-            for i in [i for pair in pairs[done:n + 1] for i in pair if last_use[i] <= n]:
-                verifier.known.pop(verifier.gallery_paths[i], None)
-            done = n + 1
+    for n, pair, match_found in bounded_map(match, unjoined, WORKERS, ahead):
+        if checked is not None:
+            checked.append(pair)
+        if match_found:
+            yield pair
+        for i in [i for pair in pairs[done:n + 1] for i in pair if last_use[i] <= n]:
+            verifier.known.pop(verifier.gallery_paths[i], None)
+        done = n + 1
 
 
 def order_pairs(pairs: list[tuple[int, int]], count: int) -> list[tuple[int, int]]:

@@ -66,15 +66,72 @@ def resized_to_side(image: Image.Image, side: int) -> Image.Image:
                         Image.Resampling.BILINEAR)
 
 
-def inliers(query: Features, candidate: Features, ratio: float = 0.8) -> int:
-    """Matches consistent with one homography (RANSAC, 8-pixel tolerance); 0 if too few to fit."""
+def inliers(query: Features, candidate: Features, ratio: float = 0.8, least: int = 8) -> int:
+    """Matches consistent with one homography (RANSAC, 8-pixel tolerance); 0 if too few to fit, or
+    fewer matches than `least` (the inliers could not reach it)."""
     if len(query.descriptors) < 2 or len(candidate.descriptors) < 2:
         return 0
     rows, cols = ratio_matches(query.descriptors, candidate.descriptors, ratio)
-    if len(rows) < 8:
+    return homography_inliers(query.points[rows], candidate.points[cols], least)
+
+
+def homography_inliers(query_points: np.ndarray, candidate_points: np.ndarray, least: int = 8) -> int:
+    """How many matched points one homography carries onto their matches (RANSAC, 8 pixels); 0 under
+    `least` matches (at least 8), with no fit: RANSAC costs as much as the matching."""
+    if len(query_points) < max(8, least):
         return 0
-    _, mask = cv2.findHomography(query.points[rows], candidate.points[cols], cv2.RANSAC, 8.0, maxIters=500)
+    _, mask = cv2.findHomography(query_points, candidate_points, cv2.RANSAC, 8.0, maxIters=500)
     return int(mask.sum()) if mask is not None else 0
+
+
+def binary_inliers(query: Features, candidate: Features, ratio: float = 0.75, least: int = 8) -> int:
+    """`inliers` for binary descriptors (ORB): nearest by Hamming distance, Lowe's ratio test."""
+    if len(query.descriptors) < 2 or len(candidate.descriptors) < 2:
+        return 0
+    nearest = [pair for pair in HAMMING.knnMatch(query.descriptors, candidate.descriptors, k=2) if len(pair) == 2]
+    kept = [(first.queryIdx, first.trainIdx) for first, second in nearest if first.distance < ratio * second.distance]
+    if len(kept) < max(8, least):
+        return 0
+    rows, cols = np.array(kept).T
+    return homography_inliers(query.points[rows], candidate.points[cols], least)
+
+
+HAMMING = cv2.BFMatcher(cv2.NORM_HAMMING)
+
+
+@dataclass(frozen=True)
+class FeatureKind:
+    """How an image's local features are found (`describe`, with an extractor from `create`, one a
+    thread) and how two images' are matched (`inliers`)."""
+
+    name: str
+    create: Callable[[], object]
+    describe: Callable[[np.ndarray, object], Features]  # gray pixels -> features, as kept
+    inliers: Callable[..., int]  # (features, features, least=...) -> inliers
+
+
+def kept_sift(gray: np.ndarray, extractor) -> Features:
+    """RootSIFT features with float16 descriptors (128 KB an image instead of 256: verifiers keep thousands)."""
+    found = features_of(gray, extractor)
+    return Features(found.points, found.descriptors.astype(np.float16))
+
+
+def orb_features(gray: np.ndarray, extractor) -> Features:
+    keypoints, descriptors = extractor.detectAndCompute(gray, None)
+    if descriptors is None:
+        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+    return Features(np.float32([k.pt for k in keypoints]), descriptors)
+
+
+# Re-ranking matches an object seen again, from another side or distance: SIFT.
+SIFT = FeatureKind("sift", lambda: cv2.SIFT_create(FEATURES), kept_sift, inliers)
+# Duplicates match one picture copied: ORB, 15 times faster to find at 320 pixels (1.5 ms against
+# 23 ms), 20 KB an image. Over the tutorial gallery plus a copy of each under 13 edits, as
+# `find_duplicates` (warm embeddings): SIFT recall 0.955, precision 0.996, 34 s; ORB 0.957, 1.000,
+# 16 s; on the Pictures folder both 0.989 and 1.000. Patches of 19 pixels (not 31) leave room for
+# keypoints near the edges of a small image; Lowe's ratio 0.75.
+ORB = FeatureKind("orb", lambda: cv2.ORB_create(FEATURES, edgeThreshold=19, patchSize=19), orb_features,
+                  binary_inliers)
 
 
 def ratio_matches(query: np.ndarray, candidate: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
@@ -107,15 +164,14 @@ class Grays:
         self.encoded[str(path)] = cv2.imencode(".jpg", gray, JPEG_95)[1].tobytes()
         self.glances[str(path)] = Glance.of(gray, image.size)
 
-    def features(self, path, extractor=None) -> Features:
-        """The features of `path`, from its kept gray copy when there is one, else from the file;
-        descriptors in float16 (128 KB an image instead of 256: verifiers keep thousands)."""
+    def features(self, path, extractor=None, kind: FeatureKind = SIFT) -> Features:
+        """The features of `path`, from its kept gray copy when there is one, else from the file."""
         encoded = self.encoded.get(str(path))
         if encoded is None:
-            found = local_features(path, extractor, self.side)
+            gray = gray_at_side(load_image(path, min_side=self.side), self.side)
         else:
-            found = features_of(cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_GRAYSCALE), extractor)
-        return Features(found.points, found.descriptors.astype(np.float16))
+            gray = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_GRAYSCALE)
+        return kind.describe(gray, extractor if extractor is not None else kind.create())
 
     def glance(self, path) -> Glance:
         """The `Glance` of `path`, kept or from the file (then kept: an image is in several pairs).
@@ -167,7 +223,8 @@ class Verifier:
     side: int = MAX_SIDE  # long side local features are found at
     known: dict = field(default_factory=dict, repr=False)  # path -> Features; may be shared between verifiers
     grays: Grays | None = None  # gray copies kept while embedding, when there are
-    _local: threading.local = field(default_factory=threading.local, repr=False)  # a SIFT extractor a thread
+    kind: FeatureKind = SIFT  # the gallery's features; queries are matched by SIFT (`verified`)
+    _local: threading.local = field(default_factory=threading.local, repr=False)  # an extractor a thread
 
     def __post_init__(self):
         self.grays = self.grays or Grays(self.side)
@@ -175,14 +232,18 @@ class Verifier:
     def features(self, index: int) -> Features:
         path = self.gallery_paths[index]
         if path not in self.known:
-            self.known[path] = self.grays.features(path, self._sift())
+            self.known[path] = self.grays.features(path, self._extractor(), self.kind)
         return self.known[path]
 
-    def _sift(self):
+    def pair_inliers(self, a: int, b: int, least: int = 8) -> int:
+        """The inliers between two gallery images (`duplicates.verified_pairs`); 0 if fewer than `least`."""
+        return self.kind.inliers(self.features(a), self.features(b), least=least)
+
+    def _extractor(self):
         """This thread's extractor: `features` may be called from several threads (`duplicates.verified_pairs`)."""
-        if not hasattr(self._local, "sift"):
-            self._local.sift = cv2.SIFT_create(FEATURES)
-        return self._local.sift
+        if not hasattr(self._local, "extractor"):
+            self._local.extractor = self.kind.create()
+        return self._local.extractor
 
     def prefetch(self, indexes, workers: int = WORKERS) -> None:
         """Find the features of these gallery images on `workers` threads (OpenCV releases the GIL)."""
@@ -191,7 +252,9 @@ class Verifier:
 
     def verified(self, query_path, ranked) -> list[int]:
         """The gallery positions among the first `top` of `ranked` whose inliers reach `min_inliers`, in order."""
-        query = local_features(query_path, self._sift(), self.side)
+        if self.kind is not SIFT:
+            raise UsageError(f"re-ranking matches a query by SIFT, not by the gallery's {self.kind.name} features")
+        query = local_features(query_path, self._extractor(), self.side)
         head = [int(i) for i in ranked[: self.top]]
         return [i for i in head if inliers(query, self.features(i)) >= self.min_inliers]
 

@@ -271,10 +271,10 @@ def test_a_pair_already_joined_is_not_checked_and_features_are_dropped_after_the
     """Four views of one picture and an unrelated one: once (0, 1) and (0, 2) are found, (1, 2) joins
     nothing and is not matched; every image's features are gone when the pairs are done."""
     from imgsearch_helpers.retrieval import duplicates
-    from imgsearch_helpers.retrieval.verify import Verifier
+    from imgsearch_helpers.retrieval.verify import ORB, Verifier
 
     images = [picture(3), warped(picture(3)), picture(3)[20:, 10:], picture(3)[::2, ::2], picture(4)]
-    verifier = Verifier([save(image, tmp_path / f"{n}.png") for n, image in enumerate(images)], side=320)
+    verifier = Verifier([save(image, tmp_path / f"{n}.png") for n, image in enumerate(images)], side=320, kind=ORB)
     groups = duplicates.UnionFind(len(images))
     joined = lambda a, b: groups.find(a) == groups.find(b)  # noqa: E731
     pairs = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3), (3, 4)]
@@ -299,3 +299,35 @@ def test_a_large_image_read_for_its_glance_alone_is_not_taken_for_a_small_one(tm
     grays = Grays(320)
     assert grays.glance(large).side > GLANCE_BELOW
     assert grays.glance(small).side == 120
+
+
+def test_orb_features_match_copies_of_a_picture_and_not_another_one(tmp_path):
+    """The duplicates' features (`verify.ORB`): a photo of the picture at an angle, a crop and a
+    half-size copy reach MIN_INLIERS with it; an unrelated picture does not."""
+    from imgsearch_helpers.retrieval.duplicates import MIN_INLIERS, VERIFY_SIDE
+    from imgsearch_helpers.retrieval.verify import ORB, Verifier
+
+    images = [picture(3), warped(picture(3)), picture(3)[60:, 40:], picture(3)[::2, ::2], picture(4)]
+    verifier = Verifier([save(image, tmp_path / f"{n}.png") for n, image in enumerate(images)],
+                        side=VERIFY_SIDE, kind=ORB)
+    counts = [verifier.pair_inliers(0, other) for other in range(1, 5)]
+    assert min(counts[:3]) >= MIN_INLIERS > counts[3], counts
+    assert verifier.features(0).descriptors.dtype == np.uint8  # 32 bytes a keypoint
+
+
+def test_a_pair_with_fewer_matches_than_asked_is_not_fitted_and_one_with_more_keeps_its_count(tmp_path):
+    from imgsearch_helpers.retrieval.verify import ORB, Verifier
+
+    images = [picture(5), warped(picture(5)), picture(6)]
+    verifier = Verifier([save(image, tmp_path / f"{n}.png") for n, image in enumerate(images)], side=320, kind=ORB)
+    found = verifier.pair_inliers(0, 1)
+    assert verifier.pair_inliers(0, 1, least=found) == found > 8
+    assert verifier.pair_inliers(0, 2, least=found) == 0
+
+
+def test_re_ranking_refuses_a_gallery_of_binary_features(tmp_path):
+    from imgsearch_helpers.retrieval.verify import ORB, Verifier
+
+    verifier = Verifier([save(picture(1), tmp_path / "a.png")], kind=ORB)
+    with pytest.raises(UsageError, match="orb"):
+        verifier.verified(save(picture(1), tmp_path / "q.png"), [0])
