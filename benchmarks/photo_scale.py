@@ -3,6 +3,7 @@ service and through the HTTP API, duplicates; seconds and peak memory of each co
 
     python benchmarks/many_photos.py --sources DIR [DIR ...] --out data/photos-20k
     python benchmarks/photo_scale.py --folder data/photos-20k       # -> results/photo_scale.json
+    python benchmarks/photo_scale.py --folder data/photos-20k --only duplicates   # that step again, the rest kept
 
 With a new embedding cache holding only the model's export and a new Milvus Lite database, as
 processes: `imgsearch ingest FOLDER` (seconds, images a second, peak resident memory), the same
@@ -37,6 +38,7 @@ TOKEN = "benchmark-token"
 def add_options(parser) -> None:
     parser.add_argument("--folder", type=Path, required=True, help="a folder of photos (many_photos.py)")
     parser.add_argument("--queries", type=int, default=50, help="searches timed each way (default 50)")
+    parser.add_argument("--only", choices=["duplicates"], help="run this step again; keep the file's other figures")
 
 
 def measure(bench: Bench) -> dict:
@@ -44,6 +46,9 @@ def measure(bench: Bench) -> dict:
     place = Path(tempfile.mkdtemp(dir=bench.scratch))
     env = {**os.environ, "IMGSEARCH_CACHE_DIR": str(seeded_cache(place / "cache", bench)),
            "MILVUS_URI": str(place / "milvus.db")}
+    if bench.args.only == "duplicates":
+        [row] = json.loads(bench.args.out.read_text())["rows"]
+        return {"rows": [{**row, **run_duplicates(folder, env)}]}
     first = run_ingest(folder, env)
     row = {"path": display_path(folder), "images": first["result"]["rows"],
            "skipped": len(first["result"]["skipped"]), "ingest_s": first["seconds"],

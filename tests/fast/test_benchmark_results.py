@@ -271,3 +271,12 @@ def test_milvus_commit_memory_rows_measure_the_commit_of_the_same_rows_both_ways
     for row in rows:
         assert row["rows"] >= 10_000 and row["vectors_mb"] == round(row["rows"] * row["dim"] * 4 / 2**20)
         assert row["peak_mb_before"] <= row["peak_mb_after_adds"] <= row["peak_mb_after_commit"]
+
+
+def test_duplicate_steps_add_up():
+    """duplicate_steps.json: the steps' seconds make the whole, and each step's count bounds the next."""
+    [row] = json.loads((RESULTS / "duplicate_steps.json").read_text())["rows"]
+    assert abs(sum(row["seconds"].values()) - row["total_s"]) <= 0.5
+    assert row["embedded"] + row["from_cache"] <= row["images"]
+    assert row["pairs_matched"] <= row["to_verify"] <= row["candidate_pairs"]
+    assert row["images_matched"] <= row["embedded"] + row["from_cache"]

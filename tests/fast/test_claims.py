@@ -405,3 +405,14 @@ def test_notebook_09_the_keeper_of_two_groups_is_the_copy():
     moved = output_of("09_duplicates", "moves = aside.set_aside").splitlines()[1:]
     assert len([line for line in moved if line.split()[1].startswith("n0")]) == 2
     assert "for two groups that is the copy" in markdown("09_duplicates")
+
+
+def test_own_photos_page_quotes_where_the_duplicates_time_goes_as_recorded():
+    """docs/own-photos.md's breakdown of `duplicates` at 20,000 photos is duplicate_steps.json's."""
+    [row] = benchmark("duplicate_steps")["rows"]
+    text = " ".join(page("own-photos.md").split())
+    seconds = row["seconds"]
+    assert (f"{row['total_s']} s in all, of which {seconds['descriptors']} s the descriptors") in text
+    assert (f"{seconds['candidate pairs']} s the {row['candidate_pairs']:,} candidate pairs and "
+            f"{seconds['verification']} s the verification: ORB features of {row['images_matched']:,} photos and "
+            f"{row['pairs_matched']:,} pairs matched (of {row['to_verify']:,} left to verify") in text
