@@ -124,6 +124,14 @@ def test_crop_paths_cuts_the_largest_box_and_reuses_its_crops(detector, photos, 
     assert crops[0].stat().st_mtime_ns == stamp  # not detected and written again
 
 
+def test_a_run_with_every_crop_cached_shows_no_progress_bar(detector, photos, tmp_path, capsys):
+    settings = get_settings(cache_dir=tmp_path)
+    crop_paths([photos[1]], detector, settings)
+    assert "detect" in capsys.readouterr().err  # one image to detect: a bar
+    crop_paths([photos[1]], detector, settings)
+    assert "detect" not in capsys.readouterr().err  # nothing to detect: no "0img" bar
+
+
 def test_loading_the_detector_keeps_pillows_errors_for_bad_files(detector, tmp_path):
     """ultralytics (imported by yolov5) patches Image.open; a non-image must still be an ImageError."""
     assert detector is not None

@@ -228,8 +228,9 @@ def crop_paths(paths: Sequence[str | Path], detector: Detector, settings: Settin
     targets = [_crop_file(Path(path), folder) for path in paths]
     todo = [(i, Path(p)) for i, (p, t) in enumerate(zip(paths, targets))
             if t.parent == folder and not t.with_suffix(".json").exists()]
+    bar = progress and bool(todo)  # a run with every crop cached shows no empty bar
     for i, image in tqdm(bounded_map(_decode, todo, workers=1, ahead=4), total=len(todo),
-                         desc=f"detect {detector.name}", unit="img", disable=not progress):
+                         desc=f"detect {detector.name}", unit="img", disable=not bar):
         if image is None:
             targets[i] = Path(paths[i])
             continue
