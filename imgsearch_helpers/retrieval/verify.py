@@ -38,7 +38,12 @@ class Features:
 def local_features(path, extractor=None, side: int = MAX_SIDE) -> Features:
     """RootSIFT keypoints of the image at `path`, resized to `side` pixels on its long side (a large
     JPEG is decoded at a reduced scale that keeps at least `side` pixels)."""
-    return features_of(cv2.cvtColor(np.asarray(at_side(path, side)), cv2.COLOR_RGB2GRAY), extractor)
+    return features_of(file_gray(path, side), extractor)
+
+
+def file_gray(path, side: int = MAX_SIDE) -> np.ndarray:
+    """The image at `path` as uint8 gray at `side` pixels on its long side, as its features are found."""
+    return gray_at_side(load_image(path, min_side=side), side)
 
 
 def gray_at_side(image: Image.Image, side: int = MAX_SIDE) -> np.ndarray:
@@ -90,9 +95,7 @@ def binary_inliers(query: Features, candidate: Features, ratio: float = 0.75, le
         return 0
     nearest = [pair for pair in HAMMING.knnMatch(query.descriptors, candidate.descriptors, k=2) if len(pair) == 2]
     kept = [(first.queryIdx, first.trainIdx) for first, second in nearest if first.distance < ratio * second.distance]
-    if len(kept) < max(8, least):
-        return 0
-    rows, cols = np.array(kept).T
+    rows, cols = np.array(kept, np.int64).reshape(-1, 2).T
     return homography_inliers(query.points[rows], candidate.points[cols], least)
 
 
@@ -168,7 +171,7 @@ class Grays:
         """The features of `path`, from its kept gray copy when there is one, else from the file."""
         encoded = self.encoded.get(str(path))
         if encoded is None:
-            gray = gray_at_side(load_image(path, min_side=self.side), self.side)
+            gray = file_gray(path, self.side)
         else:
             gray = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_GRAYSCALE)
         return kind.describe(gray, extractor if extractor is not None else kind.create())
@@ -256,7 +259,7 @@ class Verifier:
             raise UsageError(f"re-ranking matches a query by SIFT, not by the gallery's {self.kind.name} features")
         query = local_features(query_path, self._extractor(), self.side)
         head = [int(i) for i in ranked[: self.top]]
-        return [i for i in head if inliers(query, self.features(i)) >= self.min_inliers]
+        return [i for i in head if inliers(query, self.features(i), least=self.min_inliers) >= self.min_inliers]
 
     def rerank(self, query_path, ranked: np.ndarray) -> np.ndarray:
         """`ranked` (gallery positions, best first) with the verified among its first `top` moved up, in order."""
