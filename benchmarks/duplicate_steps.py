@@ -4,9 +4,9 @@
 
 `find_duplicates` over the folder's images (every N-th of them, in the walk's order, with
 --every) as the command runs it, with a new embedding cache holding only the model's export:
-the seconds of each step (exact copies by hash; the regional GeM descriptors, which decode each
-image once and keep its gray copy for verification; candidate pairs; verification by local
-features) and what each did (`retrieval.duplicates.Work`): images embedded, candidate pairs,
+the seconds of each step and the process's CPU seconds in it (exact copies by hash; the regional
+GeM descriptors, which decode each image once and find its ORB features for verification on the
+way; candidate pairs; verification by local features) and what each did (`retrieval.duplicates.Work`): images embedded, candidate pairs,
 pairs left to verify, pairs matched and images whose features were found.
 """
 from __future__ import annotations

@@ -10,7 +10,8 @@ processes: `imgsearch ingest FOLDER` (seconds, images a second, peak resident me
 again with nothing changed, `queries` searches through the command line's service
 (`photo_ingest.query_ms`), the same files posted to `imgsearch serve FOLDER --no-app --no-text`
 (`POST /api/search`, k=10, a bearer token; the first one not timed), then `imgsearch duplicates
-FOLDER` (its descriptors are not the ingest's, so it embeds every image again).
+FOLDER` (its descriptors are not the ingest's, so it embeds every image again; the seconds of its
+steps, as its `--json` reports them, beside the whole).
 """
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ def run_duplicates(folder: Path, env: dict) -> dict:
     peak = [line for line in done.stderr.splitlines() if line.startswith("PEAK_KB ")]
     found = json.loads(done.stdout)
     return {"duplicates_s": round(run.total, 1), "duplicates_peak_mb": round(int(peak[-1].split()[1]) / 1024),
-            "duplicate_groups": len(found["groups"])}
+            "duplicate_groups": len(found["groups"]), "duplicates_steps_s": found["work"]["seconds"]}
 
 
 if __name__ == "__main__":

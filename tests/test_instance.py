@@ -157,6 +157,7 @@ def test_duplicates_groups_exact_and_near_copies_and_nothing_else(tmp_path):
     assert work["pairs_matched"] <= work["to_verify"] <= work["candidate_pairs"]
     assert work["images_matched"] <= 2 * work["pairs_matched"]
     assert list(work["seconds"]) == ["exact copies", "descriptors", "candidate pairs", "verification"]
+    assert list(work["cpu_seconds"]) == list(work["seconds"]) and all(s >= 0 for s in work["cpu_seconds"].values())
 
 
 def test_duplicates_pair_a_100_pixel_image_with_its_50_pixel_copy(tmp_path):

@@ -280,3 +280,6 @@ def test_duplicate_steps_add_up():
     assert row["embedded"] + row["from_cache"] <= row["images"]
     assert row["pairs_matched"] <= row["to_verify"] <= row["candidate_pairs"]
     assert row["images_matched"] <= row["embedded"] + row["from_cache"]
+    cpus = json.loads((RESULTS / "duplicate_steps.json").read_text())["machine"]["cpus"]
+    for step, seconds in row["seconds"].items():  # a step keeps at most every core busy
+        assert row["cpu_seconds"][step] <= cpus * seconds + 0.5, step

@@ -413,6 +413,8 @@ def test_own_photos_page_quotes_where_the_duplicates_time_goes_as_recorded():
     text = " ".join(page("own-photos.md").split())
     seconds = row["seconds"]
     assert (f"{row['total_s']} s in all, of which {seconds['descriptors']} s the descriptors") in text
+    assert f"{row['cpu_seconds']['descriptors']} CPU seconds: both cores busy" in text
+    assert row["cpu_seconds"]["descriptors"] > 1.8 * seconds["descriptors"]
     assert (f"{seconds['candidate pairs']} s the {row['candidate_pairs']:,} candidate pairs and "
-            f"{seconds['verification']} s the verification: ORB features of {row['images_matched']:,} photos and "
-            f"{row['pairs_matched']:,} pairs matched (of {row['to_verify']:,} left to verify") in text
+            f"{seconds['verification']} s the verification: {row['pairs_matched']:,} pairs matched of "
+            f"{row['images_matched']:,} photos (of {row['to_verify']:,} left to verify") in text

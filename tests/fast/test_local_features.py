@@ -331,3 +331,71 @@ def test_re_ranking_refuses_a_gallery_of_binary_features(tmp_path):
     verifier = Verifier([save(picture(1), tmp_path / "a.png")], kind=ORB)
     with pytest.raises(UsageError, match="orb"):
         verifier.verified(save(picture(1), tmp_path / "q.png"), [0])
+
+
+def test_candidate_pairs_are_each_images_nearest_others_as_a_full_similarity_matrix_gives_them():
+    """FAISS's search gives the pairs NumPy's matrix product and sort give, identical vectors included."""
+    from imgsearch_helpers.retrieval.duplicates import candidate_pairs
+    from imgsearch_helpers.vectors import l2_normalize
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(30, 32))
+    vectors = l2_normalize(np.float32(centres[rng.integers(0, 30, 300)] + 0.4 * rng.normal(size=(300, 32))))
+    vectors[7] = vectors[8]  # two images with one descriptor: each is the other's nearest, itself left out
+    similarity = vectors @ vectors.T
+    np.fill_diagonal(similarity, -np.inf)
+    expected = {(min(i, int(j)), max(i, int(j))) for i in range(300) for j in np.argsort(-similarity[i])[:4]
+                if similarity[i, j] >= 0.6}
+    found = {(a, b) for a, b, _ in candidate_pairs(vectors, 0.6, neighbours=4)}
+    assert found == expected and (7, 8) in found
+
+
+def test_binary_features_are_matched_as_opencvs_brute_force_matcher_matches_them(tmp_path):
+    """`binary_inliers` (FAISS's Hamming search) keeps the ratio-test matches OpenCV's matcher keeps."""
+    from imgsearch_helpers.retrieval.verify import ORB, binary_inliers, homography_inliers
+
+    first, second = (ORB.describe(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), ORB.create())
+                     for image in (picture(9), warped(picture(9))))
+    pairs = [p for p in cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(first.descriptors, second.descriptors, k=2)
+             if len(p) == 2]
+    kept = [(a.queryIdx, a.trainIdx) for a, b in pairs if a.distance < 0.75 * b.distance]
+    rows, cols = np.array(kept).T
+    cv2.setRNGSeed(0)
+    expected = homography_inliers(first.points[rows], second.points[cols])
+    cv2.setRNGSeed(0)
+    assert binary_inliers(first, second) == expected >= 20
+
+
+def test_a_gallery_images_features_are_found_once_when_threads_ask_for_them_together(tmp_path):
+    import threading
+
+    from imgsearch_helpers.retrieval.verify import ORB, Verifier
+
+    calls = []
+    counting = type(ORB)("counting", ORB.create, lambda gray, extractor: calls.append(1) or ORB.describe(gray, extractor),
+                         ORB.inliers)
+    verifier = Verifier([save(picture(10), tmp_path / "a.png")], side=320, kind=counting)
+    start = threading.Barrier(4)
+    threads = [threading.Thread(target=lambda: (start.wait(), verifier.features(0))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and len(verifier.known) == 1
+
+
+def test_features_found_while_decoding_are_the_files_and_handed_over_once(tmp_path):
+    """`Grays(kind=ORB)` finds the features as the image is decoded; the verifier takes them (they
+    are not held twice) and a later ask reads the file, which gives the same features."""
+    from imgsearch_helpers.data.images import load_image
+    from imgsearch_helpers.retrieval.verify import ORB, Grays
+
+    path = save(picture(11), tmp_path / "a.png")
+    grays = Grays(320, ORB)
+    grays.keep(path, load_image(path, min_side=320))
+    assert grays.encoded == {} and set(grays.found) == {path}
+    kept = grays.features(path, ORB.create(), ORB)
+    assert grays.found == {}
+    again = grays.features(path, ORB.create(), ORB)
+    assert np.array_equal(kept.descriptors, again.descriptors) and np.array_equal(kept.points, again.points)
+    assert len(kept.descriptors) > 100
