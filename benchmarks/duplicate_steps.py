@@ -6,8 +6,9 @@
 --every) as the command runs it, with a new embedding cache holding only the model's export:
 the seconds of each step and the process's CPU seconds in it (exact copies by hash; the regional
 GeM descriptors, which decode each image once and find its ORB features for verification on the
-way; candidate pairs; verification by local features) and what each did (`retrieval.duplicates.Work`): images embedded, candidate pairs,
-pairs left to verify, pairs matched and images whose features were found.
+way; candidate pairs; verification by local features) and what each did
+(`retrieval.duplicates.Work`): images embedded, candidate pairs, pairs left to verify, pairs
+matched and images whose features were found.
 """
 from __future__ import annotations
 

@@ -212,7 +212,8 @@ def candidate_pairs(vectors: np.ndarray, threshold: float, neighbours: int = NEI
     vectors = np.ascontiguousarray(vectors, np.float32)
     seen = set()
     for start in range(0, count, CHUNK):
-        cosines, nearest = faiss.knn(vectors[start:start + CHUNK], vectors, reach + 1, metric=faiss.METRIC_INNER_PRODUCT)
+        cosines, nearest = faiss.knn(vectors[start:start + CHUNK], vectors, reach + 1,
+                                     metric=faiss.METRIC_INNER_PRODUCT)
         for i, row_cosines, row_nearest in zip(range(start, count), cosines, nearest):
             others = [(int(j), float(cosine)) for j, cosine in zip(row_nearest, row_cosines) if j != i and j >= 0]
             for j, cosine in others[:reach]:  # itself left out (an identical vector may come first)

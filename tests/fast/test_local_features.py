@@ -372,8 +372,8 @@ def test_a_gallery_images_features_are_found_once_when_threads_ask_for_them_toge
     from imgsearch_helpers.retrieval.verify import ORB, Verifier
 
     calls = []
-    counting = type(ORB)("counting", ORB.create, lambda gray, extractor: calls.append(1) or ORB.describe(gray, extractor),
-                         ORB.inliers)
+    counting = type(ORB)("counting", ORB.create,
+                         lambda gray, extractor: calls.append(1) or ORB.describe(gray, extractor), ORB.inliers)
     verifier = Verifier([save(picture(10), tmp_path / "a.png")], side=320, kind=counting)
     start = threading.Barrier(4)
     threads = [threading.Thread(target=lambda: (start.wait(), verifier.features(0))) for _ in range(4)]
