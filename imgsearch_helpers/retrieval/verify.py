@@ -133,7 +133,7 @@ def orb_features(gray: np.ndarray, extractor) -> Features:
 SIFT = FeatureKind("sift", lambda: cv2.SIFT_create(FEATURES), kept_sift, inliers)
 # Duplicates match one picture copied: ORB, 15 times faster to find at 320 pixels (1.5 ms against
 # 23 ms), 20 KB an image. Over the tutorial gallery plus a copy of each under 13 edits, as
-# `find_duplicates` (warm embeddings): SIFT recall 0.955, precision 0.996, 34 s; ORB 0.957, 1.000,
+# `find_duplicates` when it was chosen (warm embeddings): SIFT recall 0.955, precision 0.996, 34 s; ORB 0.957, 1.000,
 # 16 s; on the Pictures folder both 0.989 and 1.000. Patches of 19 pixels (not 31) leave room for
 # keypoints near the edges of a small image; Lowe's ratio 0.75.
 ORB = FeatureKind("orb", lambda: cv2.ORB_create(FEATURES, edgeThreshold=19, patchSize=19), orb_features,

@@ -418,3 +418,15 @@ def test_own_photos_page_quotes_where_the_duplicates_time_goes_as_recorded():
     assert (f"{seconds['candidate pairs']} s the {row['candidate_pairs']:,} candidate pairs and "
             f"{seconds['verification']} s the verification: {row['pairs_matched']:,} pairs matched of "
             f"{row['images_matched']:,} photos (of {row['to_verify']:,} left to verify") in text
+
+
+def test_notebook_08_the_stores_counts_for_the_carton_and_its_siblings_are_its_tables():
+    """Notebook 8: 'The store finds the carton with <votes> votes and <inliers> inliers ... Its siblings
+    pass the 10-inlier bar too (<name> <inliers>, <name> <inliers>)', from the table of match_query."""
+    table = output_of("08_real_photos", "matches = match_query(").splitlines()[1:]
+    rows = [line.split() for line in table]
+    (first, votes, inliers, _), *siblings = [row[1:] for row in rows]
+    text = " ".join(markdown("08_real_photos").split())
+    assert f"The store finds the carton with {votes} votes and {inliers} inliers" in text
+    assert "(" + ", ".join(f"{name} {count}" for name, _, count, _ in siblings) + ")" in text
+    assert first == "Arla-Sour-Milk" and all(int(count) >= 10 for _, _, count, _ in siblings)
