@@ -83,12 +83,14 @@ def inliers(query: Features, candidate: Features, ratio: float = 0.8, least: int
     return homography_inliers(query.points[rows], candidate.points[cols], least)
 
 
-def homography_inliers(query_points: np.ndarray, candidate_points: np.ndarray, least: int = 8) -> int:
+def homography_inliers(query_points: np.ndarray, candidate_points: np.ndarray, least: int = 8,
+                       method: int = cv2.RANSAC) -> int:
     """How many matched points one homography carries onto their matches (RANSAC, 8 pixels); 0 under
-    `least` matches (at least 8), with no fit: RANSAC costs as much as the matching."""
+    `least` matches (at least 8), with no fit: RANSAC costs as much as the matching. `method`:
+    OpenCV's robust estimator (`cv2.USAC_DEFAULT`: see `binary_inliers`)."""
     if len(query_points) < max(8, least):
         return 0
-    _, mask = cv2.findHomography(query_points, candidate_points, cv2.RANSAC, 8.0, maxIters=500)
+    _, mask = cv2.findHomography(query_points, candidate_points, method, 8.0, maxIters=500)
     return int(mask.sum()) if mask is not None else 0
 
 
@@ -96,13 +98,15 @@ def binary_inliers(query: Features, candidate: Features, ratio: float = 0.75, le
     """`inliers` for binary descriptors (ORB): nearest by Hamming distance, Lowe's ratio test. FAISS's
     Hamming search finds the same two nearest distances as OpenCV's brute-force matcher, 4 to 7
     times faster on 500 x 500 ORB descriptors (0.2-0.3 ms against 1.2-2.3), without a Python object
-    a match. It holds the GIL (two threads search no faster than one); RANSAC, the rest of a pair's
-    time, does not."""
+    a match. It holds the GIL (two threads search no faster than one); the fit, the rest of a
+    pair's time, does not. The fit is OpenCV's USAC (`USAC_DEFAULT`: a model that cannot be the
+    best is dropped after a few points, SPRT): plain RANSAC tries all 500 samples on a pair of
+    unrelated photos with 20 chance matches (5.7 ms on 100 random points, against 0.26)."""
     if len(query.descriptors) < 2 or len(candidate.descriptors) < 2:
         return 0
     distances, nearest = faiss.knn_hamming(query.descriptors, candidate.descriptors, 2)
     kept = np.flatnonzero(distances[:, 0] < ratio * distances[:, 1])
-    return homography_inliers(query.points[kept], candidate.points[nearest[kept, 0]], least)
+    return homography_inliers(query.points[kept], candidate.points[nearest[kept, 0]], least, cv2.USAC_DEFAULT)
 
 
 @dataclass(frozen=True)
