@@ -144,6 +144,14 @@ ORB = FeatureKind("orb", lambda: cv2.ORB_create(FEATURES, edgeThreshold=19, patc
                   binary_inliers)
 
 
+def thread_extractor(local: threading.local, kind: FeatureKind):
+    """The calling thread's extractor of `kind`, made on its first use there (an OpenCV extractor
+    is not shared between threads)."""
+    if not hasattr(local, "extractor"):
+        local.extractor = kind.create()
+    return local.extractor
+
+
 def ratio_matches(query: np.ndarray, candidate: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
     """Each query descriptor's nearest candidate descriptor (L2), kept when it is nearer than `ratio`
     times the second nearest (Lowe's ratio test): what OpenCV's brute-force k=2 matcher finds, from
@@ -179,9 +187,7 @@ class Grays:
         if self.kind is None:
             self.encoded[str(path)] = cv2.imencode(".jpg", gray, JPEG_95)[1].tobytes()
         else:
-            if not hasattr(self._local, "extractor"):
-                self._local.extractor = self.kind.create()
-            self.found[str(path)] = self.kind.describe(gray, self._local.extractor)
+            self.found[str(path)] = self.kind.describe(gray, thread_extractor(self._local, self.kind))
         self.glances[str(path)] = Glance.of(gray, image.size)
 
     def features(self, path, extractor=None, kind: FeatureKind = SIFT) -> Features:
@@ -284,9 +290,7 @@ class Verifier:
 
     def _extractor(self):
         """This thread's extractor: `features` may be called from several threads (`duplicates.verified_pairs`)."""
-        if not hasattr(self._local, "extractor"):
-            self._local.extractor = self.kind.create()
-        return self._local.extractor
+        return thread_extractor(self._local, self.kind)
 
     def prefetch(self, indexes, workers: int = WORKERS) -> None:
         """Find the features of these gallery images on `workers` threads (OpenCV releases the GIL)."""
