@@ -44,8 +44,8 @@ def load_image(
         if min_side:
             _reduce_while_decoding(opened, min_side)
         opened.load()
-        image = ImageOps.exif_transpose(opened)
-    return _reduced(to_rgb(image), min_side) if min_side else to_rgb(image)
+        ImageOps.exif_transpose(opened, in_place=True)  # an upright image is not copied
+    return _reduced(to_rgb(opened), min_side) if min_side else to_rgb(opened)
 
 
 def read_image_bytes(path) -> bytes:
