@@ -5,7 +5,8 @@ faster JPEG decoder would make ingest faster.
 
 Per image, on one thread: read the file, decode it (the package's `load_image`: Pillow, reduced
 while decoding where the photo is large), resize and crop to the network's square (uint8),
-normalize to float; then the network per image at batch 16 and at batch 1 (both cores). If
+normalize to float; then the network per image at batch 16 and at batch 1 (both cores); the
+decoding by kind of file (suffix): images, ms each, and the core-seconds of all of them. If
 `simplejpeg` (libjpeg-turbo without Pillow) is installed, its decode time too, whether its pixels
 equal Pillow's, and the package's batched embedding (`embed.iter_embeddings`, decoding on worker
 threads while the network runs) with either decoder, side by side in one run. `--gallery` takes
@@ -23,6 +24,7 @@ from PIL import Image
 from imgsearch_helpers.data.images import load_image
 from imgsearch_helpers.data.tutorial import list_images, load_catalog
 from imgsearch_helpers.embed import stream as embed
+from imgsearch_helpers.errors import ImageError
 from imgsearch_helpers.evaluation.timing import time_interleaved, time_runs
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
 
@@ -86,6 +88,26 @@ def measure_stages(embedder, paths, torch_embedder=None) -> dict:
     return {key: round(value, 3) for key, value in stages.items()}
 
 
+def decodes(path, min_side: int) -> bool:
+    """Whether `path` decodes (a real photo folder holds broken files too: they are left out)."""
+    try:
+        load_image(path, min_side=min_side)
+    except ImageError:
+        return False
+    return True
+
+
+def decode_by_kind(paths, datas, min_side: int) -> dict:
+    """For each suffix: images, ms to decode one (one round), and the core-seconds of all of them."""
+    kinds: dict[str, list] = {}
+    for path, data in zip(paths, datas):
+        kinds.setdefault(Path(path).suffix.lower(), []).append((path, data))
+    timed = {kind: per_image_ms(lambda item: load_image(item[0], data=item[1], min_side=min_side), items, 1)[0]
+             for kind, items in sorted(kinds.items())}
+    return {kind: {"images": len(kinds[kind]), "ms": round(ms, 1), "core_s": round(ms * len(kinds[kind]) / 1000, 1)}
+            for kind, ms in timed.items()}
+
+
 def core_budget(stages: dict) -> dict:
     """Core-milliseconds per image at batch 16 (the network uses both cores) and each stage's share."""
     cores = 2
@@ -107,16 +129,18 @@ def batched_images_per_s(embedder, paths) -> dict:
 
 def add_options(parser) -> None:
     parser.add_argument("--gallery", type=Path, help="any folder of images (default: the tutorial's gallery)")
-    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--images", type=int, default=300, help="the first N images (0: all)")
 
 
 def measure(bench: Bench) -> dict:
     args, settings = bench.args, bench.settings()
     paths = [str(p) for p in (list_images(args.gallery) if args.gallery else load_catalog(settings).path)]
-    paths = paths[: args.images]
     embedder = build_embedder(args.model, settings=settings)
+    paths = [path for path in paths[: args.images or None] if decodes(path, embedder.min_side)]
     stages = measure_stages(embedder, paths, build_embedder(args.model, settings=settings, backend="torch"))
+    by_kind = decode_by_kind(paths, [Path(p).read_bytes() for p in paths], embedder.min_side)
     return {"model": args.model, "backend": embedder.backend, "images": len(paths), "stages": stages,
+            "decode_by_kind": by_kind,
             **core_budget(stages), "network_speedup_vs_torch": round(
                 stages["torch_network_batch16_ms_per_image"] / stages["network_batch16_ms_per_image"], 2),
             "batched_images_per_s": batched_images_per_s(embedder, paths)}

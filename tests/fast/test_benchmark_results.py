@@ -151,8 +151,9 @@ def test_distributed_results_compare_ray_with_one_process_and_extrapolate_by_the
         assert row["hours_100M_on_10"] == pytest.approx(hours, abs=0.01)
 
 
-def test_decode_results_split_an_image_into_stages_that_add_up():
-    result = json.loads((RESULTS / "decode.json").read_text())
+@pytest.mark.parametrize("name", ["decode.json", "decode_pictures.json"])
+def test_decode_results_split_an_image_into_stages_that_add_up(name):
+    result = json.loads((RESULTS / name).read_text())
     stages = result["stages"]
     assert result["images"] >= 100 and all(stages[k] > 0 for k in ("read_ms", "decode_pillow_ms", "resize_crop_ms",
                                                                    "normalize_ms", "network_batch16_ms_per_image"))
@@ -162,6 +163,16 @@ def test_decode_results_split_an_image_into_stages_that_add_up():
     network_bound = stages["torch_network_batch16_ms_per_image"] / stages["network_batch16_ms_per_image"]
     assert result["network_speedup_vs_torch"] == round(network_bound, 2)
 
+
+
+def test_decode_by_kind_counts_every_image_of_the_phone_folder_once():
+    result = json.loads((RESULTS / "decode_pictures.json").read_text())
+    by_kind = result["decode_by_kind"]
+    assert {".jpg", ".png", ".heic"} <= set(by_kind)
+    assert sum(kind["images"] for kind in by_kind.values()) == result["images"]
+    for kind in by_kind.values():  # ms rounded to 0.1, core seconds to 0.1
+        rounding = 0.05 + 0.05 * kind["images"] / 1000
+        assert kind["core_s"] == pytest.approx(kind["ms"] * kind["images"] / 1000, abs=rounding)
 
 
 def test_clip_speed_results_time_both_towers_on_both_runtimes_in_one_run():
