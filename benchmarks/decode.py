@@ -10,7 +10,15 @@ decoding by kind of file (suffix): images, ms each, and the core-seconds of all 
 `simplejpeg` (libjpeg-turbo without Pillow) is installed, its decode time too, whether its pixels
 equal Pillow's, and the package's batched embedding (`embed.iter_embeddings`, decoding on worker
 threads while the network runs) with either decoder, side by side in one run. `--gallery` takes
-any folder of images (default: the configured tutorial gallery).
+any folder of images (default: the configured tutorial gallery), `--images 0` every readable one:
+
+    python benchmarks/decode.py --gallery data/pictures --images 0 --out benchmarks/results/decode_pictures.json
+
+`--descriptor`: the same for the descriptor of `imgsearch duplicates` (regional GeM, the whole
+image at 320 pixels), with the gray copy and ORB features each image also gets, as a stage and in
+the batched embedding (`retrieval.verify.Grays`):
+
+    python benchmarks/decode.py --descriptor --gallery data/photos-20k --out benchmarks/results/decode_duplicates.json
 """
 from __future__ import annotations
 
@@ -27,6 +35,9 @@ from imgsearch_helpers.embed import stream as embed
 from imgsearch_helpers.errors import ImageError
 from imgsearch_helpers.evaluation.timing import time_interleaved, time_runs
 from imgsearch_helpers.models import DEFAULT_MODEL, build_embedder
+from imgsearch_helpers.models.descriptors import build_instance_embedder
+from imgsearch_helpers.retrieval.duplicates import VERIFY_SIDE
+from imgsearch_helpers.retrieval.verify import ORB, Grays, gray_at_side
 
 try:
     import simplejpeg
@@ -59,16 +70,18 @@ def network_ms(embedder, tensors, batch: int, rounds: int = 3) -> float:
     return 1000 * timing.median / (len(stacked) * batch)
 
 
-def stream_images(embedder, paths, decoder) -> int:
-    """The package's batched embedding (no cache) with `decoder` in place of `load_image`: images embedded."""
+def stream_images(embedder, paths, decoder, features: bool = False) -> int:
+    """The package's batched embedding (no cache) with `decoder` in place of `load_image`: images
+    embedded; with `features`, each image's ORB features found on the way, as `duplicates` does."""
     original, embed.load_image = embed.load_image, decoder
+    on_image = Grays(VERIFY_SIDE, ORB).keep if features else None
     try:
-        return sum(len(b.positions) for b in embed.iter_embeddings(paths, embedder, progress=False))
+        return sum(len(b.positions) for b in embed.iter_embeddings(paths, embedder, progress=False, on_image=on_image))
     finally:
         embed.load_image = original
 
 
-def measure_stages(embedder, paths, torch_embedder=None) -> dict:
+def measure_stages(embedder, paths, torch_embedder=None, features: bool = False) -> dict:
     read_ms, datas = per_image_ms(lambda p: Path(p).read_bytes(), paths)
     decode_ms, decoded = per_image_ms(lambda item: load_image(item[0], data=item[1], min_side=embedder.min_side),
                                       list(zip(paths, datas)))
@@ -79,6 +92,8 @@ def measure_stages(embedder, paths, torch_embedder=None) -> dict:
               "network_batch1_ms": network_ms(embedder, tensors, 1)}
     if torch_embedder is not None:  # bounds any end-to-end speedup over PyTorch
         stages["torch_network_batch16_ms_per_image"] = network_ms(torch_embedder, tensors, 16)
+    if features:
+        stages.update(feature_stages(decoded))
     if simplejpeg is not None:
         stages["decode_simplejpeg_ms"], fast = per_image_ms(
             lambda item: decode_with_simplejpeg(item[0], data=item[1], min_side=embedder.min_side),
@@ -86,6 +101,15 @@ def measure_stages(embedder, paths, torch_embedder=None) -> dict:
         stages["simplejpeg_same_pixels"] = sum(np.array_equal(np.asarray(a), np.asarray(b))
                                                for a, b in zip(decoded, fast)) / len(paths)
     return {key: round(value, 3) for key, value in stages.items()}
+
+
+def feature_stages(decoded) -> dict:
+    """What `duplicates` does too with each decoded image: its gray copy at the verification side
+    and that copy's ORB features (found while the image is decoded for the descriptor)."""
+    gray_ms, grays = per_image_ms(lambda image: gray_at_side(image, VERIFY_SIDE), decoded)
+    extractor = ORB.create()
+    orb_ms, _ = per_image_ms(lambda gray: ORB.describe(gray, extractor), grays)
+    return {"gray_ms": gray_ms, "orb_ms": orb_ms}
 
 
 def decodes(path, min_side: int) -> bool:
@@ -113,16 +137,17 @@ def core_budget(stages: dict) -> dict:
     cores = 2
     parts = {"read": stages["read_ms"], "decode": stages["decode_pillow_ms"], "resize_crop": stages["resize_crop_ms"],
              "normalize": stages["normalize_ms"], "network": cores * stages["network_batch16_ms_per_image"]}
+    parts |= {stage: stages[f"{stage}_ms"] for stage in ("gray", "orb") if f"{stage}_ms" in stages}
     total = sum(parts.values())
     return {"core_ms_per_image": round(total, 2), "share": {k: round(v / total, 3) for k, v in parts.items()},
             "bound_images_per_s": round(1000 * cores / total, 1)}
 
 
-def batched_images_per_s(embedder, paths) -> dict:
+def batched_images_per_s(embedder, paths, features: bool = False) -> dict:
     """The package's batched embedding with each decoder, interleaved so that both see the same
     machine: the best run of each."""
     decoders = {"pillow": load_image} | ({"simplejpeg": decode_with_simplejpeg} if simplejpeg is not None else {})
-    timings = time_interleaved({name: lambda decoder=decoder: stream_images(embedder, paths, decoder)
+    timings = time_interleaved({name: lambda decoder=decoder: stream_images(embedder, paths, decoder, features)
                                 for name, decoder in decoders.items()}, runs=2 if simplejpeg is not None else 1)
     return {name: round(timing.result / timing.best, 1) for name, timing in timings.items()}
 
@@ -130,20 +155,26 @@ def batched_images_per_s(embedder, paths) -> dict:
 def add_options(parser) -> None:
     parser.add_argument("--gallery", type=Path, help="any folder of images (default: the tutorial's gallery)")
     parser.add_argument("--images", type=int, default=300, help="the first N images (0: all)")
+    parser.add_argument("--descriptor", action="store_true",
+                        help="the duplicates' descriptor (regional GeM, the whole image at 320 pixels) and its ORB "
+                             "features instead of the search model")
 
 
 def measure(bench: Bench) -> dict:
     args, settings = bench.args, bench.settings()
     paths = [str(p) for p in (list_images(args.gallery) if args.gallery else load_catalog(settings).path)]
-    embedder = build_embedder(args.model, settings=settings)
+    build = (lambda **kw: build_instance_embedder(args.model, settings=settings, **kw)) if args.descriptor else (
+        lambda **kw: build_embedder(args.model, settings=settings, **kw))
+    embedder = build()
     paths = [path for path in paths[: args.images or None] if decodes(path, embedder.min_side)]
-    stages = measure_stages(embedder, paths, build_embedder(args.model, settings=settings, backend="torch"))
+    stages = measure_stages(embedder, paths, build(backend="torch"), features=args.descriptor)
     by_kind = decode_by_kind(paths, [Path(p).read_bytes() for p in paths], embedder.min_side)
-    return {"model": args.model, "backend": embedder.backend, "images": len(paths), "stages": stages,
+    return {"model": args.model, "descriptor": args.descriptor, "backend": embedder.backend, "images": len(paths),
+            "stages": stages,
             "decode_by_kind": by_kind,
             **core_budget(stages), "network_speedup_vs_torch": round(
                 stages["torch_network_batch16_ms_per_image"] / stages["network_batch16_ms_per_image"], 2),
-            "batched_images_per_s": batched_images_per_s(embedder, paths)}
+            "batched_images_per_s": batched_images_per_s(embedder, paths, args.descriptor)}
 
 
 if __name__ == "__main__":

@@ -151,7 +151,7 @@ def test_distributed_results_compare_ray_with_one_process_and_extrapolate_by_the
         assert row["hours_100M_on_10"] == pytest.approx(hours, abs=0.01)
 
 
-@pytest.mark.parametrize("name", ["decode.json", "decode_pictures.json"])
+@pytest.mark.parametrize("name", ["decode.json", "decode_pictures.json", "decode_duplicates.json"])
 def test_decode_results_split_an_image_into_stages_that_add_up(name):
     result = json.loads((RESULTS / name).read_text())
     stages = result["stages"]
@@ -163,6 +163,13 @@ def test_decode_results_split_an_image_into_stages_that_add_up(name):
     network_bound = stages["torch_network_batch16_ms_per_image"] / stages["network_batch16_ms_per_image"]
     assert result["network_speedup_vs_torch"] == round(network_bound, 2)
 
+
+
+def test_decode_for_duplicates_counts_the_features_found_on_the_way():
+    result = json.loads((RESULTS / "decode_duplicates.json").read_text())
+    assert result["descriptor"] and "--descriptor" in result["command"]
+    assert result["stages"]["gray_ms"] > 0 and result["stages"]["orb_ms"] > 0
+    assert {"gray", "orb"} <= set(result["share"])  # in the core budget, so in the bound
 
 
 def test_decode_by_kind_counts_every_image_of_the_phone_folder_once():
