@@ -169,38 +169,30 @@ def ratio_matches(query: np.ndarray, candidate: np.ndarray, ratio: float) -> tup
 
 @dataclass
 class Grays:
-    """Gray copies of images at the verification side, kept as the images are decoded for embedding
-    (`embed_paths(on_image=grays.keep)`), so verification does not decode the files again: a 12-MP
-    HEIC or PNG screenshot takes 0.1-0.4 s. JPEG at quality 95, about 15 KB an image; or, when the
-    features to verify by are known (`kind`), those features found at once, on the decoding thread
-    (ORB: 20 KB an image), handed over to the verifier when it asks."""
+    """What verification needs of each image, kept as the images are decoded for embedding
+    (`embed_paths(on_image=grays.keep)`), so verification does not decode the files again (a 12-MP
+    HEIC or PNG screenshot takes 0.1-0.4 s): the image's `Glance` and, when the features to verify
+    by are known (`kind`), those features, found at once on the decoding thread (ORB: 20 KB an
+    image) and handed over to the verifier when it asks."""
 
     side: int = MAX_SIDE
-    kind: FeatureKind | None = None  # find these features while decoding instead of keeping a gray copy
-    encoded: dict = field(default_factory=dict)  # path -> JPEG bytes
+    kind: FeatureKind | None = None  # the features to find while decoding (None: glances only)
     found: dict = field(default_factory=dict)  # path -> Features of `kind`, until the verifier takes them
     glances: dict = field(default_factory=dict)  # path -> Glance
     _local: threading.local = field(default_factory=threading.local, repr=False)  # an extractor a thread
 
     def keep(self, path, image: Image.Image) -> None:
         gray = gray_at_side(image, self.side)
-        if self.kind is None:
-            self.encoded[str(path)] = cv2.imencode(".jpg", gray, JPEG_95)[1].tobytes()
-        else:
+        if self.kind is not None:
             self.found[str(path)] = self.kind.describe(gray, thread_extractor(self._local, self.kind))
         self.glances[str(path)] = Glance.of(gray, image.size)
 
     def features(self, path, extractor=None, kind: FeatureKind = SIFT) -> Features:
         """The features of `path`: those found while decoding (given up: the caller keeps them),
-        else from its kept gray copy when there is one, else from the file."""
+        else from the file."""
         if kind is self.kind and str(path) in self.found:
             return self.found.pop(str(path))
-        encoded = self.encoded.get(str(path))
-        if encoded is None:
-            gray = file_gray(path, self.side)
-        else:
-            gray = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_GRAYSCALE)
-        return kind.describe(gray, extractor if extractor is not None else kind.create())
+        return kind.describe(file_gray(path, self.side), extractor if extractor is not None else kind.create())
 
     def glance(self, path) -> Glance:
         """The `Glance` of `path`, kept or from the file (then kept: an image is in several pairs).
@@ -239,7 +231,6 @@ class Glance:
         return same_shape and float(self.pixels @ other.pixels) >= correlation
 
 
-JPEG_95 = [cv2.IMWRITE_JPEG_QUALITY, 95]
 
 
 @dataclass
@@ -251,7 +242,7 @@ class Verifier:
     min_inliers: int = 15
     side: int = MAX_SIDE  # long side local features are found at
     known: dict = field(default_factory=dict, repr=False)  # path -> Features; may be shared between verifiers
-    grays: Grays | None = None  # gray copies kept while embedding, when there are
+    grays: Grays | None = None  # glances and features kept while embedding, when there are
     kind: FeatureKind = SIFT  # the gallery's features; queries are matched by SIFT (`verified`)
     _local: threading.local = field(default_factory=threading.local, repr=False)  # an extractor a thread
     _finding: dict = field(default_factory=dict, repr=False)  # path -> the lock of the thread finding its features
