@@ -81,7 +81,8 @@ def stream_images(embedder, paths, decoder, features: bool = False) -> int:
         embed.load_image = original
 
 
-def measure_stages(embedder, paths, torch_embedder=None, features: bool = False) -> dict:
+def measure_stages(embedder, paths, torch_embedder=None, features: bool = False) -> tuple[dict, list[bytes]]:
+    """Each stage's ms an image, and the files' bytes as read (for decoding them again by kind)."""
     read_ms, datas = per_image_ms(lambda p: Path(p).read_bytes(), paths)
     decode_ms, decoded = per_image_ms(lambda item: load_image(item[0], data=item[1], min_side=embedder.min_side),
                                       list(zip(paths, datas)))
@@ -100,7 +101,7 @@ def measure_stages(embedder, paths, torch_embedder=None, features: bool = False)
             list(zip(paths, datas)))
         stages["simplejpeg_same_pixels"] = sum(np.array_equal(np.asarray(a), np.asarray(b))
                                                for a, b in zip(decoded, fast)) / len(paths)
-    return {key: round(value, 3) for key, value in stages.items()}
+    return {key: round(value, 3) for key, value in stages.items()}, datas
 
 
 def feature_stages(decoded) -> dict:
@@ -163,12 +164,12 @@ def add_options(parser) -> None:
 def measure(bench: Bench) -> dict:
     args, settings = bench.args, bench.settings()
     paths = [str(p) for p in (list_images(args.gallery) if args.gallery else load_catalog(settings).path)]
-    build = (lambda **kw: build_instance_embedder(args.model, settings=settings, **kw)) if args.descriptor else (
-        lambda **kw: build_embedder(args.model, settings=settings, **kw))
-    embedder = build()
+    build = build_instance_embedder if args.descriptor else build_embedder
+    embedder = build(args.model, settings=settings)
     paths = [path for path in paths[: args.images or None] if decodes(path, embedder.min_side)]
-    stages = measure_stages(embedder, paths, build(backend="torch"), features=args.descriptor)
-    by_kind = decode_by_kind(paths, [Path(p).read_bytes() for p in paths], embedder.min_side)
+    stages, datas = measure_stages(embedder, paths, build(args.model, settings=settings, backend="torch"),
+                                   features=args.descriptor)
+    by_kind = decode_by_kind(paths, datas, embedder.min_side)
     return {"model": args.model, "descriptor": args.descriptor, "backend": embedder.backend, "images": len(paths),
             "stages": stages,
             "decode_by_kind": by_kind,

@@ -231,8 +231,6 @@ class Glance:
         return same_shape and float(self.pixels @ other.pixels) >= correlation
 
 
-
-
 @dataclass
 class Verifier:
     """Re-ranks result rows; the gallery's features are computed once and kept in `known`."""
